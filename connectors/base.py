@@ -1,0 +1,56 @@
+"""What a connector is: a request in, canonical events out, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from engine.events import InboundBatch
+
+
+class ConnectorError(Exception):
+    """A request a connector refuses; `status` is the HTTP status to answer with."""
+
+    status = 400
+
+
+class BadSignature(ConnectorError):
+    """The request is not signed with the configured secret (401)."""
+
+    status = 401
+
+
+class BadPayload(ConnectorError):
+    """The body cannot be read; the message says what is wrong and where (400)."""
+
+    status = 400
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRequest:
+    """The parts of an HTTP request a connector may look at."""
+
+    url: str  # the full URL as the platform called it (Twilio signs it)
+    headers: Mapping[str, str]  # case-insensitive in practice; keys as received
+    body: bytes
+    content_type: str
+
+
+class Connector(Protocol):
+    """One chatbot platform."""
+
+    name: str  # the URL segment: POST /webhooks/<name>
+    secret_env: str  # the environment variable holding its secret
+    verification: str  # a short human description, listed by `escalations connectors`
+
+    def verify(self, request: InboundRequest, secret: str | None) -> None:
+        """Raise BadSignature unless the request is authentic (no-op when secret is None)."""
+        ...
+
+    def parse(self, request: InboundRequest) -> list[InboundBatch]:
+        """Turn the body into canonical batches; raise BadPayload naming what is wrong.
+
+        Event types the project does not use are skipped (an empty list is a valid answer).
+        """
+        ...

@@ -1,0 +1,63 @@
+"""Taskmaster-4 coffee ordering (TM-4-2024) -> labelled generic conversations.
+
+Label, from the scenario each crowd worker was given (there are no per-turn labels): the
+conversation needs a human when the scenario makes the assistant fail the order, that is the
+"no results" and "wrong results" templates, from the assistant's first reply (the one that
+reports the failure). Every other scenario is a negative, including "completely off topic":
+there the customer asks something unrelated and the assistant correctly declines and offers the
+menu, which is what a support bot should do and not a reason to call a person.
+
+Usage: python -m evaluation.convert_taskmaster4 RAW.json OUT.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from evaluation.generic_format import Record, Speaker, conversation, label, message, write_jsonl
+
+ROLES: dict[str, Speaker] = {"user": "customer", "assistant": "bot"}
+FAILURE_SCENARIO = re.compile(r"\b(no results|wrong results)\b", re.IGNORECASE)
+
+
+def is_failure_scenario(scenario: str) -> bool:
+    """True for the scenarios in which the assistant cannot give the customer what they asked."""
+    return FAILURE_SCENARIO.search(scenario) is not None
+
+
+def convert_dialogue(dialogue: dict[str, Any]) -> Record:
+    """One Taskmaster-4 dialogue as a generic conversation with its label."""
+    scenario = str(dialogue["scenario"])
+    events = [
+        message(index, ROLES[utterance["speaker"]], utterance["text"])
+        for index, utterance in enumerate(dialogue["utterances"])
+    ]
+    source = f"taskmaster4 scenario: {scenario}"
+    first_reply = next((event["id"] for event in events if event["role"] == "bot"), None)
+    if is_failure_scenario(scenario) and first_reply is not None:
+        verdict = label(True, source, first_reply)
+    else:
+        verdict = label(False, source)
+    metadata = {"dataset": "taskmaster4-coffee", "scenario": scenario}
+    return conversation(f"tm4-{dialogue['conversation_id']}", events, verdict, metadata)
+
+
+def main(argv: list[str]) -> int:
+    """Convert RAW to OUT.jsonl; print how many conversations and positives were written."""
+    if len(argv) != 2:
+        print("usage: python -m evaluation.convert_taskmaster4 RAW.json OUT.jsonl", file=sys.stderr)
+        return 2
+    dialogues = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    records = [convert_dialogue(dialogue) for dialogue in dialogues]
+    write_jsonl(records, Path(argv[1]))
+    positives = sum(1 for record in records if record["label"]["needs_human"])
+    print(f"{len(records)} conversations, {positives} need a human -> {argv[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

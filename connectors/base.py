@@ -54,3 +54,32 @@ class Connector(Protocol):
         Event types the project does not use are skipped (an empty list is a valid answer).
         """
         ...
+
+    def respond(self, batches: list[InboundBatch]) -> tuple[str, bytes]:
+        """The (content type, body) of the 200 answer the platform expects after `parse`."""
+        ...
+
+
+class BaseConnector:
+    """Defaults shared by connectors: most platforms only need a 200 with an empty JSON object."""
+
+    name: str
+    secret_env: str
+    verification: str
+
+    def respond(self, batches: list[InboundBatch]) -> tuple[str, bytes]:
+        """Answer with `{}`: the platform reads nothing from our reply."""
+        return "application/json", b"{}"
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of header `name`, looked up case-insensitively; None when absent."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    # A plain dict (tests, replay tools) keeps the sender's spelling; aiohttp's proxy does not care.
+    wanted = name.lower()
+    for key, candidate in headers.items():
+        if key.lower() == wanted:
+            return candidate
+    return None

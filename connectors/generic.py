@@ -1,0 +1,232 @@
+"""The generic webhook format: our own JSON, for bots on platforms without a dedicated connector.
+
+```json
+{"conversation_id": "c-123", "platform": "acme-bot",
+ "customer": {"id": "u-9", "name": "Ana", "tier": "enterprise", "email": "ana@example.com"},
+ "metadata": {"language": "en", "queue": "billing"}, "link": "https://...",
+ "events": [{"id": "m-1", "type": "message", "role": "customer", "text": "where is my refund??",
+             "timestamp": "2026-11-24T10:00:00Z"}]}
+```
+Signed with `X-Escalations-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from connectors.base import BadPayload, BadSignature, BaseConnector, InboundRequest, header
+from connectors.payload import (
+    as_object,
+    as_str,
+    at,
+    check_id,
+    check_text,
+    confidence,
+    iso_time,
+    json_type,
+    load_json,
+    opt_bool,
+    opt_object,
+    opt_str,
+    req,
+    req_str,
+)
+from engine.events import (
+    ConversationEvent,
+    ConversationMeta,
+    Customer,
+    EventType,
+    InboundBatch,
+    Role,
+)
+
+MAX_EVENTS = 1000
+SIGNATURE_HEADER = "X-Escalations-Signature"
+_SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
+_EVENT_TYPES = ", ".join(event_type.value for event_type in EventType)
+_ROLES = ", ".join(role.value for role in Role)
+
+
+def parse_generic_object(obj: object, where: str = "") -> InboundBatch:
+    """Read one generic-format object; every error message starts with `where` when given.
+
+    Unknown keys are ignored, so a sender may add fields (and replay files a `label`). When two
+    events in one object share an id, the first one is kept and the later ones are dropped, the
+    same answer a retried delivery gets.
+    """
+    try:
+        return _parse_batch(obj)
+    except BadPayload as exc:
+        if where:
+            raise BadPayload(f"{where}: {exc}") from None
+        raise
+
+
+def replay_label(obj: object) -> object:
+    """The raw `label` of a replay line (what a human decided about it); None when absent."""
+    return obj.get("label") if isinstance(obj, dict) else None
+
+
+def _parse_batch(obj: object) -> InboundBatch:
+    if not isinstance(obj, dict):
+        raise BadPayload(f"expected a JSON object, got {json_type(obj)}")
+    conversation_id = check_id(req_str(obj, "conversation_id", ""), "conversation_id")
+    return InboundBatch(
+        conversation_id=conversation_id,
+        meta=_parse_meta(obj),
+        events=_parse_events(obj),
+    )
+
+
+def _parse_meta(obj: Mapping[str, Any]) -> ConversationMeta:
+    customer = opt_object(obj, "customer", "")
+    metadata = _parse_metadata(opt_object(obj, "metadata", ""))
+    link = opt_str(obj, "link", "")
+    if link is not None and not link.startswith(("https://", "http://")):
+        # The link becomes a button in Slack and Teams; only web links are safe to click.
+        raise BadPayload(f"link: not an http(s) URL: {link!r}")
+    return ConversationMeta(
+        platform=opt_str(obj, "platform", "") or "generic",
+        customer=Customer(
+            id=opt_str(customer, "id", "customer"),
+            name=opt_str(customer, "name", "customer"),
+            tier=opt_str(customer, "tier", "customer"),
+            email=opt_str(customer, "email", "customer"),
+        ),
+        metadata=metadata,
+        language=opt_str(obj, "language", "") or metadata.get("language"),
+        link=link,
+    )
+
+
+def _parse_metadata(raw: Mapping[str, Any]) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    for key, value in raw.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            metadata[key] = "true" if value else "false"
+        elif isinstance(value, int | float | str):
+            metadata[key] = str(value)
+        else:
+            raise BadPayload(
+                f"{at('metadata', key)}: expected a string, number or boolean, "
+                f"got {json_type(value)}"
+            )
+    return metadata
+
+
+def _parse_events(obj: Mapping[str, Any]) -> tuple[ConversationEvent, ...]:
+    if "event" in obj and "events" in obj:
+        raise BadPayload("events: give either 'event' or 'events', not both")
+    if "event" in obj:
+        return (_parse_event(req(obj, "event", ""), "event"),)
+    raw_events = req(obj, "events", "")
+    if not isinstance(raw_events, list):
+        raise BadPayload(f"events: expected an array, got {json_type(raw_events)}")
+    if not raw_events:
+        raise BadPayload("events: empty")
+    if len(raw_events) > MAX_EVENTS:
+        raise BadPayload(f"events: more than {MAX_EVENTS} events ({len(raw_events)})")
+    events: dict[str, ConversationEvent] = {}
+    for index, raw in enumerate(raw_events):
+        event = _parse_event(raw, at("events", index))
+        events.setdefault(event.event_id, event)
+    return tuple(events.values())
+
+
+def _parse_event(raw: object, path: str) -> ConversationEvent:
+    obj = as_object(raw, path)
+    event_id = check_id(req_str(obj, "id", path), at(path, "id"))
+    type_name = as_str(req(obj, "type", path), at(path, "type"))
+    try:
+        event_type = EventType(type_name)
+    except ValueError:
+        raise BadPayload(
+            f"{at(path, 'type')}: unknown event type {type_name!r}; expected one of {_EVENT_TYPES}"
+        ) from None
+    timestamp = iso_time(req(obj, "timestamp", path), at(path, "timestamp"))
+    role: Role | None = None
+    role_name = opt_str(obj, "role", path)
+    if event_type is EventType.MESSAGE:
+        role_name = req_str(obj, "role", path)
+    if role_name is not None:
+        try:
+            role = Role(role_name)
+        except ValueError:
+            raise BadPayload(
+                f"{at(path, 'role')}: unknown role {role_name!r}; expected one of {_ROLES}"
+            ) from None
+    text: str | None
+    if event_type is EventType.MESSAGE:
+        text = as_str(req(obj, "text", path), at(path, "text"))
+    else:
+        text = opt_str(obj, "text", path)
+    return ConversationEvent(
+        event_id=event_id,
+        type=event_type,
+        timestamp=timestamp,
+        role=role,
+        text=check_text(text, at(path, "text")),
+        intent=opt_str(obj, "intent", path),
+        confidence=confidence(obj.get("confidence"), at(path, "confidence")),
+        fallback=opt_bool(obj, "fallback", path),
+        outcome=opt_str(obj, "outcome", path),
+    )
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Escalations-Signature value for `body`: what a sender computes, and what we expect."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class GenericConnector(BaseConnector):
+    """Our own format, HMAC-SHA256 signed; the base for platforms that post it (Botpress)."""
+
+    name = "generic"
+    secret_env = "ESCALATIONS_WEBHOOK_SECRET"  # noqa: S105 (a variable name)
+    verification = f"{SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256(secret, body)>"
+    platform = "generic"
+
+    def verify(self, request: InboundRequest, secret: str | None) -> None:
+        """Raise BadSignature unless the body's HMAC-SHA256 matches the signature header."""
+        if secret is None:
+            return
+        given = header(request.headers, SIGNATURE_HEADER)
+        if given is None:
+            raise BadSignature(f"missing {SIGNATURE_HEADER} header")
+        match = _SIGNATURE.fullmatch(given.strip())
+        if match is None:
+            raise BadSignature(f"{SIGNATURE_HEADER} must look like sha256=<hex>")
+        expected = sign(secret, request.body)
+        if not hmac.compare_digest(expected, "sha256=" + match.group(1).lower()):
+            raise BadSignature("signature does not match the body")
+
+    def parse(self, request: InboundRequest) -> list[InboundBatch]:
+        """One batch: the posted conversation and its events."""
+        obj = load_json(request.body)
+        if not isinstance(obj, dict):
+            raise BadPayload(f"body: expected a JSON object, got {json_type(obj)}")
+        batch = parse_generic_object(obj)
+        if "platform" not in obj and self.platform != batch.meta.platform:
+            batch = _with_platform(batch, self.platform)
+        return [batch]
+
+
+def _with_platform(batch: InboundBatch, platform: str) -> InboundBatch:
+    meta = batch.meta
+    return InboundBatch(
+        conversation_id=batch.conversation_id,
+        meta=ConversationMeta(
+            platform=platform,
+            customer=meta.customer,
+            metadata=meta.metadata,
+            language=meta.language,
+            link=meta.link,
+        ),
+        events=batch.events,
+    )

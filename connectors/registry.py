@@ -1,0 +1,22 @@
+"""Every connector, by the URL segment it answers on: POST /webhooks/<name>."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from connectors.base import Connector
+from connectors.botpress import BotpressConnector
+from connectors.generic import GenericConnector
+
+_ALL: tuple[Connector, ...] = (
+    GenericConnector(),
+    BotpressConnector(),
+)
+
+CONNECTORS: Mapping[str, Connector] = MappingProxyType({c.name: c for c in _ALL})
+
+
+def get_connector(name: str) -> Connector | None:
+    """The connector answering on /webhooks/<name>, or None when there is none."""
+    return CONNECTORS.get(name)

@@ -1,0 +1,90 @@
+"""How engine values are written to JSON columns and read back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from engine.assessment import HandoffSummary, Reason, SummaryMessage
+from engine.events import Role
+
+
+def reasons_to_json(reasons: Iterable[Reason]) -> list[dict[str, Any]]:
+    """Reasons as a JSON list, in the engine's order."""
+    return [
+        {
+            "signal": reason.signal,
+            "points": reason.points,
+            "text": reason.text,
+            "event_ids": list(reason.event_ids),
+        }
+        for reason in reasons
+    ]
+
+
+def reasons_from_json(value: Iterable[Mapping[str, Any]] | None) -> tuple[Reason, ...]:
+    """Reasons read back from `reasons_to_json`."""
+    if not value:
+        return ()
+    return tuple(
+        Reason(
+            signal=str(item["signal"]),
+            points=float(item["points"]),
+            text=str(item["text"]),
+            event_ids=tuple(str(event_id) for event_id in item.get("event_ids", ())),
+        )
+        for item in value
+    )
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def summary_to_json(summary: HandoffSummary) -> dict[str, Any]:
+    """A hand-off summary as a JSON object."""
+    return {
+        "wants": list(summary.wants),
+        "bot_tried": list(summary.bot_tried),
+        "recent": [
+            {
+                "role": message.role.value,
+                "text": message.text,
+                "timestamp": message.timestamp.isoformat(),
+                "event_id": message.event_id,
+            }
+            for message in summary.recent
+        ],
+        "sentiment_trend": list(summary.sentiment_trend),
+        "identifiers": list(summary.identifiers),
+        "turns": summary.turns,
+        "started_at": _time(summary.started_at),
+        "last_at": _time(summary.last_at),
+    }
+
+
+def summary_from_json(value: Mapping[str, Any]) -> HandoffSummary:
+    """A hand-off summary read back from `summary_to_json`."""
+    return HandoffSummary(
+        wants=tuple(value.get("wants", ())),
+        bot_tried=tuple(value.get("bot_tried", ())),
+        recent=tuple(
+            SummaryMessage(
+                role=Role(message["role"]),
+                text=message["text"],
+                timestamp=datetime.fromisoformat(message["timestamp"]),
+                event_id=message["event_id"],
+            )
+            for message in value.get("recent", ())
+        ),
+        sentiment_trend=tuple(float(point) for point in value.get("sentiment_trend", ())),
+        identifiers=tuple(value.get("identifiers", ())),
+        turns=int(value.get("turns", 0)),
+        started_at=_parse_time(value.get("started_at")),
+        last_at=_parse_time(value.get("last_at")),
+    )

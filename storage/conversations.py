@@ -1,0 +1,312 @@
+"""Conversations and their events: the per-conversation lock, event inserts, transcripts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, RowMapping, func, literal, select, text, update
+from sqlmodel import Session
+
+from engine.assessment import Assessment, Decision, Reason
+from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
+from storage import tables
+from storage._sql import MAX_PARAMETERS, chunks, connection, is_postgres, upsert
+from storage.codec import reasons_from_json, reasons_to_json
+from storage.types import UtcDateTime
+
+_conversations = tables.conversations
+_events = tables.events
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    """A conversation as stored: its merged meta and the engine's running state."""
+
+    id: str
+    meta: ConversationMeta
+    state: dict[str, Any] | None  # None until the engine has seen an event
+    score: float
+    level: str | None
+    status: str  # "active" or "ended"
+    first_event_at: datetime | None
+    last_event_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One event of a transcript with the engine's verdict right after it."""
+
+    event: ConversationEvent
+    received_at: datetime
+    score: float | None
+    level: str | None
+    reasons: tuple[Reason, ...]
+    decision: Decision | None
+
+
+def _record(row: RowMapping) -> ConversationRecord:
+    metadata = row["metadata"] or {}
+    return ConversationRecord(
+        id=row["id"],
+        meta=ConversationMeta(
+            platform=row["platform"],
+            customer=Customer(
+                id=row["customer_id"],
+                name=row["customer_name"],
+                tier=row["customer_tier"],
+                email=row["customer_email"],
+            ),
+            metadata={str(key): str(value) for key, value in metadata.items()},
+            language=row["language"],
+            link=row["link"],
+        ),
+        state=row["state"],
+        score=row["score"],
+        level=row["level"],
+        status=row["status"],
+        first_event_at=row["first_event_at"],
+        last_event_at=row["last_event_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def lock_conversation(
+    *, session: Session, conversation_id: str, meta: ConversationMeta, now: datetime
+) -> ConversationRecord:
+    """Create or update the conversation with `meta` and lock it until the transaction ends.
+
+    Fields the new meta leaves empty keep their stored value; metadata keys are merged, the new
+    value winning. On PostgreSQL the upsert's row lock serialises every writer of this
+    conversation (one statement: ON CONFLICT DO UPDATE locks the row like SELECT ... FOR UPDATE
+    would); on SQLite the transaction already holds the database write lock.
+    """
+    customer = meta.customer
+    statement = upsert(session, _conversations).values(
+        id=conversation_id,
+        platform=meta.platform,
+        customer_id=customer.id,
+        customer_name=customer.name,
+        customer_tier=customer.tier,
+        customer_email=customer.email,
+        metadata=dict(meta.metadata),
+        language=meta.language,
+        link=meta.link,
+        score=0.0,
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    excluded = statement.excluded
+    stored_metadata = _conversations.c["metadata"]
+    merged_metadata: ColumnElement[Any]
+    if is_postgres(session):
+        merged_metadata = func.coalesce(stored_metadata, text("'{}'::jsonb")).op("||")(
+            excluded["metadata"]
+        )
+    else:
+        merged_metadata = func.json_patch(
+            func.coalesce(stored_metadata, text("'{}'")), excluded["metadata"]
+        )
+
+    def keep_unless_given(name: str) -> ColumnElement[Any]:
+        return func.coalesce(excluded[name], _conversations.c[name])
+
+    returning = statement.on_conflict_do_update(
+        index_elements=[_conversations.c.id],
+        set_={
+            "platform": excluded.platform,
+            "customer_id": keep_unless_given("customer_id"),
+            "customer_name": keep_unless_given("customer_name"),
+            "customer_tier": keep_unless_given("customer_tier"),
+            "customer_email": keep_unless_given("customer_email"),
+            "metadata": merged_metadata,
+            "language": keep_unless_given("language"),
+            "link": keep_unless_given("link"),
+            "updated_at": excluded.updated_at,
+        },
+    ).returning(*_conversations.c)
+    row = connection(session).execute(returning).mappings().one()
+    return _record(row)
+
+
+def get_conversation(*, session: Session, conversation_id: str) -> ConversationRecord | None:
+    """The conversation, or None when no event of it was ever stored."""
+    row = (
+        connection(session)
+        .execute(select(_conversations).where(_conversations.c.id == conversation_id))
+        .mappings()
+        .one_or_none()
+    )
+    return _record(row) if row is not None else None
+
+
+def known_event_ids(
+    *, session: Session, conversation_id: str, event_ids: Iterable[str]
+) -> set[str]:
+    """Those of `event_ids` already stored for the conversation (webhook retries, replays)."""
+    wanted = list(dict.fromkeys(event_ids))
+    found: set[str] = set()
+    for chunk in chunks(wanted, MAX_PARAMETERS // 2):
+        result = connection(session).execute(
+            select(_events.c.event_id).where(
+                _events.c.conversation_id == conversation_id, _events.c.event_id.in_(chunk)
+            )
+        )
+        found.update(result.scalars())
+    return found
+
+
+def _event_values(
+    conversation_id: str,
+    event: ConversationEvent,
+    assessment: Assessment | None,
+    received_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "conversation_id": conversation_id,
+        "event_id": event.event_id,
+        "type": event.type.value,
+        "role": event.role.value if event.role is not None else None,
+        "text": event.text,
+        "intent": event.intent,
+        "confidence": event.confidence,
+        "fallback": event.fallback,
+        "outcome": event.outcome,
+        "timestamp": event.timestamp,
+        "received_at": received_at,
+        "extra": dict(event.extra) if event.extra else None,
+        "score": assessment.score if assessment is not None else None,
+        "level": assessment.level if assessment is not None else None,
+        "reasons": reasons_to_json(assessment.reasons) if assessment is not None else None,
+        "decision": assessment.decision.value if assessment is not None else None,
+    }
+
+
+def insert_events(
+    *,
+    session: Session,
+    conversation_id: str,
+    rows: Sequence[tuple[ConversationEvent, Assessment | None]],
+    received_at: datetime,
+) -> int:
+    """Store events with the engine's verdicts; already stored event ids are skipped.
+
+    Returns how many rows were inserted. The conversation row must exist (`lock_conversation`).
+    """
+    if not rows:
+        return 0
+    values = [
+        _event_values(conversation_id, event, assessment, received_at) for event, assessment in rows
+    ]
+    inserted = 0
+    # One multi-row INSERT per chunk: far fewer round trips than one statement per event.
+    for chunk in chunks(values, MAX_PARAMETERS // len(values[0])):
+        statement = (
+            upsert(session, _events)
+            .values(list(chunk))
+            .on_conflict_do_nothing(index_elements=[_events.c.conversation_id, _events.c.event_id])
+            # RETURNING counts what was inserted; psycopg reports no rowcount for this form.
+            .returning(_events.c.pk)
+        )
+        inserted += len(connection(session).execute(statement).all())
+    return inserted
+
+
+def save_state(
+    *,
+    session: Session,
+    conversation_id: str,
+    state: dict[str, Any],
+    score: float,
+    level: str | None,
+    status: str,
+    last_event_at: datetime | None,
+    first_event_at: datetime | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Store the engine's state and verdict after a batch of events.
+
+    `first_event_at` is kept once set; it defaults to `last_event_at` on the first save.
+    """
+    if status not in ("active", "ended"):
+        raise ValueError(f"conversation status must be 'active' or 'ended', not {status!r}")
+    values: dict[str, Any] = {
+        "state": state,
+        "score": score,
+        "level": level,
+        "status": status,
+        "updated_at": now if now is not None else datetime.now(UTC),
+    }
+    if last_event_at is not None:
+        values["last_event_at"] = last_event_at
+    first = first_event_at if first_event_at is not None else last_event_at
+    if first is not None:
+        values["first_event_at"] = func.coalesce(
+            _conversations.c.first_event_at, literal(first, UtcDateTime())
+        )
+    connection(session).execute(
+        update(_conversations).where(_conversations.c.id == conversation_id).values(values)
+    )
+
+
+def _stored_event(row: RowMapping) -> StoredEvent:
+    return StoredEvent(
+        event=ConversationEvent(
+            event_id=row["event_id"],
+            type=EventType(row["type"]),
+            timestamp=row["timestamp"],
+            role=Role(row["role"]) if row["role"] is not None else None,
+            text=row["text"],
+            intent=row["intent"],
+            confidence=row["confidence"],
+            fallback=row["fallback"],
+            outcome=row["outcome"],
+            extra=row["extra"] or {},
+        ),
+        received_at=row["received_at"],
+        score=row["score"],
+        level=row["level"],
+        reasons=reasons_from_json(row["reasons"]),
+        decision=Decision(row["decision"]) if row["decision"] is not None else None,
+    )
+
+
+def transcript(*, session: Session, conversation_id: str) -> list[StoredEvent]:
+    """Every event of the conversation, by timestamp then arrival, with the verdicts."""
+    result = connection(session).execute(
+        select(_events)
+        .where(_events.c.conversation_id == conversation_id)
+        .order_by(_events.c.timestamp, _events.c.pk)
+    )
+    return [_stored_event(row) for row in result.mappings()]
+
+
+def list_conversations(
+    *,
+    session: Session,
+    limit: int = 50,
+    offset: int = 0,
+    status: str | None = None,
+    platform: str | None = None,
+    since: datetime | None = None,
+) -> list[ConversationRecord]:
+    """Conversations, most recently active first; `since` keeps those active at or after it."""
+    statement = select(_conversations)
+    if status is not None:
+        statement = statement.where(_conversations.c.status == status)
+    if platform is not None:
+        statement = statement.where(_conversations.c.platform == platform)
+    if since is not None:
+        statement = statement.where(_conversations.c.last_event_at >= since)
+    statement = (
+        statement.order_by(_conversations.c.last_event_at.desc().nulls_last(), _conversations.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [_record(row) for row in connection(session).execute(statement).mappings()]

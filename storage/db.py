@@ -1,0 +1,190 @@
+"""The database handle: engine, sessions, and schema migrations for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Session, SQLModel
+
+from storage import tables
+
+log = logging.getLogger(__name__)
+
+DATABASE_URL_ENV = "ESCALATIONS_DATABASE_URL"
+DEFAULT_SQLITE_PATH = Path("var") / "escalations.db"
+# How long a SQLite writer waits for another writer's lock before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A fixed key so that replicas starting together run migrations one at a time.
+_MIGRATION_LOCK_KEY = 0x45534341  # "ESCA"
+
+Migration = Callable[[Connection], None]
+
+
+def _create_latest_schema(connection: Connection) -> None:
+    SQLModel.metadata.create_all(connection, tables=list(tables.ALL_TABLES))
+
+
+# Numbered migrations, applied in order to bring an existing database up to date. A fresh
+# database gets the latest schema in one step from the models (version 1 does exactly that) and
+# is stamped with the highest number, so a later change adds `2: _add_something` here (an ALTER
+# written for both dialects) *and* changes the model; never edit a published migration.
+MIGRATIONS: dict[int, Migration] = {
+    1: _create_latest_schema,
+}
+LATEST_VERSION = max(MIGRATIONS)
+
+
+def default_database_url() -> str:
+    """The URL from ESCALATIONS_DATABASE_URL, else a SQLite file at var/escalations.db."""
+    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if url:
+        return url
+    DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def normalize_url(url: str) -> str:
+    """Point plain `postgresql://` (and `postgres://`) URLs at the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password masked, safe to log or show."""
+    return make_url(normalize_url(url)).render_as_string(hide_password=True)
+
+
+class Database:
+    """One database (SQLite file or PostgreSQL) and its connection pool.
+
+    The service calls storage from a worker thread, so the engine is synchronous.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = make_url(normalize_url(url))
+        self.dialect = self.url.get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = self._sqlite_engine(echo=echo)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(self.url, echo=echo, pool_pre_ping=True)
+        else:
+            raise ValueError(f"unsupported database {redact_url(url)!r}: use sqlite or postgresql")
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+    def _sqlite_engine(self, *, echo: bool) -> Engine:
+        database = self.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            self.url,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+            # Take transaction control away from the sqlite3 module so that BEGIN is ours (below)
+            # and SAVEPOINTs nest inside it.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            # A deferred transaction that reads and then writes cannot be upgraded while another
+            # writer holds the lock: both fail with "database is locked". Taking the write lock
+            # up front makes the second writer wait its turn instead. Read-only sessions opt out.
+            if connection.get_execution_options().get("read_only"):
+                connection.exec_driver_sql("BEGIN")
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    @contextmanager
+    def session(self, *, read_only: bool = False) -> Iterator[Session]:
+        """A session that commits when the block succeeds and rolls back when it raises.
+
+        `read_only=True` lets SQLite readers run beside a writer (no write lock up front); do not
+        write in such a session.
+        """
+        with Session(self.engine, expire_on_commit=False) as session:
+            if read_only:
+                session.connection(execution_options={"read_only": True})
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def schema_version(self) -> int | None:
+        """The schema version in force, or None when the database has never been migrated."""
+        with self.engine.connect() as connection:
+            if not self.engine.dialect.has_table(connection, tables.schema_version.name):
+                return None
+            version = connection.execute(select(func.max(tables.schema_version.c.version)))
+            return version.scalar_one_or_none()
+
+    def migrate(self) -> list[int]:
+        """Create or upgrade the schema to the latest version; returns the versions applied.
+
+        Idempotent, and safe when several replicas start at once (they take turns).
+        """
+        with self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
+            # On SQLite the transaction already holds the write lock (BEGIN IMMEDIATE).
+            current = self._current_version(connection)
+            now = datetime.now(UTC)
+            if current is None:
+                _create_latest_schema(connection)
+                connection.execute(
+                    insert(tables.schema_version),
+                    [{"version": LATEST_VERSION, "applied_at": now}],
+                )
+                log.info("created schema version %d in %s", LATEST_VERSION, self)
+                return [LATEST_VERSION]
+            applied: list[int] = []
+            for version in sorted(MIGRATIONS):
+                if version <= current:
+                    continue
+                MIGRATIONS[version](connection)
+                connection.execute(
+                    insert(tables.schema_version), [{"version": version, "applied_at": now}]
+                )
+                applied.append(version)
+                log.info("applied schema migration %d to %s", version, self)
+            return applied
+
+    def _current_version(self, connection: Connection) -> int | None:
+        if not self.engine.dialect.has_table(connection, tables.schema_version.name):
+            return None
+        version: Any = connection.execute(
+            select(func.max(tables.schema_version.c.version))
+        ).scalar_one_or_none()
+        return int(version) if version is not None else 0
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,178 @@
+"""Render the neutral escalation `Card` as an Adaptive Card for Teams (pure; no SDK imports)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.cards import Card, CardAction, CardStatus, format_wait
+
+# 1.4 is the first version with Action.Execute (Universal Actions); Teams renders up to 1.5.
+ADAPTIVE_CARD_VERSION = "1.5"
+ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+
+# What an agent can say about how a hand-off ended; the value is stored as the outcome.
+RESOLVE_OUTCOMES: tuple[tuple[str, str], ...] = (
+    ("resolved", "Resolved"),
+    ("workaround", "Workaround given"),
+    ("follow_up", "Follow-up needed"),
+    ("no_action", "No action needed"),
+)
+OUTCOME_INPUT_ID = "outcome"
+NOTE_INPUT_ID = "note"
+
+_STATUS_TEXT = {
+    CardStatus.OPEN: "Open — waiting for an agent",
+    CardStatus.CLAIMED: "Claimed",
+    CardStatus.RESOLVED: "Resolved",
+    CardStatus.EXPIRED: "Expired — the conversation ended before anyone claimed it",
+    CardStatus.RECOVERED: "Recovered — the bot got the conversation back on track",
+}
+_STATUS_COLOR = {
+    CardStatus.OPEN: "attention",
+    CardStatus.CLAIMED: "warning",
+    CardStatus.RESOLVED: "good",
+    CardStatus.EXPIRED: "default",
+    CardStatus.RECOVERED: "good",
+}
+_RECENT_LIMIT = 5
+_TEXT_LIMIT = 300
+
+
+def _clip(text: str, limit: int = _TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _text(text: str, **style: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, **style}
+
+
+def _section(title: str, lines: list[str]) -> list[dict[str, Any]]:
+    if not lines:
+        return []
+    return [
+        _text(title, weight="Bolder", spacing="Medium", separator=True),
+        _text("\n".join(f"- {line}" for line in lines)),
+    ]
+
+
+def status_line(card: Card) -> str:
+    """One sentence saying who has the escalation and how long the customer waited."""
+    if card.status is CardStatus.CLAIMED and card.claimed_by and card.claimed_at:
+        waited = format_wait((card.claimed_at - card.opened_at).total_seconds())
+        return (
+            f"Claimed by {card.claimed_by} at {_time(card.claimed_at)}; "
+            f"the customer waited {waited}"
+        )
+    if card.status is CardStatus.RESOLVED:
+        who = f" by {card.closed_by}" if card.closed_by else ""
+        when = f" at {_time(card.closed_at)}" if card.closed_at else ""
+        outcome = f" ({card.outcome})" if card.outcome else ""
+        return f"Resolved{who}{when}{outcome}"
+    return _STATUS_TEXT[card.status]
+
+
+def _execute(title: str, action: CardAction, card: Card, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "Action.Execute",
+        "title": title,
+        "verb": action.value,
+        "data": {"escalation_id": card.escalation_id},
+        **extra,
+    }
+
+
+def _resolve_form(card: Card) -> dict[str, Any]:
+    form = {
+        "type": "AdaptiveCard",
+        "body": [
+            {
+                "type": "Input.ChoiceSet",
+                "id": OUTCOME_INPUT_ID,
+                "label": "Outcome",
+                "isRequired": True,
+                "errorMessage": "Pick an outcome",
+                "value": RESOLVE_OUTCOMES[0][0],
+                "choices": [{"title": title, "value": value} for value, title in RESOLVE_OUTCOMES],
+            },
+            {
+                "type": "Input.Text",
+                "id": NOTE_INPUT_ID,
+                "label": "Note",
+                "isMultiline": True,
+                "maxLength": 1000,
+                "placeholder": "What was done, what the customer was told",
+            },
+        ],
+        "actions": [_execute("Resolve", CardAction.RESOLVE, card, style="positive")],
+    }
+    return {"type": "Action.ShowCard", "title": "Resolve", "card": form}
+
+
+def _actions(card: Card) -> list[dict[str, Any]]:
+    actions: list[dict[str, Any]] = []
+    for action in card.actions:
+        if action is CardAction.CLAIM:
+            actions.append(_execute("Claim", action, card, style="positive"))
+        elif action is CardAction.RELEASE:
+            actions.append(_execute("Release", action, card))
+        elif action is CardAction.RESOLVE:
+            actions.append(_resolve_form(card))
+        elif action is CardAction.OPEN_TRANSCRIPT and card.transcript_url:
+            actions.append(
+                {"type": "Action.OpenUrl", "title": "Open transcript", "url": card.transcript_url}
+            )
+    if card.platform_url:
+        actions.append(
+            {"type": "Action.OpenUrl", "title": "Open in platform", "url": card.platform_url}
+        )
+    return actions
+
+
+def render_adaptive_card(card: Card) -> dict[str, Any]:
+    """The Adaptive Card (as JSON-ready dict) for an escalation in its current state."""
+    customer = card.customer_name or "Unknown customer"
+    if card.customer_tier:
+        customer = f"{customer} ({card.customer_tier})"
+    summary = card.summary
+    facts = [
+        {"title": "Customer", "value": customer},
+        {"title": "Team", "value": card.team},
+        {"title": "Platform", "value": card.platform},
+        {"title": "Score", "value": f"{card.score:g}"},
+        {"title": "Opened", "value": _time(card.opened_at)},
+        {"title": "Turns", "value": str(summary.turns)},
+    ]
+    body: list[dict[str, Any]] = [
+        _text(
+            f"{card.level.upper()} escalation #{card.escalation_id} — {customer}",
+            size="Large",
+            weight="Bolder",
+        ),
+        _text(status_line(card), color=_STATUS_COLOR[card.status], weight="Bolder"),
+        {"type": "FactSet", "facts": facts},
+    ]
+    body += _section("Why it escalated", list(card.reasons))
+    body += _section("The customer wants", [_clip(line) for line in summary.wants])
+    body += _section("The bot tried", [_clip(line) for line in summary.bot_tried])
+    body += _section("Identifiers", list(summary.identifiers))
+    if summary.recent:
+        body.append(_text("Recent messages", weight="Bolder", spacing="Medium", separator=True))
+        for message in summary.recent[-_RECENT_LIMIT:]:
+            speaker = message.role.value.capitalize()
+            body.append(_text(f"**{speaker}** {message.timestamp:%H:%M}: {_clip(message.text)}"))
+    if card.status is CardStatus.RESOLVED and card.note:
+        body += _section("Resolution note", [_clip(card.note, 1000)])
+    body += [_text(notice, isSubtle=True, size="Small") for notice in card.notices]
+    return {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": ADAPTIVE_CARD_VERSION,
+        "fallbackText": f"{card.level} escalation #{card.escalation_id}: {status_line(card)}",
+        "body": body,
+        "actions": _actions(card),
+    }

@@ -180,7 +180,11 @@ class RouteMatch(Strict):
     @field_validator("customer_tier", "platform", "language", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
-        return (value,) if isinstance(value, str) else value
+        # One value or a list of values; the strict tuple check that follows runs in Python mode
+        # even when the input came in as JSON, so a list must become a tuple here.
+        if isinstance(value, str):
+            return (value,)
+        return tuple(value) if isinstance(value, list) else value
 
 
 class Route(Strict):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
-
-from connectors.base import BadSignature, InboundRequest, header
+from connectors.base import InboundRequest
 from connectors.generic import GenericConnector
+from connectors.verification import shared_secret_header
 
 SECRET_HEADER = "x-bp-secret"  # noqa: S105 (a header name, not a secret)
 
@@ -22,8 +21,4 @@ class BotpressConnector(GenericConnector):
         """Raise BadSignature unless the x-bp-secret header equals the secret."""
         if secret is None:
             return
-        given = header(request.headers, SECRET_HEADER)
-        if given is None:
-            raise BadSignature(f"missing {SECRET_HEADER} header")
-        if not hmac.compare_digest(given.encode(), secret.encode()):
-            raise BadSignature(f"{SECRET_HEADER} does not match the secret")
+        shared_secret_header(request, SECRET_HEADER, secret)

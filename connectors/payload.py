@@ -233,3 +233,17 @@ def stable_id(*parts: object) -> str:
     """A deterministic event id from the parts that identify an event, so retries dedupe."""
     digest = hashlib.sha256(json.dumps(parts, default=str, ensure_ascii=False).encode()).hexdigest()
     return f"h-{digest[:32]}"
+
+
+def loose_object(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """`obj[key]` when it is an object, else empty: for optional enrichment we can live without."""
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def loose_str(obj: Mapping[str, Any], key: str) -> str | None:
+    """`obj[key]` when it is a non-empty string (or a number, as text), else None."""
+    value = obj.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value if isinstance(value, str) and value else None

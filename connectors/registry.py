@@ -8,10 +8,12 @@ from types import MappingProxyType
 from connectors.base import Connector
 from connectors.botpress import BotpressConnector
 from connectors.generic import GenericConnector
+from connectors.sunshine import SunshineConnector
 
 _ALL: tuple[Connector, ...] = (
     GenericConnector(),
     BotpressConnector(),
+    SunshineConnector(),
 )
 
 CONNECTORS: Mapping[str, Connector] = MappingProxyType({c.name: c for c in _ALL})

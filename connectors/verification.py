@@ -1,0 +1,47 @@
+"""The ways platforms prove a request is theirs, each compared in constant time."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+
+from connectors.base import BadSignature, InboundRequest, header
+
+
+def shared_secret_header(request: InboundRequest, name: str, secret: str) -> None:
+    """Raise BadSignature unless header `name` carries exactly the secret."""
+    given = header(request.headers, name)
+    if given is None:
+        raise BadSignature(f"missing {name} header")
+    if not hmac.compare_digest(given.encode(), secret.encode()):
+        raise BadSignature(f"{name} does not match the secret")
+
+
+def basic_auth(request: InboundRequest, secret: str) -> None:
+    """Raise BadSignature unless `Authorization: Basic` carries the secret, as `user:password`."""
+    given = header(request.headers, "Authorization")
+    if given is None:
+        raise BadSignature("missing Authorization header")
+    scheme, _, encoded = given.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise BadSignature("Authorization must use the Basic scheme")
+    try:
+        credentials = base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        raise BadSignature("Authorization Basic credentials are not base64") from None
+    if not hmac.compare_digest(credentials, secret.encode()):
+        raise BadSignature("Authorization credentials do not match the secret")
+
+
+def header_secret_or_basic_auth(request: InboundRequest, name: str, secret: str) -> None:
+    """Accept either header `name` equal to the secret, or basic auth `user:password` = secret.
+
+    Platforms such as Dialogflow let the bot owner pick one in the console; we take whichever came.
+    """
+    if header(request.headers, name) is not None:
+        shared_secret_header(request, name, secret)
+    elif header(request.headers, "Authorization") is not None:
+        basic_auth(request, secret)
+    else:
+        raise BadSignature(f"missing {name} header or Authorization: Basic credentials")

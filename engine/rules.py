@@ -63,6 +63,8 @@ class RepetitionSignal(SignalBase):
     similarity: float = Field(default=0.75, gt=0, le=1)
     lookback: int = Field(default=4, ge=1, le=20)
     min_repeats: int = Field(default=1, ge=1, le=20)
+    # A repeat stops counting this many turns after it happened.
+    memory: int = Field(default=12, ge=1, le=500)
 
 
 class LongConversationSignal(SignalBase):
@@ -94,6 +96,8 @@ class FrustrationSignal(SignalBase):
 
     weight: float = Field(default=20, ge=0, le=100)
     extra_phrases: tuple[str, ...] = ()
+    # A frustrated message stops counting this many turns after it was sent.
+    memory: int = Field(default=12, ge=1, le=500)
 
 
 class Signals(Strict):

@@ -1,0 +1,706 @@
+"""Escalations: opening, the claim/release/resolve lifecycle, the hand-off log, cards, stats.
+
+Every transition is a single compare-and-set UPDATE (`... WHERE id = :id AND status = 'open'`),
+so two concurrent clicks cannot both win on either database, and each one writes its
+`handoff_events` row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, RowMapping, and_, func, insert, or_, select, update
+from sqlmodel import Session
+
+from engine.assessment import Assessment, Reason
+from storage import tables
+from storage._sql import connection, upsert
+from storage.codec import reasons_from_json, reasons_to_json
+from storage.tables import ACTIVE_ESCALATION_STATUSES
+
+_escalations = tables.escalations
+_handoff_events = tables.handoff_events
+_card_messages = tables.card_messages
+
+CLOSED_STATUSES = ("resolved", "expired", "recovered")
+
+
+class EscalationStatus(StrEnum):
+    """Where an escalation is in its life."""
+
+    OPEN = "open"
+    CLAIMED = "claimed"
+    RESOLVED = "resolved"
+    EXPIRED = "expired"
+    RECOVERED = "recovered"
+
+
+class EscalationAlreadyActive(Exception):
+    """The conversation already has an open or claimed escalation."""
+
+    def __init__(self, conversation_id: str, escalation_id: int | None) -> None:
+        super().__init__(
+            f"conversation {conversation_id!r} already has active escalation {escalation_id}"
+        )
+        self.conversation_id = conversation_id
+        self.escalation_id = escalation_id
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRecord:
+    """An escalation as stored."""
+
+    id: int
+    conversation_id: str
+    status: EscalationStatus
+    level: str
+    score: float
+    reasons: tuple[Reason, ...]
+    team: str | None
+    mention: str | None
+    summary: dict[str, Any]  # `storage.codec.summary_from_json` turns it into a HandoffSummary
+    snapshot: dict[str, Any]
+    opened_at: datetime
+    opened_at_event_id: str | None
+    claimed_by: str | None
+    claimed_by_name: str | None
+    claimed_at: datetime | None
+    closed_at: datetime | None
+    closed_by: str | None
+    outcome: str | None
+    note: str | None
+    updated_at: datetime
+
+    @property
+    def active(self) -> bool:
+        """Whether it still waits for, or is with, a human."""
+        return self.status in (EscalationStatus.OPEN, EscalationStatus.CLAIMED)
+
+
+class Refusal(StrEnum):
+    """Why a claim, release or resolve did not happen."""
+
+    UNKNOWN = "unknown"  # no escalation with that id
+    ALREADY_CLAIMED = "already_claimed"  # someone (see `escalation.claimed_by_name`) has it
+    NOT_CLAIMED = "not_claimed"  # release/resolve of an escalation nobody holds
+    NOT_CLAIMER = "not_claimer"  # release/resolve by someone other than the claimer
+    CLOSED = "closed"  # resolved, expired or recovered meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionOutcome:
+    """The result of claim/release/resolve: the escalation as it stands, and why if refused."""
+
+    ok: bool
+    escalation: EscalationRecord | None  # None only when the id is unknown
+    refusal: Refusal | None = None
+
+
+ClaimOutcome = TransitionOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffEventRecord:
+    """One step of an escalation's life."""
+
+    id: int
+    escalation_id: int
+    at: datetime
+    kind: str
+    actor_id: str | None
+    actor_name: str | None
+    surface: str | None
+    from_status: str | None
+    to_status: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CardMessageRecord:
+    """Where one card of an escalation lives."""
+
+    escalation_id: int
+    surface: str
+    channel: str
+    message_id: str
+    posted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationStats:
+    """Numbers for one window (usually a day)."""
+
+    opened: int  # escalations opened in the window
+    claimed: int  # escalations claimed (at least once) in the window
+    resolved: int  # escalations resolved in the window
+    open_unclaimed: int  # escalations waiting for a human right now
+    median_time_to_claim_seconds: float | None  # of those opened in the window and claimed
+
+
+def _record(row: RowMapping) -> EscalationRecord:
+    return EscalationRecord(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        status=EscalationStatus(row["status"]),
+        level=row["level"],
+        score=row["score"],
+        reasons=reasons_from_json(row["reasons"]),
+        team=row["team"],
+        mention=row["mention"],
+        summary=row["summary"] or {},
+        snapshot=row["snapshot"] or {},
+        opened_at=row["opened_at"],
+        opened_at_event_id=row["opened_at_event_id"],
+        claimed_by=row["claimed_by"],
+        claimed_by_name=row["claimed_by_name"],
+        claimed_at=row["claimed_at"],
+        closed_at=row["closed_at"],
+        closed_by=row["closed_by"],
+        outcome=row["outcome"],
+        note=row["note"],
+        updated_at=row["updated_at"],
+    )
+
+
+def record_handoff_event(
+    *,
+    session: Session,
+    escalation_id: int,
+    kind: str,
+    now: datetime,
+    actor_id: str | None = None,
+    actor_name: str | None = None,
+    surface: str | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> int:
+    """Log one step (a transition, an SLA re-alert, a platform hand-off call); returns its id."""
+    result = connection(session).execute(
+        insert(_handoff_events)
+        .values(
+            escalation_id=escalation_id,
+            at=now,
+            kind=kind,
+            actor_id=actor_id,
+            actor_name=actor_name,
+            surface=surface,
+            from_status=from_status,
+            to_status=to_status,
+            detail=detail,
+        )
+        .returning(_handoff_events.c.id)
+    )
+    return int(result.scalar_one())
+
+
+def open_escalation(
+    *,
+    session: Session,
+    conversation_id: str,
+    assessment: Assessment,
+    summary: dict[str, Any],
+    snapshot: dict[str, Any],
+    now: datetime,
+) -> EscalationRecord:
+    """Open an escalation for the conversation at the assessment's level.
+
+    Raises EscalationAlreadyActive when the conversation already has an open or claimed one.
+    """
+    if assessment.level is None:
+        raise ValueError("an escalation needs a level; the assessment has none")
+    # ON CONFLICT DO NOTHING against the one-active partial index: a refused insert does not
+    # abort the (PostgreSQL) transaction the way a unique violation would.
+    statement = (
+        upsert(session, _escalations)
+        .values(
+            conversation_id=conversation_id,
+            status=EscalationStatus.OPEN.value,
+            level=assessment.level,
+            score=assessment.score,
+            reasons=reasons_to_json(assessment.reasons),
+            team=assessment.team,
+            mention=assessment.mention,
+            summary=summary,
+            snapshot=snapshot,
+            opened_at=now,
+            opened_at_event_id=assessment.event_id,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(
+            index_elements=[_escalations.c.conversation_id],
+            index_where=_escalations.c.status.in_(ACTIVE_ESCALATION_STATUSES),
+        )
+        .returning(*_escalations.c)
+    )
+    row = connection(session).execute(statement).mappings().one_or_none()
+    if row is None:
+        existing = active_escalation(session=session, conversation_id=conversation_id)
+        raise EscalationAlreadyActive(conversation_id, existing.id if existing else None)
+    record = _record(row)
+    record_handoff_event(
+        session=session,
+        escalation_id=record.id,
+        kind="opened",
+        now=now,
+        to_status=EscalationStatus.OPEN.value,
+        detail={"level": record.level, "score": record.score, "event_id": assessment.event_id},
+    )
+    return record
+
+
+def get_escalation(*, session: Session, escalation_id: int) -> EscalationRecord | None:
+    """The escalation, or None for an unknown id."""
+    row = (
+        connection(session)
+        .execute(select(_escalations).where(_escalations.c.id == escalation_id))
+        .mappings()
+        .one_or_none()
+    )
+    return _record(row) if row is not None else None
+
+
+def active_escalation(*, session: Session, conversation_id: str) -> EscalationRecord | None:
+    """The conversation's open or claimed escalation, if any."""
+    row = (
+        connection(session)
+        .execute(
+            select(_escalations).where(
+                _escalations.c.conversation_id == conversation_id,
+                _escalations.c.status.in_(ACTIVE_ESCALATION_STATUSES),
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+    return _record(row) if row is not None else None
+
+
+def upgrade_escalation(
+    *,
+    session: Session,
+    escalation_id: int,
+    assessment: Assessment,
+    summary: dict[str, Any],
+    now: datetime,
+) -> EscalationRecord | None:
+    """Raise an active escalation to the assessment's level; None when it is no longer active."""
+    before = get_escalation(session=session, escalation_id=escalation_id)
+    values: dict[str, Any] = {
+        "score": assessment.score,
+        "reasons": reasons_to_json(assessment.reasons),
+        "summary": summary,
+        "updated_at": now,
+    }
+    if assessment.level is not None:
+        values["level"] = assessment.level
+    if assessment.mention is not None:
+        values["mention"] = assessment.mention
+    row = (
+        connection(session)
+        .execute(
+            update(_escalations)
+            .where(
+                _escalations.c.id == escalation_id,
+                _escalations.c.status.in_(ACTIVE_ESCALATION_STATUSES),
+            )
+            .values(values)
+            .returning(*_escalations.c)
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        return None
+    record = _record(row)
+    record_handoff_event(
+        session=session,
+        escalation_id=escalation_id,
+        kind="upgraded",
+        now=now,
+        from_status=record.status.value,
+        to_status=record.status.value,
+        detail={
+            "from_level": before.level if before is not None else None,
+            "to_level": record.level,
+            "score": record.score,
+            "event_id": assessment.event_id,
+        },
+    )
+    return record
+
+
+def close_unclaimed(
+    *,
+    session: Session,
+    escalation_id: int,
+    status: str,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> bool:
+    """Close an escalation nobody claimed as "expired" or "recovered".
+
+    Compare-and-set: only while it is still open, so a claim that came first wins.
+    """
+    if status not in (EscalationStatus.EXPIRED, EscalationStatus.RECOVERED):
+        raise ValueError(f"close_unclaimed closes as 'expired' or 'recovered', not {status!r}")
+    result = connection(session).execute(
+        update(_escalations)
+        .where(
+            _escalations.c.id == escalation_id,
+            _escalations.c.status == EscalationStatus.OPEN.value,
+        )
+        .values(status=status, closed_at=now, updated_at=now)
+        .returning(_escalations.c.id)
+    )
+    if result.one_or_none() is None:
+        return False
+    record_handoff_event(
+        session=session,
+        escalation_id=escalation_id,
+        kind=str(status),
+        now=now,
+        from_status=EscalationStatus.OPEN.value,
+        to_status=str(status),
+        detail=detail,
+    )
+    return True
+
+
+def _refusal(
+    session: Session, escalation_id: int, *, wanted: EscalationStatus, actor_id: str
+) -> TransitionOutcome:
+    """Explain why a compare-and-set matched nothing."""
+    current = get_escalation(session=session, escalation_id=escalation_id)
+    if current is None:
+        return TransitionOutcome(ok=False, escalation=None, refusal=Refusal.UNKNOWN)
+    if current.status.value in CLOSED_STATUSES:
+        refusal = Refusal.CLOSED
+    elif wanted is EscalationStatus.OPEN:
+        refusal = (
+            Refusal.ALREADY_CLAIMED
+            if current.status is EscalationStatus.CLAIMED
+            else Refusal.NOT_CLAIMED
+        )
+    elif current.status is EscalationStatus.OPEN:
+        refusal = Refusal.NOT_CLAIMED
+    else:
+        refusal = Refusal.NOT_CLAIMER if current.claimed_by != actor_id else Refusal.NOT_CLAIMED
+    return TransitionOutcome(ok=False, escalation=current, refusal=refusal)
+
+
+def claim(
+    *,
+    session: Session,
+    escalation_id: int,
+    actor_id: str,
+    actor_name: str,
+    surface: str,
+    now: datetime,
+) -> ClaimOutcome:
+    """Take an open escalation. Of two concurrent claims exactly one wins; the other is told why."""
+    row = (
+        connection(session)
+        .execute(
+            update(_escalations)
+            .where(
+                _escalations.c.id == escalation_id,
+                _escalations.c.status == EscalationStatus.OPEN.value,
+            )
+            .values(
+                status=EscalationStatus.CLAIMED.value,
+                claimed_by=actor_id,
+                claimed_by_name=actor_name,
+                claimed_at=now,
+                updated_at=now,
+            )
+            .returning(*_escalations.c)
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        return _refusal(session, escalation_id, wanted=EscalationStatus.OPEN, actor_id=actor_id)
+    record_handoff_event(
+        session=session,
+        escalation_id=escalation_id,
+        kind="claimed",
+        now=now,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        surface=surface,
+        from_status=EscalationStatus.OPEN.value,
+        to_status=EscalationStatus.CLAIMED.value,
+    )
+    return TransitionOutcome(ok=True, escalation=_record(row))
+
+
+def _held_by(actor_id: str, allow_admin: bool) -> ColumnElement[bool]:
+    if allow_admin:
+        return _escalations.c.status == EscalationStatus.CLAIMED.value
+    return and_(
+        _escalations.c.status == EscalationStatus.CLAIMED.value,
+        _escalations.c.claimed_by == actor_id,
+    )
+
+
+def release(
+    *,
+    session: Session,
+    escalation_id: int,
+    actor_id: str,
+    actor_name: str,
+    surface: str,
+    now: datetime,
+    allow_admin: bool = False,
+) -> TransitionOutcome:
+    """Give a claimed escalation back to the queue: the claimer only, unless `allow_admin`."""
+    previous = get_escalation(session=session, escalation_id=escalation_id)
+    row = (
+        connection(session)
+        .execute(
+            update(_escalations)
+            .where(_escalations.c.id == escalation_id, _held_by(actor_id, allow_admin))
+            .values(
+                status=EscalationStatus.OPEN.value,
+                claimed_by=None,
+                claimed_by_name=None,
+                claimed_at=None,
+                updated_at=now,
+            )
+            .returning(*_escalations.c)
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        return _refusal(session, escalation_id, wanted=EscalationStatus.CLAIMED, actor_id=actor_id)
+    record_handoff_event(
+        session=session,
+        escalation_id=escalation_id,
+        kind="released",
+        now=now,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        surface=surface,
+        from_status=EscalationStatus.CLAIMED.value,
+        to_status=EscalationStatus.OPEN.value,
+        detail={"claimed_by": previous.claimed_by if previous is not None else None},
+    )
+    return TransitionOutcome(ok=True, escalation=_record(row))
+
+
+def resolve(
+    *,
+    session: Session,
+    escalation_id: int,
+    actor_id: str,
+    actor_name: str,
+    surface: str,
+    now: datetime,
+    outcome: str,
+    note: str | None = None,
+    allow_admin: bool = False,
+) -> TransitionOutcome:
+    """Close a claimed escalation with an outcome: the claimer only, unless `allow_admin`."""
+    row = (
+        connection(session)
+        .execute(
+            update(_escalations)
+            .where(_escalations.c.id == escalation_id, _held_by(actor_id, allow_admin))
+            .values(
+                status=EscalationStatus.RESOLVED.value,
+                closed_at=now,
+                closed_by=actor_id,
+                outcome=outcome,
+                note=note,
+                updated_at=now,
+            )
+            .returning(*_escalations.c)
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        return _refusal(session, escalation_id, wanted=EscalationStatus.CLAIMED, actor_id=actor_id)
+    record_handoff_event(
+        session=session,
+        escalation_id=escalation_id,
+        kind="resolved",
+        now=now,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        surface=surface,
+        from_status=EscalationStatus.CLAIMED.value,
+        to_status=EscalationStatus.RESOLVED.value,
+        detail={"outcome": outcome, "note": note},
+    )
+    return TransitionOutcome(ok=True, escalation=_record(row))
+
+
+def list_escalations(
+    *,
+    session: Session,
+    status: str | Sequence[str] | None = None,
+    team: str | Sequence[str] | None = None,
+    claimed_by: str | None = None,
+    conversation_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    oldest_first: bool = False,
+) -> list[EscalationRecord]:
+    """Escalations filtered by status, team, claimer and opening time (since <= opened < until).
+
+    Newest first unless `oldest_first` (the open queue reads oldest first).
+    """
+    statement = select(_escalations)
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        statement = statement.where(_escalations.c.status.in_(statuses))
+    if team is not None:
+        teams = [team] if isinstance(team, str) else list(team)
+        statement = statement.where(_escalations.c.team.in_(teams))
+    if claimed_by is not None:
+        statement = statement.where(_escalations.c.claimed_by == claimed_by)
+    if conversation_id is not None:
+        statement = statement.where(_escalations.c.conversation_id == conversation_id)
+    if since is not None:
+        statement = statement.where(_escalations.c.opened_at >= since)
+    if until is not None:
+        statement = statement.where(_escalations.c.opened_at < until)
+    if oldest_first:
+        statement = statement.order_by(_escalations.c.opened_at, _escalations.c.id)
+    else:
+        statement = statement.order_by(_escalations.c.opened_at.desc(), _escalations.c.id.desc())
+    statement = statement.limit(limit).offset(offset)
+    return [_record(row) for row in connection(session).execute(statement).mappings()]
+
+
+def handoff_history(*, session: Session, escalation_id: int) -> list[HandoffEventRecord]:
+    """Every logged step of the escalation, oldest first."""
+    result = connection(session).execute(
+        select(_handoff_events)
+        .where(_handoff_events.c.escalation_id == escalation_id)
+        .order_by(_handoff_events.c.at, _handoff_events.c.id)
+    )
+    return [
+        HandoffEventRecord(
+            id=row["id"],
+            escalation_id=row["escalation_id"],
+            at=row["at"],
+            kind=row["kind"],
+            actor_id=row["actor_id"],
+            actor_name=row["actor_name"],
+            surface=row["surface"],
+            from_status=row["from_status"],
+            to_status=row["to_status"],
+            detail=row["detail"] or {},
+        )
+        for row in result.mappings()
+    ]
+
+
+def record_card_message(
+    *,
+    session: Session,
+    escalation_id: int,
+    surface: str,
+    channel: str,
+    message_id: str,
+    now: datetime,
+) -> None:
+    """Remember where a card was posted; a re-post to the same channel replaces the id."""
+    statement = upsert(session, _card_messages).values(
+        escalation_id=escalation_id,
+        surface=surface,
+        channel=channel,
+        message_id=message_id,
+        posted_at=now,
+    )
+    connection(session).execute(
+        statement.on_conflict_do_update(
+            index_elements=[
+                _card_messages.c.escalation_id,
+                _card_messages.c.surface,
+                _card_messages.c.channel,
+            ],
+            set_={
+                "message_id": statement.excluded.message_id,
+                "posted_at": statement.excluded.posted_at,
+            },
+        )
+    )
+
+
+def card_messages(*, session: Session, escalation_id: int) -> list[CardMessageRecord]:
+    """Every place the escalation's card was posted, in posting order."""
+    result = connection(session).execute(
+        select(_card_messages)
+        .where(_card_messages.c.escalation_id == escalation_id)
+        .order_by(_card_messages.c.posted_at, _card_messages.c.id)
+    )
+    return [
+        CardMessageRecord(
+            escalation_id=row["escalation_id"],
+            surface=row["surface"],
+            channel=row["channel"],
+            message_id=row["message_id"],
+            posted_at=row["posted_at"],
+        )
+        for row in result.mappings()
+    ]
+
+
+def today_stats(*, session: Session, day_start: datetime, day_end: datetime) -> EscalationStats:
+    """Opened, claimed and resolved in [day_start, day_end), the open queue now, and the
+    median time from opening to first claim of the window's escalations."""
+    db = connection(session)
+    e = _escalations
+    h = _handoff_events
+    in_window_opened = and_(e.c.opened_at >= day_start, e.c.opened_at < day_end)
+    opened, open_unclaimed = db.execute(
+        select(
+            func.count().filter(in_window_opened),
+            func.count().filter(e.c.status == EscalationStatus.OPEN.value),
+        ).select_from(e)
+    ).one()
+    claimed, resolved = db.execute(
+        select(
+            func.count(h.c.escalation_id.distinct()).filter(h.c.kind == "claimed"),
+            func.count(h.c.escalation_id.distinct()).filter(h.c.kind == "resolved"),
+        ).where(
+            h.c.at >= day_start,
+            h.c.at < day_end,
+            or_(h.c.kind == "claimed", h.c.kind == "resolved"),
+        )
+    ).one()
+    # Durations are taken in Python: the subtraction of timestamps differs between the two
+    # databases (and SQLite stores text), and a day's escalations are few.
+    first_claims = (
+        select(h.c.escalation_id, func.min(h.c.at).label("first_claimed_at"))
+        .where(h.c.kind == "claimed")
+        .group_by(h.c.escalation_id)
+        .subquery()
+    )
+    pairs = db.execute(
+        select(e.c.opened_at, first_claims.c.first_claimed_at)
+        .join(first_claims, first_claims.c.escalation_id == e.c.id)
+        .where(in_window_opened)
+    ).all()
+    durations = [
+        (first_claimed_at - opened_at).total_seconds() for opened_at, first_claimed_at in pairs
+    ]
+    return EscalationStats(
+        opened=int(opened),
+        claimed=int(claimed),
+        resolved=int(resolved),
+        open_unclaimed=int(open_unclaimed),
+        median_time_to_claim_seconds=statistics.median(durations) if durations else None,
+    )

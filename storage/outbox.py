@@ -1,0 +1,217 @@
+"""The delivery outbox: durable work items (post/update a card, reply, call a platform).
+
+Rows are written in the same transaction as the state change that needs them and taken by the
+delivery worker with a lease, so a crashed worker's rows come back when the lease runs out.
+
+A pending row with a `dedupe_key` absorbs later enqueues of the same key (the newest payload
+wins), so ten quick transitions cost one card edit. Leasing clears the key: an edit enqueued
+while a delivery is in flight must not merge into the row being sent with older content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import RowMapping, case, func, or_, select, update
+from sqlmodel import Session
+
+from storage import tables
+from storage._sql import connection, is_postgres, upsert
+
+_outbox = tables.outbox
+
+PENDING = "pending"
+DONE = "done"
+FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A leased delivery to make."""
+
+    id: int
+    kind: str
+    surface: str | None
+    escalation_id: int | None
+    payload: dict[str, Any]
+    attempts: int  # including this one
+    due_at: datetime
+    leased_until: datetime | None
+    created_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """How far behind delivery is."""
+
+    depth: int  # pending rows
+    oldest_age_seconds: float | None  # age of the oldest pending row
+    failed: int  # rows given up on
+
+
+def _item(row: RowMapping) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        kind=row["kind"],
+        surface=row["surface"],
+        escalation_id=row["escalation_id"],
+        payload=row["payload"] or {},
+        attempts=row["attempts"],
+        due_at=row["due_at"],
+        leased_until=row["leased_until"],
+        created_at=row["created_at"],
+        last_error=row["last_error"],
+    )
+
+
+def enqueue(
+    *,
+    session: Session,
+    kind: str,
+    surface: str | None,
+    escalation_id: int | None,
+    payload: dict[str, Any],
+    due_at: datetime,
+    dedupe_key: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Add a delivery; returns its row id.
+
+    With a `dedupe_key` that a pending row already has, that row takes the new payload and the
+    earlier due time instead, and its id is returned.
+    """
+    created_at = now if now is not None else due_at
+    statement = upsert(session, _outbox).values(
+        kind=kind,
+        surface=surface,
+        escalation_id=escalation_id,
+        payload=payload,
+        status=PENDING,
+        attempts=0,
+        due_at=due_at,
+        created_at=created_at,
+        dedupe_key=dedupe_key,
+    )
+    if dedupe_key is None:
+        result = connection(session).execute(statement.returning(_outbox.c.id))
+        return int(result.scalar_one())
+    excluded = statement.excluded
+    coalescing = statement.on_conflict_do_update(
+        index_elements=[_outbox.c.dedupe_key],
+        index_where=_outbox.c.status == PENDING,
+        set_={
+            "payload": excluded.payload,
+            "due_at": case(
+                (excluded.due_at < _outbox.c.due_at, excluded.due_at), else_=_outbox.c.due_at
+            ),
+        },
+    ).returning(_outbox.c.id)
+    return int(connection(session).execute(coalescing).scalar_one())
+
+
+def lease_due(
+    *, session: Session, now: datetime, limit: int, lease_seconds: float
+) -> list[OutboxItem]:
+    """Take up to `limit` due rows for `lease_seconds`, oldest due first.
+
+    On PostgreSQL the rows are picked with FOR UPDATE SKIP LOCKED, so concurrent workers
+    (other replicas) never take the same row; on SQLite the write lock serialises them.
+    """
+    picked = (
+        select(_outbox.c.id)
+        .where(
+            _outbox.c.status == PENDING,
+            _outbox.c.due_at <= now,
+            or_(_outbox.c.leased_until.is_(None), _outbox.c.leased_until <= now),
+        )
+        .order_by(_outbox.c.due_at, _outbox.c.id)
+        .limit(limit)
+    )
+    if is_postgres(session):
+        picked = picked.with_for_update(skip_locked=True)
+    result = connection(session).execute(
+        update(_outbox)
+        .where(_outbox.c.id.in_(picked.scalar_subquery()))
+        .values(
+            leased_until=now + timedelta(seconds=lease_seconds),
+            attempts=_outbox.c.attempts + 1,
+            dedupe_key=None,
+        )
+        .returning(*_outbox.c)
+    )
+    items = [_item(row) for row in result.mappings()]
+    # RETURNING does not promise any order.
+    items.sort(key=lambda item: (item.due_at, item.id))
+    return items
+
+
+def complete(*, session: Session, item_id: int, now: datetime) -> None:
+    """Mark a delivery done."""
+    connection(session).execute(
+        update(_outbox)
+        .where(_outbox.c.id == item_id)
+        .values(status=DONE, done_at=now, leased_until=None)
+    )
+
+
+def retry_later(*, session: Session, item_id: int, due_at: datetime, error: str) -> None:
+    """Release a failed delivery to be tried again at `due_at`."""
+    connection(session).execute(
+        update(_outbox)
+        .where(_outbox.c.id == item_id)
+        .values(due_at=due_at, leased_until=None, last_error=error)
+    )
+
+
+def give_up(*, session: Session, item_id: int, error: str, now: datetime) -> None:
+    """Mark a delivery failed for good (NotFound, Forbidden, too many attempts)."""
+    connection(session).execute(
+        update(_outbox)
+        .where(_outbox.c.id == item_id)
+        .values(status=FAILED, done_at=now, leased_until=None, last_error=error)
+    )
+
+
+def stats(*, session: Session, now: datetime) -> OutboxStats:
+    """Depth, age of the oldest pending row and the number of failed rows."""
+    depth, oldest, failed = (
+        connection(session)
+        .execute(
+            select(
+                func.count().filter(_outbox.c.status == PENDING),
+                func.min(_outbox.c.created_at).filter(_outbox.c.status == PENDING),
+                func.count().filter(_outbox.c.status == FAILED),
+            )
+        )
+        .one()
+    )
+    return OutboxStats(
+        depth=int(depth),
+        oldest_age_seconds=(now - oldest).total_seconds() if oldest is not None else None,
+        failed=int(failed),
+    )
+
+
+def next_due_at(*, session: Session) -> datetime | None:
+    """When the next pending row becomes available (due, and its lease, if any, run out)."""
+    available_at = case(
+        (_outbox.c.leased_until > _outbox.c.due_at, _outbox.c.leased_until),
+        else_=_outbox.c.due_at,
+    )
+    result = connection(session).execute(
+        select(func.min(available_at)).where(_outbox.c.status == PENDING)
+    )
+    value: datetime | None = result.scalar_one_or_none()
+    return value
+
+
+def pending(*, session: Session, escalation_id: int | None = None) -> list[OutboxItem]:
+    """Pending rows (for the dashboard and tests), oldest due first."""
+    statement = select(_outbox).where(_outbox.c.status == PENDING)
+    if escalation_id is not None:
+        statement = statement.where(_outbox.c.escalation_id == escalation_id)
+    statement = statement.order_by(_outbox.c.due_at, _outbox.c.id)
+    return [_item(row) for row in connection(session).execute(statement).mappings()]

@@ -207,9 +207,7 @@ class SlackBench:
                 "type": "event_callback",
                 "event_id": "Ev0001",
                 "event_time": int(NOW.timestamp()),
-                "authorizations": [
-                    {"team_id": "T0TEAM", "user_id": "U0BOT", "is_bot": True}
-                ],
+                "authorizations": [{"team_id": "T0TEAM", "user_id": "U0BOT", "is_bot": True}],
             }
         )
         return await self.post_signed(body, "application/json")

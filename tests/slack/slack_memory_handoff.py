@@ -47,7 +47,9 @@ class MemoryHandoff:
 
     def _may_act(self, escalation_id: int, actor: Actor) -> bool:
         holder = self.holders.get(escalation_id)
-        return actor.user_id in self.admins or (holder is not None and holder.user_id == actor.user_id)
+        return actor.user_id in self.admins or (
+            holder is not None and holder.user_id == actor.user_id
+        )
 
     async def claim(self, escalation_id: int, actor: Actor) -> ActionResult:
         """Take an open escalation."""

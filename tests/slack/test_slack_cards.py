@@ -14,7 +14,9 @@ from engine.events import Role
 
 
 def _text_of(blocks: list[dict[str, object]]) -> str:
-    return "\n".join(str(block.get("text", "")) + str(block.get("elements", "")) for block in blocks)
+    return "\n".join(
+        str(block.get("text", "")) + str(block.get("elements", "")) for block in blocks
+    )
 
 
 async def test_an_urgent_escalation_arrives_as_a_card_with_everything_an_agent_needs(
@@ -104,9 +106,7 @@ async def test_a_huge_conversation_still_fits_slacks_limits_and_shows_where_it_w
         summary=dataclasses.replace(
             make_card().summary,
             wants=(huge,),
-            recent=tuple(
-                SummaryMessage(Role.CUSTOMER, huge, NOW, f"e{n}") for n in range(20)
-            ),
+            recent=tuple(SummaryMessage(Role.CUSTOMER, huge, NOW, f"e{n}") for n in range(20)),
         ),
         customer_name="D" * 400,
         level="x" * 400,
@@ -130,7 +130,9 @@ def test_cutting_never_leaves_half_a_date_or_entity() -> None:
 
     rendered = render_card(card)
 
-    why = next(b for b in rendered.blocks if "Why it escalated" in b.get("text", {}).get("text", ""))
+    why = next(
+        b for b in rendered.blocks if "Why it escalated" in b.get("text", {}).get("text", "")
+    )
     assert why["text"]["text"].endswith("&amp;" + ELLIPSIS)
 
 

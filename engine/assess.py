@@ -1,0 +1,532 @@
+"""The incremental rule engine: one event in, the updated state and an Assessment out.
+
+`assess` is pure in the sense that matters for replay: no I/O, no clock reads (time comes with the
+event) and no globals besides the cached VADER analyzer, so the same events and rules always give
+the same answers. For speed it updates the given state in place and returns that same object;
+callers that need the state from before the event take `state.copy()` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from engine.assessment import Assessment, Decision, Reason, SummaryMessage
+from engine.events import ConversationEvent, ConversationMeta, EventType, Role
+from engine.redact import redact_for
+from engine.routing import route_for
+from engine.rules import Level, Rules
+from engine.sentiment import customer_sentiment
+from engine.signals import (
+    MIN_REPEAT_TOKENS,
+    asks_for_human_lowered,
+    find_identifiers,
+    frustration_phrases,
+    is_bot_fallback,
+    most_similar,
+    token_set,
+)
+from engine.state import (
+    MAX_BOT_TRIED,
+    MAX_IDENTIFIERS,
+    MAX_WANTS,
+    ConversationState,
+    Hit,
+    SentimentPoint,
+)
+
+# A bot reply must be this close to an earlier one to count as the bot repeating itself; bots
+# reuse templates ("Your order #1 ..." / "Your order #2 ..."), so this is stricter than for people.
+BOT_LOOP_SIMILARITY = 0.9
+QUOTE_CHARS = 80
+WANT_CHARS = 300
+RECENT_CHARS = 500
+BOT_TRIED_CHARS = 120
+# With a single customer message the sentiment mean is one message's opinion: count it half.
+SINGLE_MESSAGE_SENTIMENT_FACTOR = 0.5
+UNRESOLVED_OUTCOMES = frozenset({"abandoned", "timeout", "timed_out", "dropped"})
+
+_GREETING_WORDS = frozenset(
+    {
+        "hi",
+        "hello",
+        "hey",
+        "hiya",
+        "yo",
+        "hallo",
+        "hola",
+        "bonjour",
+        "salut",
+        "ola",
+        "olá",
+        "oi",
+        "moin",
+        "servus",
+        "good",
+        "morning",
+        "afternoon",
+        "evening",
+        "day",
+        "there",
+        "thanks",
+        "thank",
+        "you",
+        "ok",
+        "okay",
+        "yes",
+        "no",
+        "yeah",
+        "yep",
+        "nope",
+        "please",
+        "pls",
+        "guten",
+        "tag",
+        "morgen",
+        "buenos",
+        "buenas",
+        "dias",
+        "días",
+        "tardes",
+        "bom",
+        "dia",
+        "boa",
+        "tarde",
+        "bonsoir",
+        "merci",
+        "danke",
+        "gracias",
+        "obrigado",
+        "obrigada",
+        "again",
+        "bot",
+    }
+)
+
+
+def _quote(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _is_substantive(tokens: frozenset[str]) -> bool:
+    return any(len(token) >= 3 and token not in _GREETING_WORDS for token in tokens)
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.2f}"
+
+
+def _turns(first: int, last: int) -> str:
+    return f"turn {last}" if first == last else f"turns {first}-{last}"
+
+
+# --- per-message updates -------------------------------------------------------------------------
+
+
+def _on_customer(
+    state: ConversationState, event: ConversationEvent, text: str, rules: Rules
+) -> None:
+    signals = rules.signals
+    turn = state.turns
+    lowered = text.lower()
+    tokens = token_set(lowered)
+
+    asked = False
+    if signals.human_request.enabled and state.human_requested_at is None:
+        asked = asks_for_human_lowered(lowered, signals.human_request.extra_phrases)
+        if asked:
+            state.human_requested_at = event.timestamp
+            state.human_request_quote = redact_for(_quote(text), rules)
+            state.human_request_event = event.event_id
+
+    if signals.sentiment.enabled:
+        compound = customer_sentiment(text, lowered=lowered, after_fallback=state.last_bot_fallback)
+        state.sentiments.append(SentimentPoint(turn, event.event_id, compound))
+        window = signals.sentiment.window
+        recent = list(state.sentiments)[-window:]
+        mean = sum(point.compound for point in recent) / len(recent)
+        state.sentiment_mean = mean
+        state.sentiment_trend.append(round(mean, 3))
+        if state.best_sentiment is None or mean > state.best_sentiment:
+            state.best_sentiment = mean
+            state.best_sentiment_turn = turn
+
+    if signals.frustration.enabled:
+        for phrase in frustration_phrases(lowered, signals.frustration.extra_phrases)[:2]:
+            state.frustrations.append(Hit(turn, event.event_id, phrase))
+
+    repeated = False
+    if len(tokens) >= MIN_REPEAT_TOKENS:
+        repetition = signals.repetition
+        if repetition.enabled:
+            previous = list(state.customer_tokens)[-repetition.lookback :]
+            if most_similar(tokens, previous) >= repetition.similarity:
+                state.repeats.append(Hit(turn, event.event_id, "customer"))
+                repeated = True
+        state.customer_tokens.append(tokens)
+
+    # "agent please" says who they want, not what they want.
+    short_request = asked and len(tokens) <= 4
+    if (
+        len(state.wants) < MAX_WANTS
+        and not repeated
+        and not short_request
+        and _is_substantive(tokens)
+    ):
+        state.wants.append(_clip(text.strip(), WANT_CHARS))
+
+
+def _on_bot(state: ConversationState, event: ConversationEvent, text: str, rules: Rules) -> bool:
+    """Update the state for a bot message; True when it was a fallback."""
+    fallbacks = rules.signals.fallbacks
+    turn = state.turns
+    lowered = text.lower()
+    fallback = is_bot_fallback(
+        event,
+        lowered,
+        low_confidence=fallbacks.low_confidence,
+        extra_phrases=fallbacks.extra_phrases,
+    )
+    state.last_bot_fallback = fallback
+    if fallback:
+        if state.fallback_streak == 0:
+            state.fallback_first_turn = turn
+            state.fallback_events.clear()
+        state.fallback_streak += 1
+        state.fallback_last_turn = turn
+        state.fallback_events.append(event.event_id)
+        return True
+
+    state.fallback_streak = 0
+    state.fallback_events.clear()
+    if len(state.bot_tried) < MAX_BOT_TRIED:
+        tried = event.intent or _clip(" ".join(text.split()), BOT_TRIED_CHARS)
+        if tried and tried not in state.bot_tried:
+            state.bot_tried.append(tried)
+    tokens = token_set(lowered)
+    if len(tokens) >= MIN_REPEAT_TOKENS:
+        repetition = rules.signals.repetition
+        if repetition.enabled:
+            previous = list(state.bot_tokens)[-repetition.lookback :]
+            threshold = max(repetition.similarity, BOT_LOOP_SIMILARITY)
+            if most_similar(tokens, previous) >= threshold:
+                state.repeats.append(Hit(turn, event.event_id, "bot"))
+        state.bot_tokens.append(tokens)
+    return False
+
+
+def _remember_message(state: ConversationState, event: ConversationEvent, role: Role) -> None:
+    text = event.text or ""
+    state.recent.append(
+        SummaryMessage(role, _clip(text, RECENT_CHARS), event.timestamp, event.event_id)
+    )
+    if len(state.identifiers) < MAX_IDENTIFIERS:
+        for identifier in find_identifiers(text):
+            if identifier not in state.identifiers and len(state.identifiers) < MAX_IDENTIFIERS:
+                state.identifiers.append(identifier)
+
+
+# --- scoring -------------------------------------------------------------------------------------
+
+
+def _sentiment_reason(state: ConversationState, rules: Rules) -> Reason | None:
+    config = rules.signals.sentiment
+    mean = state.sentiment_mean
+    if not config.enabled or mean is None or not state.sentiments:
+        return None
+    below = 0.0
+    if mean < config.negative_below:
+        span = max(0.05, 1.0 + config.negative_below)
+        below = min(1.0, 0.5 + 0.5 * (config.negative_below - mean) / span)
+    dropped = 0.0
+    best = state.best_sentiment if state.best_sentiment is not None else mean
+    if best - mean >= config.drop:
+        dropped = min(1.0, 0.5 + 0.5 * (best - mean - config.drop) / config.drop)
+    strength = max(below, dropped)
+    if strength <= 0:
+        return None
+    window = list(state.sentiments)[-config.window :]
+    if len(state.sentiments) == 1:
+        strength *= SINGLE_MESSAGE_SENTIMENT_FACTOR
+    last_turn = window[-1].turn
+    if dropped >= below:
+        text = (
+            f"sentiment fell from {_signed(best)} to {_signed(mean)} "
+            f"({_turns(state.best_sentiment_turn, last_turn)})"
+        )
+    else:
+        count = len(window)
+        messages = "message" if count == 1 else f"{count} messages"
+        text = (
+            f"negative sentiment {_signed(mean)} over the last {messages} "
+            f"({_turns(window[0].turn, last_turn)})"
+        )
+    ids = tuple(point.event_id for point in window)
+    return Reason("sentiment", round(config.weight * strength, 1), text, ids)
+
+
+def _human_reason(state: ConversationState, rules: Rules) -> Reason | None:
+    config = rules.signals.human_request
+    if not config.enabled or state.human_requested_at is None:
+        return None
+    at = state.human_requested_at.strftime("%H:%M")
+    text = f'asked for a human at {at}: "{state.human_request_quote}"'
+    ids = (state.human_request_event,) if state.human_request_event else ()
+    return Reason("human_request", round(float(config.weight), 1), text, ids)
+
+
+def _fallback_reason(state: ConversationState, rules: Rules) -> Reason | None:
+    config = rules.signals.fallbacks
+    streak = state.fallback_streak
+    if not config.enabled or streak < config.streak:
+        return None
+    strength = min(1.0, (streak - config.streak + 1) / (config.full_at - config.streak + 1))
+    where = _turns(state.fallback_first_turn, state.fallback_last_turn)
+    text = (
+        f"{streak} bot fallbacks in a row ({where})" if streak > 1 else f"a bot fallback ({where})"
+    )
+    return Reason(
+        "fallbacks", round(config.weight * strength, 1), text, tuple(state.fallback_events)
+    )
+
+
+def _recent_hits(hits: Iterable[Hit], state: ConversationState, memory: int) -> list[Hit]:
+    # Old trouble stops counting, so a conversation that got back on track can recover.
+    return [hit for hit in hits if hit.turn > state.turns - memory]
+
+
+def _repetition_reason(state: ConversationState, rules: Rules) -> Reason | None:
+    config = rules.signals.repetition
+    if not config.enabled or not state.repeats:
+        return None
+    hits = _recent_hits(state.repeats, state, config.memory)
+    if len(hits) < config.min_repeats:
+        return None
+    customer = sum(1 for hit in hits if hit.what == "customer")
+    bot = len(hits) - customer
+    parts = []
+    if customer:
+        parts.append(
+            "the customer repeated themselves" + ("" if customer == 1 else f" {customer} times")
+        )
+    if bot:
+        parts.append("the bot repeated itself" + ("" if bot == 1 else f" {bot} times"))
+    text = f"{' and '.join(parts)} ({_turns(hits[0].turn, hits[-1].turn)})"
+    strength = min(1.0, len(hits) / (config.min_repeats + 1))
+    ids = tuple(hit.event_id for hit in hits)
+    return Reason("repetition", round(config.weight * strength, 1), text, ids)
+
+
+def _frustration_reason(state: ConversationState, rules: Rules) -> Reason | None:
+    config = rules.signals.frustration
+    if not config.enabled or not state.frustrations:
+        return None
+    hits = _recent_hits(state.frustrations, state, config.memory)
+    if not hits:
+        return None
+    phrases = list(dict.fromkeys(hit.what for hit in hits))[:3]
+    quoted = ", ".join(f'"{phrase}"' for phrase in phrases)
+    text = f"frustration: {quoted} ({_turns(hits[0].turn, hits[-1].turn)})"
+    strength = min(1.0, 0.6 + 0.4 * (len(hits) - 1))
+    ids = tuple(dict.fromkeys(hit.event_id for hit in hits))
+    return Reason("frustration", round(config.weight * strength, 1), text, ids)
+
+
+def _minutes(state: ConversationState) -> float:
+    if state.started_at is None or state.last_at is None:
+        return 0.0
+    return (state.last_at - state.started_at).total_seconds() / 60
+
+
+def _reasons(
+    state: ConversationState, event: ConversationEvent, rules: Rules, meta: ConversationMeta
+) -> list[Reason]:
+    signals = rules.signals
+    reasons = [
+        reason
+        for reason in (
+            _human_reason(state, rules),
+            _fallback_reason(state, rules),
+            _sentiment_reason(state, rules),
+            _repetition_reason(state, rules),
+            _frustration_reason(state, rules),
+        )
+        if reason is not None
+    ]
+    long_conversation = signals.long_conversation
+    if long_conversation.enabled and state.turns >= long_conversation.turns:
+        reasons.append(
+            Reason(
+                "long_conversation",
+                round(float(long_conversation.weight), 1),
+                f"{state.turns} messages so far",
+            )
+        )
+    long_duration = signals.long_duration
+    minutes = _minutes(state)
+    if long_duration.enabled and minutes >= long_duration.minutes:
+        reasons.append(
+            Reason(
+                "long_duration",
+                round(float(long_duration.weight), 1),
+                f"running for {minutes:.0f} min",
+            )
+        )
+    abandonment = signals.abandonment
+    if abandonment.enabled and state.abandoned:
+        reasons.append(
+            Reason(
+                "abandonment",
+                round(float(abandonment.weight), 1),
+                "the customer left without a resolution",
+                (event.event_id,) if event.type is EventType.SESSION_END else (),
+            )
+        )
+    tier_config = signals.customer_tier
+    tier = meta.customer.tier
+    if reasons and tier_config.enabled and tier is not None:
+        factor = tier_config.tiers.get(tier, tier_config.tiers.get(tier.lower(), 0.0))
+        if factor > 0:
+            reasons.append(
+                Reason(
+                    "customer_tier",
+                    round(tier_config.weight * min(1.0, factor), 1),
+                    f"{tier} customer",
+                )
+            )
+    reasons.sort(key=lambda reason: reason.points, reverse=True)
+    return reasons
+
+
+def _level_for(score: float, rules: Rules) -> Level | None:
+    chosen: Level | None = None
+    for level in rules.levels:
+        if level.min_score <= score and (chosen is None or level.min_score > chosen.min_score):
+            chosen = level
+    return chosen
+
+
+def _level_named(name: str, rules: Rules) -> Level | None:
+    for level in rules.levels:
+        if level.name == name:
+            return level
+    return None
+
+
+# --- the engine ----------------------------------------------------------------------------------
+
+
+def _advance_clock(state: ConversationState, timestamp: datetime) -> None:
+    # Events can arrive out of order; the state's time never goes backwards.
+    if state.started_at is None or timestamp < state.started_at:
+        state.started_at = timestamp
+    if state.last_at is None or timestamp > state.last_at:
+        state.last_at = timestamp
+
+
+def _decide(
+    state: ConversationState,
+    event: ConversationEvent,
+    rules: Rules,
+    level: Level | None,
+    score: float,
+    bot_answer: bool,
+    bot_fallback: bool,
+) -> Decision:
+    recovery = rules.recovery
+    if score >= recovery.below_score or bot_fallback:
+        state.recovery_answers = 0
+    elif bot_answer:
+        state.recovery_answers += 1
+
+    if state.escalated_level is not None:
+        if event.type is EventType.SESSION_END:
+            state.escalated_level = None
+            return Decision.ENDED
+        current = _level_named(state.escalated_level, rules)
+        current_min = current.min_score if current is not None else -1.0
+        if level is not None and level.notify and level.min_score > current_min:
+            state.escalated_level = level.name
+            return Decision.UPGRADE
+        if state.human_requested_at is None and state.recovery_answers >= recovery.bot_answers:
+            state.escalated_level = None
+            state.recovery_answers = 0
+            return Decision.RECOVERED
+        return Decision.NONE
+
+    if level is not None and level.notify and not state.handed_off:
+        state.escalated_level = level.name
+        state.recovery_answers = 0
+        return Decision.OPEN
+    return Decision.NONE
+
+
+def assess(
+    state: ConversationState, event: ConversationEvent, rules: Rules, meta: ConversationMeta
+) -> tuple[ConversationState, Assessment]:
+    """Apply one event to the conversation's state and say what it means for escalation.
+
+    Updates `state` in place and returns it with the Assessment.
+    """
+    _advance_clock(state, event.timestamp)
+    bot_answer = False
+    bot_fallback = False
+
+    if event.type is EventType.MESSAGE:
+        role = event.role
+        text = event.text or ""
+        if role is Role.CUSTOMER:
+            state.turns += 1
+            _on_customer(state, event, text, rules)
+            _remember_message(state, event, role)
+        elif role is Role.BOT:
+            state.turns += 1
+            bot_fallback = _on_bot(state, event, text, rules)
+            bot_answer = not bot_fallback
+            _remember_message(state, event, role)
+        elif role is Role.AGENT:
+            # A person is already talking to the customer: no new escalation from here on.
+            state.handed_off = True
+            _remember_message(state, event, role)
+    elif event.type is EventType.HANDOFF:
+        state.handed_off = True
+    elif event.type is EventType.SESSION_END:
+        outcome = (event.outcome or "").lower()
+        unresolved = not outcome or outcome in UNRESOLVED_OUTCOMES
+        if not state.ended and unresolved:
+            state.abandoned = state.score >= rules.signals.abandonment.after_score
+        state.ended = True
+
+    reasons = _reasons(state, event, rules, meta)
+    score = round(min(100.0, sum(reason.points for reason in reasons)), 1)
+    level = _level_for(score, rules)
+    decision = _decide(state, event, rules, level, score, bot_answer, bot_fallback)
+    state.score = score
+
+    team: str | None = None
+    if level is not None:
+        teams = route_for(
+            rules,
+            customer_tier=meta.customer.tier,
+            platform=meta.platform,
+            language=meta.language,
+            metadata=meta.metadata,
+            level=level.name,
+        )
+        team = teams[0] if teams else None
+    assessment = Assessment(
+        event_id=event.event_id,
+        score=score,
+        level=level.name if level is not None else None,
+        notify=level.notify if level is not None else False,
+        reasons=tuple(reasons),
+        team=team,
+        decision=decision,
+        mention=level.mention if level is not None else None,
+    )
+    return state, assessment

@@ -1,0 +1,275 @@
+"""Detectors the signals use: requests for a human, bot fallbacks, frustration, repetition.
+
+Each detector is a plain function over one message, so it can be tested with a literal and reused
+(the evaluation tool uses `asks_for_human` as its baseline). Patterns are compiled once, at import,
+and expect lower-cased text where the parameter is called `lowered`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+from engine.events import ConversationEvent
+
+# --- explicit requests for a human ---------------------------------------------------------------
+
+_EN_PERSON = (
+    r"(?:a |an |the |some |one of your |your )?(?:real |live |actual |human |proper )?"
+    r"(?:human(?: being)?|person|people|agent|representative|rep|someone|somebody|anyone|anybody|"
+    r"operator|staff(?: member)?|employee|manager|supervisor|advisor|adviser|"
+    r"support(?: team| staff| person)?|customer (?:service|support|care))\b"
+)
+_HUMAN_PATTERNS = (
+    # English
+    r"\b(?:(?:talk|speak|chat)(?:ing)?|connect(?:ing)?(?: me)?|transfer(?:ring)?(?: me)?|"
+    r"put me through|pass me|hand me over|escalate me|forward me|get me through)"
+    r" (?:to|with|through to) " + _EN_PERSON,
+    r"\b(?:want|need|get|give me|gimme|request|like|have)(?: to (?:have|get))? (?:a |an )?"
+    r"(?:real |live |actual )?(?:human|person|agent|representative|operator)\b",
+    r"\b(?:real|live|actual|human) (?:human|person|people|agent|being|operator|representative)\b",
+    r"\b(?:agent|human|representative|operator|person) (?:please|pls|plz|now|asap)\b",
+    r"\brepresentative\b",
+    r"\boperator\b",
+    r"^\W*(?:a )?(?:human|agent|person|rep|operator|support|helpdesk|help desk)\W*$",
+    r"\bis there (?:a|an|any)(?: real)? ?(?:human|person|one|body|agent)\b",
+    # German
+    r"\b(?:mensch|menschen|mitarbeiter(?:in)?|berater(?:in)?|sachbearbeiter(?:in)?|kundendienst|"
+    r"kundenservice|jemandem|person)\b[^.?!,]{0,20}\b(?:sprechen|reden|verbunden|verbinden|"
+    r"weiterleiten|chatten)\b",
+    r"\b(?:verbinden sie mich|verbinde mich|leiten sie mich)\b",
+    r"\b(?:echten|echter|echte|richtigen|richtiger|lebenden) "
+    r"(?:menschen|mensch|mitarbeiter|person)\b",
+    r"\b(?:will|möchte|moechte|brauche|hätte gern|haette gern) (?:einen |eine )?"
+    r"(?:menschen|mitarbeiter(?:in)?|berater(?:in)?|menschlichen)\b",
+    # Spanish
+    r"\b(?:hablar|comunicarme|conversar|chatear|p[aá]same|comun[ií]came|con[eé]ctame|"
+    r"transfi[eé]reme)\b[^.?!,]{0,15}\b(?:una persona|un humano|un ser humano|un agente|alguien|"
+    r"un asesor|una asesora|un representante|un operador|una operadora|un empleado|un ejecutivo|"
+    r"atenci[oó]n al cliente)\b",
+    r"\b(?:persona real|humano real|agente humano|agente real|asesor humano)\b",
+    r"\b(?:quiero|necesito|quisiera) (?:un |una )?"
+    r"(?:humano|agente|asesor|representante|operador)\b",
+    # French
+    r"\b(?:parler|discuter|mettre en relation|passer|transf[ée]rer|joindre)\b[^.?!,]{0,20}"
+    r"(?:un humain|une personne|un conseiller|une conseill[eè]re|un agent|quelqu['’]un|"
+    r"un op[ée]rateur|une vraie personne|un vrai humain|un interlocuteur|service client)",
+    r"\b(?:vrai humain|vraie personne|personne r[ée]elle|humain r[ée]el|conseiller humain|"
+    r"agent humain)\b",
+    r"\bje (?:veux|voudrais|souhaite) (?:un |une )?(?:humain|conseiller|agent|op[ée]rateur)\b",
+    # Portuguese
+    r"\b(?:falar|conversar|me passa|passar|transferir|me transfere|me conecta)\b[^.?!,]{0,20}"
+    r"\b(?:um atendente|uma atendente|uma pessoa|um humano|um ser humano|algu[ée]m|um agente|"
+    r"um operador|um representante|atendente)\b",
+    r"\b(?:atendente humano|atendimento humano|pessoa real|humano de verdade|pessoa de verdade|"
+    r"atendente real)\b",
+    r"\b(?:quero|preciso|gostaria de) (?:um |uma )?(?:atendente|humano|agente)\b",
+)
+_HUMAN_REQUEST = re.compile("|".join(f"(?:{pattern})" for pattern in _HUMAN_PATTERNS))
+
+# Negations in the five languages; "can't"/"cannot" are left out on purpose: "why can't I talk to
+# a person" is a request.
+_NEGATION = re.compile(
+    r"(?:\b(?:not|no|never|dont|don't|don’t|doesn't|doesnt|didn't|didnt|won't|without|nobody|"
+    r"nicht|kein|keine|keinen|keinem|ohne|nie|niemand|sin|nunca|ni|pas|sans|jamais|ne|aucun|"
+    r"não|nao|sem|nem)\b|(?:^|\W)n['’])"
+)
+# Negations that are not about the request: "is there no way to talk to a human?".
+_NOT_A_NEGATION = re.compile(r"\bno way\b|\bno one (?:answers|replies)\b")
+_AFTER_NEGATION = re.compile(r"^\W*(?:is |are )?(?:not needed|not necessary|unnecessary|no thanks)")
+_CLAUSE_BREAK = re.compile(r"[.;!?,]|\b(?:but|aber|pero|mais|mas|just|only)\b")
+_LOOKBEHIND_WORDS = 5
+
+
+@lru_cache(maxsize=64)
+def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
+    # Rules change rarely; the compiled pattern is cached per distinct phrase list.
+    cleaned = [re.escape(phrase.lower().strip()) for phrase in phrases if phrase.strip()]
+    if not cleaned:
+        return None
+    return re.compile(r"\b(?:" + "|".join(cleaned) + r")\b")
+
+
+def _negated(lowered: str, start: int, end: int) -> bool:
+    before = lowered[:start]
+    breaks = list(_CLAUSE_BREAK.finditer(before))
+    if breaks:
+        before = before[breaks[-1].end() :]
+    window = " ".join(before.split()[-_LOOKBEHIND_WORDS:])
+    if window and _NEGATION.search(window) and not _NOT_A_NEGATION.search(window):
+        return True
+    return _AFTER_NEGATION.match(lowered[end:]) is not None
+
+
+def _first_request(lowered: str, extra: re.Pattern[str] | None) -> bool:
+    for pattern in (_HUMAN_REQUEST, extra):
+        if pattern is None:
+            continue
+        for match in pattern.finditer(lowered):
+            if not _negated(lowered, match.start(), match.end()):
+                return True
+    return False
+
+
+def asks_for_human(text: str, extra_phrases: Sequence[str] = ()) -> bool:
+    """True when a customer message explicitly asks for a person and does not negate it."""
+    return asks_for_human_lowered(text.lower(), tuple(extra_phrases))
+
+
+def asks_for_human_lowered(lowered: str, extra_phrases: tuple[str, ...] = ()) -> bool:
+    """`asks_for_human` for text the caller has already lower-cased."""
+    return _first_request(lowered, _phrase_pattern(extra_phrases) if extra_phrases else None)
+
+
+# --- bot fallbacks -------------------------------------------------------------------------------
+
+_FALLBACK_INTENT_PARTS = ("fallback", "nomatch", "noinput", "notunderstood")
+_FALLBACK_INTENT_NAMES = frozenset({"none", "unknown", "anythingelse", "outofscope"})
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_FALLBACK_PHRASING = re.compile(
+    r"(?:didn['’]?t|did not) (?:quite )?(?:get|understand|catch|recogni[sz]e) (?:that|what|you|it)"
+    r"|\b(?:don['’]?t|do not) (?:quite )?understand\b"
+    r"|\bnot sure (?:i |that i )?(?:understand|follow|know what you mean)"
+    r"|\bnot sure what you mean"
+    r"|\b(?:could|can|would) you (?:please )?(?:rephrase|reword|say that (?:again|differently)|"
+    r"try again|try asking|put (?:that|it) (?:differently|another way))"
+    r"|\bplease (?:rephrase|reword|try again)|\btry rephrasing\b|\bi missed that\b"
+    r"|\bi(?:['’]m| am) still learning\b"
+    r"|\bi (?:don['’]?t|do not) know how to help with that"
+    r"|\bnicht (?:ganz )?verstanden\b|\bverstehe (?:ich )?(?:das )?nicht\b"
+    r"|\b(?:umformulieren|anders formulieren)\b"
+    r"|\bno (?:te |le |lo )?(?:he )?entend[ií]|\bno (?:te )?entiendo\b|\bno comprendo\b"
+    r"|\breformular\b|\bpas compris\b|\bne comprends pas\b|\breformuler\b"
+    r"|\bn[ãa]o (?:consegui )?(?:entendi|entender|compreendi)\b"
+)
+
+
+@lru_cache(maxsize=4096)
+def is_fallback_intent(intent: str) -> bool:
+    """True when an intent name is a platform's fallback / no-match intent under any spelling."""
+    name = _NON_ALNUM.sub("", intent.lower())
+    if name in _FALLBACK_INTENT_NAMES:
+        return True
+    return any(part in name for part in _FALLBACK_INTENT_PARTS)
+
+
+def is_fallback_phrasing(lowered: str, extra_phrases: tuple[str, ...] = ()) -> bool:
+    """True when a bot reply is worded like a fallback ("sorry, I didn't get that")."""
+    if _FALLBACK_PHRASING.search(lowered):
+        return True
+    extra = _phrase_pattern(extra_phrases) if extra_phrases else None
+    return extra is not None and extra.search(lowered) is not None
+
+
+def is_bot_fallback(
+    event: ConversationEvent,
+    lowered: str,
+    *,
+    low_confidence: float | None,
+    extra_phrases: tuple[str, ...] = (),
+) -> bool:
+    """True when a bot message is a fallback: platform flag, fallback intent, low confidence or
+    fallback phrasing."""
+    if event.fallback:
+        return True
+    if event.intent and is_fallback_intent(event.intent):
+        return True
+    confidence = event.confidence
+    if low_confidence is not None and confidence is not None and confidence < low_confidence:
+        return True
+    return is_fallback_phrasing(lowered, extra_phrases)
+
+
+# --- frustration ---------------------------------------------------------------------------------
+
+_FRUSTRATION = re.compile(
+    r"\bstill (?:waiting|not|no|nothing|haven['’]?t|hasn['’]?t|doesn['’]?t|isn['’]?t|broken)\b"
+    r"|\b(?:third|3rd|fourth|fifth|second|2nd) time\b|\bhow many times\b"
+    r"|\b(?:again and again|over and over|going in circles|for the last time)\b"
+    r"|\b(?:cancel|close|delete) my (?:account|subscription|membership|contract)\b"
+    r"|\b(?:useless|stupid|dumb|worthless|pointless|terrible|awful) (?:bot|robot|machine|chatbot|"
+    r"ai|system|service|answer|app)\b|\buseless\b"
+    r"|\bthis is (?:ridiculous|absurd|a joke|unacceptable|insane|crazy|a nightmare)\b"
+    r"|\b(?:ridiculous|unacceptable|outrageous)\b"
+    r"|\bnot what i (?:asked|said|meant|wanted|need)\b|\b(?:that|this)['’]?s not what i\b"
+    r"|\b(?:that|this) is not what i\b"
+    r"|\b(?:that['’]?s|that is|thats|this is|you['’]?re|you are|it['’]?s|totally|completely|"
+    r"all) wrong\b|\bwrong (?:answer|again)\b"
+    r"|\b(?:you['’]?re|you are) not (?:listening|helping|understanding)\b"
+    r"|\b(?:not|isn['’]?t|wasn['’]?t|doesn['’]?t|didn['’]?t) help(?:ful|ing)?\b"
+    r"|\bwaste of (?:my )?time\b|\bi (?:already|just) (?:told|said|explained|gave|tried)\b"
+    r"|\bare you (?:even )?listening\b|\byou (?:don['’]?t|do not) understand\b"
+    r"|\b(?:fed up|sick of|had enough|i give up|never again|wtf|answer my question)\b"
+    r"|\b(?:immer noch|zum (?:dritten|zweiten|x-ten) mal|nutzlos|unverschämt|lächerlich|kündigen|"
+    r"nicht was ich (?:gefragt|wollte)|beschwerde)\b"
+    r"|\b(?:sigo esperando|todav[ií]a (?:espero|no)|tercera vez|in[uú]til|rid[ií]culo|"
+    r"cancelar mi cuenta|no es lo que pregunt[ée]|queja)\b"
+    r"|\b(?:toujours pas|j['’]attends toujours|troisi[eè]me fois|inutile|ridicule|r[ée]silier|"
+    r"pas ce que j['’]ai demand[ée]|plainte)\b"
+    r"|\b(?:ainda estou esperando|terceira vez|rid[ií]culo|cancelar minha conta|"
+    r"n[ãa]o foi isso que eu perguntei|reclama[çc][ãa]o)\b"
+)
+
+
+def frustration_phrases(lowered: str, extra_phrases: tuple[str, ...] = ()) -> list[str]:
+    """The frustration phrases ("still waiting", "useless bot") found in a customer message."""
+    found = [match.group(0) for match in _FRUSTRATION.finditer(lowered)]
+    extra = _phrase_pattern(extra_phrases) if extra_phrases else None
+    if extra is not None:
+        found.extend(match.group(0) for match in extra.finditer(lowered))
+    return found
+
+
+# --- repetition ----------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W_]+")
+MIN_REPEAT_TOKENS = 3
+MAX_TOKENS = 40
+
+
+def token_set(lowered: str) -> frozenset[str]:
+    """The distinct words of a message (case and punctuation ignored), at most `MAX_TOKENS`."""
+    words = _WORD.findall(lowered)
+    if len(words) > MAX_TOKENS:
+        words = words[:MAX_TOKENS]
+    return frozenset(words)
+
+
+def similarity(first: frozenset[str], second: frozenset[str]) -> float:
+    """Jaccard similarity of two token sets, in [0, 1]."""
+    if not first or not second:
+        return 0.0
+    shared = len(first & second)
+    return shared / (len(first) + len(second) - shared)
+
+
+def most_similar(tokens: frozenset[str], previous: Iterable[frozenset[str]]) -> float:
+    """The highest similarity of `tokens` to any of the `previous` token sets."""
+    best = 0.0
+    for other in previous:
+        score = similarity(tokens, other)
+        if score > best:
+            best = score
+    return best
+
+
+# --- identifiers for the hand-off summary ----------------------------------------------------
+
+_IDENTIFIER = re.compile(
+    r"(?<![\w#])#\d{3,12}\b"
+    r"|\b(?:order|bestellung|pedido|commande|encomenda)(?: (?:no\.?|number|nr\.?|n[º°o]\.?|id|#))?"
+    r"[ :#-]*\d{3,12}\b"
+    r"|\b(?:ticket|case|incident|reference|ref)(?: (?:no\.?|number|id|#))?[ :#-]*[A-Z0-9-]*\d{3,}\b"
+    r"|\b[A-Z]{2,6}-\d{2,10}\b|\bINC\d{5,12}\b"
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-zA-Z]{2,}"
+    r"|(?<![\w#])\+\d[\d ()./-]{6,}\d\b",
+    re.IGNORECASE,
+)
+
+
+def find_identifiers(text: str) -> list[str]:
+    """Order numbers, ticket ids, emails and international phone numbers mentioned in `text`."""
+    if "@" not in text and not any(char.isdigit() for char in text):
+        return []
+    return [match.group(0).strip() for match in _IDENTIFIER.finditer(text)]

@@ -1,0 +1,232 @@
+"""What the engine remembers about one conversation: compact, bounded, and JSON round-trippable.
+
+Everything that grows with the conversation is a counter or a bounded deque, so one database row
+per conversation holds it and the cost of an event does not depend on how long the chat has run.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from engine.assessment import SummaryMessage
+from engine.events import Role
+
+STATE_VERSION = 1
+
+# Bounds. The sentiment window and the repetition lookback are capped at 20 by the rules models.
+MAX_SENTIMENTS = 20
+MAX_RECENT_TOKEN_SETS = 20
+MAX_HITS = 10
+MAX_FALLBACK_IDS = 10
+MAX_TREND = 12
+MAX_RECENT_MESSAGES = 6
+MAX_WANTS = 2
+MAX_BOT_TRIED = 6
+MAX_IDENTIFIERS = 10
+
+
+@dataclass(slots=True)
+class Hit:
+    """One piece of evidence for a counting signal: where it happened and what it was."""
+
+    turn: int
+    event_id: str
+    what: str
+
+
+@dataclass(slots=True)
+class SentimentPoint:
+    """One customer message's corrected sentiment."""
+
+    turn: int
+    event_id: str
+    compound: float
+
+
+def _dt(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse_dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+@dataclass(slots=True)
+class ConversationState:
+    """The engine's memory of one conversation. `assess` updates it in place and returns it."""
+
+    # Customer and bot messages so far; agent and system messages are not turns.
+    turns: int = 0
+    started_at: datetime | None = None
+    last_at: datetime | None = None
+
+    # sentiment
+    sentiments: deque[SentimentPoint] = field(default_factory=lambda: deque(maxlen=MAX_SENTIMENTS))
+    sentiment_mean: float | None = None
+    best_sentiment: float | None = None
+    best_sentiment_turn: int = 0
+    sentiment_trend: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_TREND))
+
+    # explicit request for a human (sticky)
+    human_requested_at: datetime | None = None
+    human_request_quote: str | None = None
+    human_request_event: str | None = None
+
+    # bot fallbacks
+    fallback_streak: int = 0
+    fallback_first_turn: int = 0
+    fallback_last_turn: int = 0
+    fallback_events: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_FALLBACK_IDS))
+    last_bot_fallback: bool = False
+
+    # repetition: the last few substantive messages as token sets, and the repeats found
+    customer_tokens: deque[frozenset[str]] = field(
+        default_factory=lambda: deque(maxlen=MAX_RECENT_TOKEN_SETS)
+    )
+    bot_tokens: deque[frozenset[str]] = field(
+        default_factory=lambda: deque(maxlen=MAX_RECENT_TOKEN_SETS)
+    )
+    repeats: deque[Hit] = field(default_factory=lambda: deque(maxlen=MAX_HITS))
+
+    # frustration phrases
+    frustrations: deque[Hit] = field(default_factory=lambda: deque(maxlen=MAX_HITS))
+
+    # session end
+    ended: bool = False
+    abandoned: bool = False
+
+    # escalation
+    score: float = 0.0
+    escalated_level: str | None = None
+    recovery_answers: int = 0
+    handed_off: bool = False
+
+    # hand-off summary material
+    wants: list[str] = field(default_factory=list)
+    bot_tried: list[str] = field(default_factory=list)
+    recent: deque[SummaryMessage] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_MESSAGES))
+    identifiers: list[str] = field(default_factory=list)
+
+    @classmethod
+    def new(cls) -> ConversationState:
+        """The state of a conversation before its first event."""
+        return cls()
+
+    @property
+    def escalated(self) -> bool:
+        """True while an escalation the engine opened is still open."""
+        return self.escalated_level is not None
+
+    def copy(self) -> ConversationState:
+        """An independent copy, for callers that must keep the state before an event."""
+        return ConversationState.from_dict(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The state as plain JSON-ready values."""
+        return {
+            "v": STATE_VERSION,
+            "turns": self.turns,
+            "started_at": _dt(self.started_at),
+            "last_at": _dt(self.last_at),
+            "sentiments": [[p.turn, p.event_id, p.compound] for p in self.sentiments],
+            "sentiment_mean": self.sentiment_mean,
+            "best_sentiment": self.best_sentiment,
+            "best_sentiment_turn": self.best_sentiment_turn,
+            "sentiment_trend": list(self.sentiment_trend),
+            "human_requested_at": _dt(self.human_requested_at),
+            "human_request_quote": self.human_request_quote,
+            "human_request_event": self.human_request_event,
+            "fallback_streak": self.fallback_streak,
+            "fallback_first_turn": self.fallback_first_turn,
+            "fallback_last_turn": self.fallback_last_turn,
+            "fallback_events": list(self.fallback_events),
+            "last_bot_fallback": self.last_bot_fallback,
+            "customer_tokens": [sorted(tokens) for tokens in self.customer_tokens],
+            "bot_tokens": [sorted(tokens) for tokens in self.bot_tokens],
+            "repeats": [[hit.turn, hit.event_id, hit.what] for hit in self.repeats],
+            "frustrations": [[hit.turn, hit.event_id, hit.what] for hit in self.frustrations],
+            "ended": self.ended,
+            "abandoned": self.abandoned,
+            "score": self.score,
+            "escalated_level": self.escalated_level,
+            "recovery_answers": self.recovery_answers,
+            "handed_off": self.handed_off,
+            "wants": list(self.wants),
+            "bot_tried": list(self.bot_tried),
+            "recent": [
+                [m.role.value, m.text, m.timestamp.isoformat(), m.event_id] for m in self.recent
+            ],
+            "identifiers": list(self.identifiers),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConversationState:
+        """Rebuild a state from `to_dict` output (e.g. read back from the database)."""
+        if data.get("v") != STATE_VERSION:
+            raise ValueError(f"unsupported conversation state version: {data.get('v')!r}")
+        state = cls(
+            turns=data["turns"],
+            started_at=_parse_dt(data["started_at"]),
+            last_at=_parse_dt(data["last_at"]),
+            sentiment_mean=data["sentiment_mean"],
+            best_sentiment=data["best_sentiment"],
+            best_sentiment_turn=data["best_sentiment_turn"],
+            human_requested_at=_parse_dt(data["human_requested_at"]),
+            human_request_quote=data["human_request_quote"],
+            human_request_event=data["human_request_event"],
+            fallback_streak=data["fallback_streak"],
+            fallback_first_turn=data["fallback_first_turn"],
+            fallback_last_turn=data["fallback_last_turn"],
+            last_bot_fallback=data["last_bot_fallback"],
+            ended=data["ended"],
+            abandoned=data["abandoned"],
+            score=data["score"],
+            escalated_level=data["escalated_level"],
+            recovery_answers=data["recovery_answers"],
+            handed_off=data["handed_off"],
+            wants=list(data["wants"]),
+            bot_tried=list(data["bot_tried"]),
+            identifiers=list(data["identifiers"]),
+        )
+        state.sentiments.extend(SentimentPoint(t, e, c) for t, e, c in data["sentiments"])
+        state.sentiment_trend.extend(data["sentiment_trend"])
+        state.fallback_events.extend(data["fallback_events"])
+        state.customer_tokens.extend(frozenset(tokens) for tokens in data["customer_tokens"])
+        state.bot_tokens.extend(frozenset(tokens) for tokens in data["bot_tokens"])
+        state.repeats.extend(Hit(t, e, w) for t, e, w in data["repeats"])
+        state.frustrations.extend(Hit(t, e, w) for t, e, w in data["frustrations"])
+        state.recent.extend(
+            SummaryMessage(Role(role), text, datetime.fromisoformat(ts), event_id)
+            for role, text, ts, event_id in data["recent"]
+        )
+        return state
+
+
+def reset_escalation(state: ConversationState) -> ConversationState:
+    """Forget the escalation and the trouble behind it, after an agent resolved it.
+
+    The conversation may escalate again later, but only on new trouble: the human request, the
+    fallback streak, repeats, frustration and the sentiment window start afresh. Turns and
+    duration are facts about the conversation and stay.
+    """
+    state.escalated_level = None
+    state.recovery_answers = 0
+    state.handed_off = False
+    state.human_requested_at = None
+    state.human_request_quote = None
+    state.human_request_event = None
+    state.fallback_streak = 0
+    state.fallback_events.clear()
+    state.last_bot_fallback = False
+    state.repeats.clear()
+    state.frustrations.clear()
+    state.sentiments.clear()
+    state.sentiment_mean = None
+    state.best_sentiment = None
+    state.best_sentiment_turn = 0
+    state.abandoned = False
+    state.score = 0.0
+    return state

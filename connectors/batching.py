@@ -59,3 +59,11 @@ def scalar_metadata(raw: Mapping[str, Any]) -> dict[str, str]:
         elif isinstance(value, int | float | str):
             flat[key] = str(value)
     return flat
+
+
+def first_of_each(events: Iterable[ConversationEvent]) -> tuple[ConversationEvent, ...]:
+    """The events in order, without later events that repeat an earlier event's id."""
+    kept: dict[str, ConversationEvent] = {}
+    for event in events:
+        kept.setdefault(event.event_id, event)
+    return tuple(kept.values())

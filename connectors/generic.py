@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import BadPayload, BadSignature, BaseConnector, InboundRequest, header
+from connectors.base import BadPayload, BaseConnector, InboundRequest
 from connectors.payload import (
     as_object,
     as_str,
@@ -35,6 +34,7 @@ from connectors.payload import (
     req,
     req_str,
 )
+from connectors.verification import hmac_signature_header
 from engine.events import (
     ConversationEvent,
     ConversationMeta,
@@ -46,7 +46,6 @@ from engine.events import (
 
 MAX_EVENTS = 1000
 SIGNATURE_HEADER = "X-Escalations-Signature"
-_SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
 _EVENT_TYPES = ", ".join(event_type.value for event_type in EventType)
 _ROLES = ", ".join(role.value for role in Role)
 
@@ -196,15 +195,9 @@ class GenericConnector(BaseConnector):
         """Raise BadSignature unless the body's HMAC-SHA256 matches the signature header."""
         if secret is None:
             return
-        given = header(request.headers, SIGNATURE_HEADER)
-        if given is None:
-            raise BadSignature(f"missing {SIGNATURE_HEADER} header")
-        match = _SIGNATURE.fullmatch(given.strip())
-        if match is None:
-            raise BadSignature(f"{SIGNATURE_HEADER} must look like sha256=<hex>")
-        expected = sign(secret, request.body)
-        if not hmac.compare_digest(expected, "sha256=" + match.group(1).lower()):
-            raise BadSignature("signature does not match the body")
+        hmac_signature_header(
+            request, secret, name=SIGNATURE_HEADER, algorithm="sha256", encoding="hex"
+        )
 
     def parse(self, request: InboundRequest) -> list[InboundBatch]:
         """One batch: the posted conversation and its events."""

@@ -8,12 +8,14 @@ from types import MappingProxyType
 from connectors.base import Connector
 from connectors.botpress import BotpressConnector
 from connectors.generic import GenericConnector
+from connectors.intercom import IntercomConnector
 from connectors.sunshine import SunshineConnector
 
 _ALL: tuple[Connector, ...] = (
     GenericConnector(),
     BotpressConnector(),
     SunshineConnector(),
+    IntercomConnector(),
 )
 
 CONNECTORS: Mapping[str, Connector] = MappingProxyType({c.name: c for c in _ALL})

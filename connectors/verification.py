@@ -45,3 +45,44 @@ def header_secret_or_basic_auth(request: InboundRequest, name: str, secret: str)
         basic_auth(request, secret)
     else:
         raise BadSignature(f"missing {name} header or Authorization: Basic credentials")
+
+
+def hmac_signature_header(
+    request: InboundRequest,
+    secret: str,
+    *,
+    name: str,
+    algorithm: str,
+    encoding: str,
+) -> None:
+    """Raise BadSignature unless header `name` is `<algorithm>=<HMAC(secret, raw body)>`.
+
+    `encoding` is "hex" (GitHub style, as Intercom sends) or "base64" (as LivePerson sends).
+    """
+    given = header(request.headers, name)
+    if given is None:
+        raise BadSignature(f"missing {name} header")
+    prefix, _, value = given.strip().partition("=")
+    digest = hmac.new(secret.encode(), request.body, algorithm).digest()
+    if encoding == "hex":
+        well_formed = prefix == algorithm and _is_hex(value, len(digest) * 2)
+        expected = digest.hex()
+        value = value.lower()
+    else:
+        well_formed = prefix == algorithm and _is_base64(value, len(digest))
+        expected = base64.b64encode(digest).decode()
+    if not well_formed:
+        raise BadSignature(f"{name} must look like {algorithm}=<{encoding}>")
+    if not hmac.compare_digest(expected.encode(), value.encode()):
+        raise BadSignature("signature does not match the body")
+
+
+def _is_hex(value: str, length: int) -> bool:
+    return len(value) == length and all(char in "0123456789abcdefABCDEF" for char in value)
+
+
+def _is_base64(value: str, length: int) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == length
+    except binascii.Error:
+        return False

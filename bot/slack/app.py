@@ -214,18 +214,18 @@ def create_slack_app(handoff: Handoff, settings: SlackSettings) -> SlackIntegrat
         verb = words[0].lower() if words else "list"
         if verb == "list":
             message = queue_message(await handoff.open_queue())
-            await ack(text=message.text, blocks=message.blocks)
+            await ack(text=message.text, blocks=message.blocks, response_type="ephemeral")
         elif verb in ("stats", "today"):
             message = stats_message(await handoff.today())
-            await ack(text=message.text, blocks=message.blocks)
+            await ack(text=message.text, blocks=message.blocks, response_type="ephemeral")
         elif verb == "claim" and len(words) == 2:
             escalation_id = parse_escalation_id(words[1].lstrip("#"))
             result = await handoff.claim(escalation_id, actor) if escalation_id else None
             if result is None or result.card is None:
-                await ack(text=UNKNOWN_ESCALATION)
+                await ack(text=UNKNOWN_ESCALATION, response_type="ephemeral")
             else:
-                await ack(text=result.message)
+                await ack(text=result.message, response_type="ephemeral")
         else:
-            await ack(text=COMMAND_HELP)
+            await ack(text=COMMAND_HELP, response_type="ephemeral")
 
     return SlackIntegration(app=app, notifier=SlackNotifier(client))

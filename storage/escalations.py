@@ -100,6 +100,28 @@ class TransitionOutcome:
     escalation: EscalationRecord | None  # None only when the id is unknown
     refusal: Refusal | None = None
 
+    @property
+    def won(self) -> bool:
+        """Whether this caller's transition happened (reads well after a claim)."""
+        return self.ok
+
+    @property
+    def message(self) -> str:
+        """A plain sentence for the person who acted, saying why when refused."""
+        record = self.escalation
+        if self.ok:
+            return "Done."
+        if self.refusal is Refusal.UNKNOWN or record is None:
+            return "This escalation no longer exists."
+        holder = record.claimed_by_name or record.claimed_by or "someone else"
+        if self.refusal is Refusal.ALREADY_CLAIMED:
+            return f"{holder} has already claimed this escalation."
+        if self.refusal is Refusal.NOT_CLAIMER:
+            return f"Only {holder}, who claimed it, or an admin can do that."
+        if self.refusal is Refusal.CLOSED:
+            return f"This escalation is already {record.status.value}."
+        return "Nobody has claimed this escalation."
+
 
 ClaimOutcome = TransitionOutcome
 

@@ -36,7 +36,7 @@ class OutboxItem:
     surface: str | None
     escalation_id: int | None
     payload: dict[str, Any]
-    attempts: int  # including this one
+    attempts: int  # failed tries so far (retry_later and give_up count them)
     due_at: datetime
     leased_until: datetime | None
     created_at: datetime
@@ -137,7 +137,6 @@ def lease_due(
         .where(_outbox.c.id.in_(picked.scalar_subquery()))
         .values(
             leased_until=now + timedelta(seconds=lease_seconds),
-            attempts=_outbox.c.attempts + 1,
             dedupe_key=None,
         )
         .returning(*_outbox.c)
@@ -162,7 +161,7 @@ def retry_later(*, session: Session, item_id: int, due_at: datetime, error: str)
     connection(session).execute(
         update(_outbox)
         .where(_outbox.c.id == item_id)
-        .values(due_at=due_at, leased_until=None, last_error=error)
+        .values(due_at=due_at, leased_until=None, last_error=error, attempts=_outbox.c.attempts + 1)
     )
 
 
@@ -171,7 +170,13 @@ def give_up(*, session: Session, item_id: int, error: str, now: datetime) -> Non
     connection(session).execute(
         update(_outbox)
         .where(_outbox.c.id == item_id)
-        .values(status=FAILED, done_at=now, leased_until=None, last_error=error)
+        .values(
+            status=FAILED,
+            done_at=now,
+            leased_until=None,
+            last_error=error,
+            attempts=_outbox.c.attempts + 1,
+        )
     )
 
 

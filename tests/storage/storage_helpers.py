@@ -1,0 +1,62 @@
+"""Factories for storage tests: one per model, with the values a story does not care about."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from engine.assessment import Assessment, Decision, Reason
+from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
+
+T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+
+
+def message(
+    event_id: str,
+    text: str = "hello",
+    *,
+    at: datetime | None = None,
+    role: Role = Role.CUSTOMER,
+) -> ConversationEvent:
+    """A message event, at T0 unless `at` says otherwise."""
+    return ConversationEvent(
+        event_id=event_id,
+        type=EventType.MESSAGE,
+        timestamp=at if at is not None else T0,
+        role=role,
+        text=text,
+    )
+
+
+def assessment(
+    event_id: str = "e1",
+    *,
+    score: float = 6.0,
+    level: str | None = "high",
+    team: str | None = "tier-1",
+    decision: Decision = Decision.OPEN,
+) -> Assessment:
+    """An engine verdict that asks for a human."""
+    return Assessment(
+        event_id=event_id,
+        score=score,
+        level=level,
+        notify=level is not None,
+        reasons=(Reason("fallback", 3.0, "3 bot fallbacks in a row", ("e1", "e2", "e3")),),
+        team=team,
+        decision=decision,
+        mention="@here",
+    )
+
+
+META = ConversationMeta(
+    platform="generic",
+    customer=Customer(id="cust-1", name="Ana Lima", tier="gold", email="ana@example.com"),
+    metadata={"order": "A-100"},
+    language="en",
+    link="https://inbox.example.com/c/1",
+)
+
+
+def minutes(count: float) -> timedelta:
+    """A readable duration for timelines."""
+    return timedelta(minutes=count)

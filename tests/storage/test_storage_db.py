@@ -1,0 +1,181 @@
+"""The database handle: migrations, sessions, savepoints, time zones, URLs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
+from storage_helpers import META, T0, message
+
+from storage import conversations, tables
+from storage.db import Database, default_database_url, normalize_url, redact_url
+
+
+def test_migrating_a_migrated_database_changes_nothing(database: Database) -> None:
+    assert database.schema_version() == 1
+    assert database.migrate() == []
+    assert database.migrate() == []
+    with database.engine.connect() as connection:
+        versions = connection.execute(select(tables.schema_version.c.version)).scalars().all()
+    assert versions == [1]
+
+
+def test_a_new_database_is_created_at_the_latest_version(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'nested' / 'fresh.db'}")
+    try:
+        assert database.schema_version() is None
+        assert database.migrate() == [1]
+        assert database.schema_version() == 1
+    finally:
+        database.dispose()
+
+
+@pytest.mark.postgres
+def test_a_new_postgres_database_is_created_at_the_latest_version(
+    postgres_url_factory: object,
+) -> None:
+    assert callable(postgres_url_factory)
+    database = Database(postgres_url_factory())
+    try:
+        assert database.schema_version() is None
+        assert database.migrate() == [1]
+        assert database.migrate() == []
+    finally:
+        database.dispose()
+
+
+def test_work_commits_when_the_block_succeeds(database: Database) -> None:
+    with database.session() as session:
+        conversations.lock_conversation(session=session, conversation_id="c1", meta=META, now=T0)
+    with database.session() as session:
+        assert conversations.get_conversation(session=session, conversation_id="c1") is not None
+
+
+def test_work_is_rolled_back_when_the_block_raises(database: Database) -> None:
+    with pytest.raises(RuntimeError, match="webhook handler failed"), database.session() as session:
+        conversations.lock_conversation(session=session, conversation_id="c1", meta=META, now=T0)
+        raise RuntimeError("webhook handler failed")
+    with database.session() as session:
+        assert conversations.get_conversation(session=session, conversation_id="c1") is None
+
+
+def test_a_failed_post_in_a_group_commit_leaves_the_other_posts_intact(
+    database: Database,
+) -> None:
+    """The service commits many webhook posts at once, each in its own savepoint."""
+    with database.session() as session:
+        with session.begin_nested():
+            conversations.lock_conversation(
+                session=session, conversation_id="good", meta=META, now=T0
+            )
+            conversations.insert_events(
+                session=session,
+                conversation_id="good",
+                rows=[(message("e1"), None)],
+                received_at=T0,
+            )
+        with pytest.raises(IntegrityError), session.begin_nested():
+            conversations.lock_conversation(
+                session=session, conversation_id="bad", meta=META, now=T0
+            )
+            # An event of an unknown conversation breaks the foreign key: the post fails.
+            session.connection().execute(
+                insert(tables.events).values(
+                    conversation_id="nobody",
+                    event_id="x",
+                    type="message",
+                    timestamp=T0,
+                    received_at=T0,
+                )
+            )
+        with session.begin_nested():
+            conversations.lock_conversation(
+                session=session, conversation_id="also-good", meta=META, now=T0
+            )
+    with database.session() as session:
+        assert conversations.get_conversation(session=session, conversation_id="good")
+        assert conversations.get_conversation(session=session, conversation_id="also-good")
+        assert conversations.get_conversation(session=session, conversation_id="bad") is None
+        assert [
+            stored.event.event_id
+            for stored in conversations.transcript(session=session, conversation_id="good")
+        ] == ["e1"]
+
+
+def test_times_come_back_timezone_aware_in_utc(database: Database) -> None:
+    paris = timezone(timedelta(hours=1))
+    local = datetime(2025, 3, 14, 10, 30, tzinfo=paris)
+    with database.session() as session:
+        conversations.lock_conversation(session=session, conversation_id="c1", meta=META, now=local)
+    with database.session() as session:
+        record = conversations.get_conversation(session=session, conversation_id="c1")
+    assert record is not None
+    assert record.created_at == datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+    assert record.created_at.tzinfo is UTC
+
+
+def test_naive_times_are_refused(database: Database) -> None:
+    with (
+        pytest.raises(Exception, match="naive datetime"),
+        database.session() as session,
+    ):
+        conversations.lock_conversation(
+            session=session, conversation_id="c1", meta=META, now=datetime(2025, 3, 14, 9, 0)
+        )
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_database: Database) -> None:
+    with sqlite_database.session() as session:
+        connection = session.connection()
+        assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+        assert connection.execute(text("PRAGMA synchronous")).scalar_one() == 1  # NORMAL
+
+
+def test_a_read_only_session_reads_while_a_writer_holds_the_lock(
+    sqlite_database: Database,
+) -> None:
+    with sqlite_database.session() as writer:
+        conversations.lock_conversation(session=writer, conversation_id="c1", meta=META, now=T0)
+        with sqlite_database.session(read_only=True) as reader:
+            # WAL: the reader sees the last committed state and does not wait for the writer.
+            assert conversations.get_conversation(session=reader, conversation_id="c1") is None
+
+
+def test_the_default_database_is_a_sqlite_file_under_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ESCALATIONS_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_database_url() == "sqlite:///var/escalations.db"
+    assert (tmp_path / "var").is_dir()
+
+
+def test_the_database_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESCALATIONS_DATABASE_URL", "postgresql://app:secret@db:5432/esc")
+    assert default_database_url() == "postgresql://app:secret@db:5432/esc"
+
+
+def test_plain_postgres_urls_use_psycopg_3() -> None:
+    assert normalize_url("postgresql://app@db/esc") == "postgresql+psycopg://app@db/esc"
+    assert normalize_url("postgres://app@db/esc") == "postgresql+psycopg://app@db/esc"
+    assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_the_password_never_shows_in_logs_or_reprs() -> None:
+    url = "postgresql://app:hunter2@db:5432/esc"
+    assert "hunter2" not in redact_url(url)
+    database = Database(url)
+    try:
+        assert "hunter2" not in repr(database)
+        assert database.dialect == "postgresql"
+    finally:
+        database.dispose()
+
+
+def test_an_unsupported_database_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(ValueError, match="unsupported database"):
+        Database("mysql://app:hunter2@db/esc")

@@ -40,6 +40,7 @@ __all__ = [
     "RulesError",
     "RulesProblem",
     "check_rules_file",
+    "cron_problem",
     "load_rules",
     "load_rules_file",
     "summarize_rules",
@@ -47,6 +48,12 @@ __all__ = [
 
 KeyPath = tuple[str | int, ...]
 
+# The only YAML types a rules file needs; anything else (`!!set`, `!!binary`, `!!python/...`) is
+# reported rather than built.
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")
+)
 # Deeper than any sensible rules file, shallow enough that nothing recurses into trouble.
 MAX_DEPTH = 40
 # YAML aliases can expand a few lines into millions of values ("billion laughs"); stop early.
@@ -150,6 +157,8 @@ class _Loader:
         self.problems: list[RulesProblem] = []
         self.lines: dict[KeyPath, int] = {}
         self._values = 0
+        # Values already reported while reading the YAML: the models must not report them again.
+        self._unreadable: list[KeyPath] = []
         self._scalars = SafeConstructor()
 
     def problem(self, path: KeyPath, message: str, line: int | None = None) -> None:
@@ -190,13 +199,8 @@ class _Loader:
             # SafeLoader: a rules file must never be able to build Python objects.
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as error:
-            mark = error.problem_mark or error.context_mark
-            line = mark.line + 1 if mark else None
-            reason = ", ".join(part for part in (error.context, error.problem) if part)
-            at = f" at column {mark.column + 1}" if mark else ""
-            self.problems.append(
-                RulesProblem(self.filename, line, "", f"invalid YAML: {reason}{at}")
-            )
+            line, message = _yaml_error(error)
+            self.problems.append(RulesProblem(self.filename, line, "", message))
             return None
         except yaml.reader.ReaderError as error:
             line = text.count("\n", 0, error.position) + 1
@@ -220,11 +224,11 @@ class _Loader:
         if depth > MAX_DEPTH:
             raise _TooLarge(f"the file is nested deeper than {MAX_DEPTH} levels")
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if node.tag not in _PLAIN_TAGS:
+            return self._unreadable_value(path, f"unsupported YAML tag '{_short_tag(node.tag)}'")
         if isinstance(node, MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, SequenceNode):
-            if node.tag != "tag:yaml.org,2002:seq":
-                self.problem(path, f"unsupported YAML tag {node.tag!r}")
             return [
                 self._build_item(item, (*path, index), depth)
                 for index, item in enumerate(node.value)
@@ -237,8 +241,6 @@ class _Loader:
         return self._build(node, path, depth + 1)
 
     def _mapping(self, node: MappingNode, path: KeyPath, depth: int) -> dict[str, Any]:
-        if node.tag != "tag:yaml.org,2002:map":
-            self.problem(path, f"unsupported YAML tag {node.tag!r}")
         result: dict[str, Any] = {}
         first_seen: dict[str, int] = {}
         merges: list[Node] = []
@@ -276,7 +278,10 @@ class _Loader:
 
     def _scalar(self, node: ScalarNode, path: KeyPath) -> Any:
         tag = node.tag
-        if tag in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"):
+        # YAML 1.1 reads yes/no/on/off as booleans, so `team: on` would be True; like YAML 1.2,
+        # only true and false are booleans here, and the other words stay text.
+        bool_word = tag == "tag:yaml.org,2002:bool" and node.value.lower() not in ("true", "false")
+        if bool_word or tag in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"):
             # A date-like value stays text: no rules field holds a date.
             return str(node.value)
         constructors = {
@@ -287,17 +292,19 @@ class _Loader:
         }
         construct = constructors.get(tag)
         if construct is None:
-            self.problem(path, f"unsupported YAML tag {tag!r}")
-            return None
+            return self._unreadable_value(path, f"unsupported YAML tag '{_short_tag(tag)}'")
         try:
             value = construct(node)
         except (ValueError, yaml.YAMLError):
-            self.problem(path, f"{node.value!r} is not a valid {tag.rsplit(':', 1)[-1]}")
-            return None
+            message = f"'{node.value}' is not a valid {_short_tag(tag).lstrip('!')}"
+            return self._unreadable_value(path, message)
         if isinstance(value, float) and not math.isfinite(value):
-            self.problem(path, f"expected a finite number, got {node.value}")
-            return None
+            return self._unreadable_value(path, f"expected a finite number, got {node.value}")
         return value
+
+    def _unreadable_value(self, path: KeyPath, message: str) -> None:
+        self.problem(path, message)
+        self._unreadable.append(path)
 
     # --- the models ----------------------------------------------------------------------------
 
@@ -311,6 +318,8 @@ class _Loader:
 
     def _model_problem(self, details: ErrorDetails) -> None:
         loc = tuple(details["loc"])
+        if any(loc[: len(path)] == path for path in self._unreadable):
+            return
         kind = details["type"]
         if kind == "extra_forbidden":
             key = str(loc[-1])
@@ -320,6 +329,30 @@ class _Loader:
             self.problem(loc, "required key is missing", line=self.line_of(loc[:-1]))
         else:
             self.problem(loc, _rewrite(details))
+
+
+def _yaml_error(error: yaml.MarkedYAMLError) -> tuple[int | None, str]:
+    """The line and an admin-readable sentence for a YAML syntax error."""
+    mark = error.problem_mark or error.context_mark
+    line = mark.line + 1 if mark else None
+    problem = error.problem or "cannot parse"
+    at = f" at column {mark.column + 1}" if mark else ""
+    context = error.context
+    if context and problem.startswith("but "):
+        # PyYAML phrased these as one sentence: "expected a single document ..., but found ...".
+        return line, f"invalid YAML: {context}, {problem}{at}"
+    message = f"invalid YAML: {problem}{at}"
+    if context:
+        start = error.context_mark
+        if start and start.line + 1 != line:
+            context += f" that starts on line {start.line + 1}"
+        message += f" ({context})"
+    return line, message
+
+
+def _short_tag(tag: str) -> str:
+    """A tag as the admin wrote it: `!!set`, not `tag:yaml.org,2002:set`."""
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml") else tag
 
 
 def _node_kind(node: Node) -> str:

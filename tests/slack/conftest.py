@@ -17,13 +17,13 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
-from slack_fake_api import FakeSlack
-from slack_memory_handoff import MemoryHandoff
 
 from bot.cards import Card, CardStatus
 from bot.slack import SlackIntegration, SlackSettings, create_slack_app
 from engine.assessment import HandoffSummary, SummaryMessage
 from engine.events import Role
+from tests.slack.slack_fake_api import FakeSlack
+from tests.slack.slack_memory_handoff import MemoryHandoff
 
 TOKEN = "xoxb-test-token"
 SIGNING_SECRET = "test-signing-secret"

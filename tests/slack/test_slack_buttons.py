@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import ANA, BEN, LEAD, SlackBench, make_card
-
 from bot.cards import CardAction, CardStatus
 from bot.slack.blocks import UNKNOWN_ESCALATION
+from tests.slack.conftest import ANA, BEN, LEAD, SlackBench, make_card
 
 
 async def test_an_agent_claims_an_open_escalation_in_one_click(bench: SlackBench) -> None:

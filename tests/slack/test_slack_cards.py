@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from conftest import CARD_CHANNEL, NOW, SlackBench, make_card
-
 from bot.cards import CardAction, CardStatus
 from bot.notifier import MessageRef
 from bot.slack.blocks import ELLIPSIS, mention, render_card
 from engine.assessment import SummaryMessage
 from engine.events import Role
+from tests.slack.conftest import CARD_CHANNEL, NOW, SlackBench, make_card
 
 
 def _text_of(blocks: list[dict[str, object]]) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import ANA, BEN, SlackBench, make_card
-
 from bot.cards import CardAction
 from bot.handoff import Actor
 from bot.slack.blocks import UNKNOWN_ESCALATION
+from tests.slack.conftest import ANA, BEN, SlackBench, make_card
 
 
 def _texts(blocks: list[dict[str, Any]]) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CARD_CHANNEL, TOKEN, SlackBench, make_card
 
 from bot.notifier import Forbidden, MessageRef, NotFound, RateLimited, Unavailable
 from bot.slack import SlackNotifier, SlackSettings
 from bot.slack.notifier import create_web_client
+from tests.slack.conftest import CARD_CHANNEL, TOKEN, SlackBench, make_card
 
 
 async def test_slack_asking_to_slow_down_becomes_rate_limited_with_its_retry_after(

@@ -7,12 +7,12 @@ import logging
 import time
 
 import pytest
-from conftest import SIGNING_SECRET, TOKEN, SlackBench
-from slack_fake_api import FakeSlack
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import SlackSettings
+from tests.slack.conftest import SIGNING_SECRET, TOKEN, SlackBench
+from tests.slack.slack_fake_api import FakeSlack
 
 URL_CHECK = json.dumps({"type": "url_verification", "challenge": "c-123", "token": "t"})
 

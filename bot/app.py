@@ -1,0 +1,269 @@
+"""The running service: one aiohttp application wiring webhooks, chat surfaces and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.console import ConsoleNotifier
+from bot.delivery import DeliveryPolicy, DeliveryWorker
+from bot.metrics import Metrics
+from bot.notifier import Notifier
+from bot.pipeline import Clock, Ingestor, IngestPipeline, utc_now
+from bot.rules_store import RulesStore
+from bot.service import HandoffService
+from connectors.base import BaseConnector, ConnectorError, InboundRequest
+from connectors.registry import CONNECTORS, get_connector
+from storage import outbox
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+SERVICE_KEY: web.AppKey[Service] = web.AppKey("service")
+
+
+@dataclass
+class Service:
+    """Everything one process runs, built from settings; the aiohttp app holds one."""
+
+    settings: Settings
+    database: Database
+    rules: RulesStore
+    metrics: Metrics
+    pipeline: IngestPipeline
+    delivery: DeliveryWorker
+    handoff: HandoffService
+    notifiers: dict[str, Notifier]
+    routes: list[web.RouteDef] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    surfaces: frozenset[str] = frozenset()
+
+
+def build_service(
+    settings: Settings,
+    *,
+    clock: Clock = utc_now,
+    extra_notifiers: dict[str, Notifier] | None = None,
+    delivery_policy: DeliveryPolicy | None = None,
+    database: Database | None = None,
+) -> Service:
+    """Connect to the database, load the rules and configure every surface from settings."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = Metrics()
+    if database is None:
+        database = Database(settings.resolved_database_url)
+    database.migrate()
+    rules = RulesStore(settings.rules_path, metrics, clock)
+
+    notifiers: dict[str, Notifier] = {"console": ConsoleNotifier()}
+    notifiers.update(extra_notifiers or {})
+    surfaces_box: dict[str, frozenset[str]] = {"value": frozenset()}
+
+    def surfaces() -> frozenset[str]:
+        return surfaces_box["value"]
+
+    delivery = DeliveryWorker(
+        database, notifiers, settings.base_url, clock=clock, policy=delivery_policy, metrics=metrics
+    )
+    handoff = HandoffService(
+        database, rules.current, surfaces, settings.base_url, clock, on_change=delivery.wake
+    )
+    ingestor = Ingestor(rules.current, surfaces, clock)
+    pipeline = IngestPipeline(database, ingestor, on_commit=delivery.wake)
+    service = Service(
+        settings=settings,
+        database=database,
+        rules=rules,
+        metrics=metrics,
+        pipeline=pipeline,
+        delivery=delivery,
+        handoff=handoff,
+        notifiers=notifiers,
+    )
+    _add_chat_surfaces(service)
+    surfaces_box["value"] = frozenset(name for name in notifiers if name != "console")
+    service.surfaces = surfaces_box["value"]
+
+    def outbox_stat(pick: Callable[[outbox.OutboxStats], float]) -> Callable[[], float]:
+        def read() -> float:
+            with database.session() as session:
+                return pick(outbox.stats(session=session, now=clock()))
+
+        return read
+
+    metrics.add_gauge(
+        "escalations_outbox_depth", "Deliveries waiting.", outbox_stat(lambda s: s.depth)
+    )
+    metrics.add_gauge(
+        "escalations_outbox_oldest_age_seconds",
+        "Age of the oldest waiting delivery.",
+        outbox_stat(lambda s: s.oldest_age_seconds or 0.0),
+    )
+    return service
+
+
+def _add_chat_surfaces(service: Service) -> None:
+    env = service.settings.environ
+    from bot.slack.app import create_slack_app
+    from bot.slack.settings import SlackSettings
+
+    slack_settings = SlackSettings.from_env(env)
+    if slack_settings is not None:  # from_env has said why Slack is off
+        slack = create_slack_app(service.handoff, slack_settings)
+        service.notifiers["slack"] = slack.notifier
+        service.routes.extend(slack.routes())
+        log.info("Slack is on (Web API at %s)", slack_settings.api_url)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = await request.content.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def handle_webhook(request: web.Request) -> web.Response:
+    """POST /webhooks/{name}: verify, parse, store durably, then answer."""
+    service = request.app[SERVICE_KEY]
+    name = request.match_info["name"]
+    connector = get_connector(name)
+    if connector is None:
+        return _error(404, f"no connector named {name!r}; known: {', '.join(sorted(CONNECTORS))}")
+    limit = service.settings.max_body_bytes
+    body = await _read_body(request, limit)
+    if body is None:
+        service.metrics.webhooks_rejected.inc(name, "413")
+        return _error(413, f"body larger than the limit of {limit} bytes")
+    url = str(request.url)
+    if service.settings.public_url:
+        url = service.settings.public_url.rstrip("/") + request.path_qs
+    inbound = InboundRequest(
+        url=url, headers=request.headers, body=body, content_type=request.content_type
+    )
+    secret = service.settings.environ.get(connector.secret_env) or None
+    try:
+        if secret is None:
+            raise _unconfigured(connector.secret_env)
+        connector.verify(inbound, secret)
+        batches = connector.parse(inbound)
+    except ConnectorError as error:
+        service.metrics.webhooks_rejected.inc(name, str(error.status))
+        return _error(error.status, str(error))
+    result = await service.pipeline.submit(batches) if batches else None
+    if result is not None:
+        service.metrics.events_ingested.inc(name, by=result.events_stored)
+        service.metrics.events_duplicate.inc(by=result.duplicates)
+    if type(connector).respond is not BaseConnector.respond:
+        # The platform expects its own answer (Dialogflow, Lex): give it exactly that.
+        content_type, payload = connector.respond(batches)
+        return web.Response(body=payload, content_type=content_type.split(";")[0])
+    answer: dict[str, Any] = {"status": "ignored" if result is None else "stored"}
+    if result is not None:
+        answer.update(
+            events=result.events_received,
+            stored=result.events_stored,
+            duplicates=result.duplicates,
+            escalations_opened=result.opened,
+        )
+    return web.json_response(answer)
+
+
+class _MissingSecret(ConnectorError):
+    status = 401
+
+
+def _unconfigured(env_name: str) -> ConnectorError:
+    return _MissingSecret(f"this endpoint refuses posts until {env_name} is set on the service")
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def handle_readyz(request: web.Request) -> web.Response:
+    """Readiness: the database answers and the rules are loaded."""
+    service = request.app[SERVICE_KEY]
+    try:
+        await asyncio.to_thread(_ping, service.database)
+    except Exception as error:
+        return web.json_response({"status": "unavailable", "database": str(error)}, status=503)
+    return web.json_response(
+        {"status": "ready", "rules_loaded_at": service.rules.loaded_at.isoformat()}
+    )
+
+
+def _ping(database: Database) -> None:
+    with database.session() as session:
+        outbox.stats(session=session, now=utc_now())
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition."""
+    service = request.app[SERVICE_KEY]
+    text = await asyncio.to_thread(service.metrics.render)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+async def _watch_rules(service: Service, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            service.rules.reload_if_changed()
+        except Exception:
+            log.exception("rules watcher failed")
+
+
+def create_app(
+    service: Service, *, watch_rules_every: float | None = 2.0, run_delivery: bool = True
+) -> web.Application:
+    """The aiohttp application; workers start and stop with it.
+
+    Tests pass `run_delivery=False` and drive `service.delivery.run_once()` themselves.
+    """
+    # Webhook bodies are size-checked by the handler itself, which answers 413 with a message.
+    app = web.Application(client_max_size=service.settings.max_body_bytes + 1024)
+    app[SERVICE_KEY] = service
+    app.add_routes(
+        [
+            web.post("/webhooks/{name}", handle_webhook),
+            web.get("/healthz", handle_healthz),
+            web.get("/readyz", handle_readyz),
+            web.get("/metrics", handle_metrics),
+            *service.routes,
+        ]
+    )
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await service.pipeline.start()
+        if run_delivery:
+            service.tasks.append(asyncio.create_task(service.delivery.run(), name="delivery"))
+        if watch_rules_every:
+            service.tasks.append(
+                asyncio.create_task(_watch_rules(service, watch_rules_every), name="rules")
+            )
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.rules.reload)
+        yield
+        service.delivery.stop()
+        await service.pipeline.stop()
+        for task in service.tasks:
+            task.cancel()
+        await asyncio.gather(*service.tasks, return_exceptions=True)
+        service.tasks.clear()
+        service.database.dispose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

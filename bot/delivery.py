@@ -1,0 +1,368 @@
+"""The delivery worker: takes outbox rows and shows them on chat surfaces, exactly once.
+
+Retry, backoff with jitter, `Retry-After`, per-channel throttling and coalescing live here and
+nowhere else; the surfaces only translate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlmodel import Session
+
+from bot.cards import Card
+from bot.metrics import Metrics
+from bot.notifier import (
+    DeliveryError,
+    Forbidden,
+    MessageRef,
+    NotFound,
+    Notifier,
+    RateLimited,
+)
+from bot.pipeline import Clock, utc_now
+from bot.service import build_card
+from storage import escalations, outbox
+from storage.db import Database
+from storage.outbox import OutboxItem
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard and how fast the worker tries."""
+
+    lease_seconds: float = 60.0
+    batch_size: int = 50
+    max_attempts: int = 30
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    # Slack allows about one message per second per channel with short bursts; Teams about
+    # seven per second per conversation. One token bucket per (surface, channel).
+    channel_rate: Mapping[str, float] = field(
+        default_factory=lambda: {"slack": 1.0, "teams": 4.0, "console": 50.0}
+    )
+    channel_burst: int = 3
+    idle_poll_seconds: float = 1.0
+
+    def rate_for(self, surface: str) -> float:
+        """Messages per second allowed on one channel of the surface."""
+        return self.channel_rate.get(surface, 50.0)
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with full jitter, capped."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** max(0, attempts - 1)))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+class _Bucket:
+    def __init__(self, rate: float, burst: int, now: datetime) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.updated = now
+        self.blocked_until: datetime | None = None
+
+    def take(self, now: datetime) -> datetime | None:
+        """Take a token; or return when the next one (or the end of a block) is due."""
+        if self.blocked_until is not None and now < self.blocked_until:
+            return self.blocked_until
+        elapsed = max(0.0, (now - self.updated).total_seconds())
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return None
+        return now + timedelta(seconds=(1.0 - self.tokens) / self.rate)
+
+
+class DeliveryWorker:
+    """Delivers due outbox rows to the surfaces' notifiers."""
+
+    def __init__(
+        self,
+        database: Database,
+        notifiers: Mapping[str, Notifier],
+        base_url: str,
+        *,
+        clock: Clock = utc_now,
+        policy: DeliveryPolicy | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._database = database
+        self._notifiers = notifiers
+        self._base_url = base_url
+        self._clock = clock
+        self._policy = policy or DeliveryPolicy()
+        self._metrics = metrics or Metrics()
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Look at the outbox now (called after a commit that may have added rows)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask `run` to return after the current round."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until stopped; never raises for a delivery failure."""
+        while not self._stopping:
+            try:
+                delivered = await self.run_once()
+            except Exception:
+                log.exception("delivery round failed; trying again shortly")
+                delivered = 0
+            if delivered == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._policy.idle_poll_seconds)
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; return how many rows were finished or rescheduled."""
+        now = self._clock()
+        items = await self._db(
+            lambda s: outbox.lease_due(
+                session=s,
+                now=now,
+                limit=self._policy.batch_size,
+                lease_seconds=self._policy.lease_seconds,
+            )
+        )
+        # Thread messages for the same card and surface are merged into one post.
+        replies: dict[tuple[int, str], list[OutboxItem]] = {}
+        for item in items:
+            if item.kind == "thread_reply":
+                replies.setdefault((item.escalation_id or 0, _surface(item)), []).append(item)
+            else:
+                await self._deliver(item)
+        for group in replies.values():
+            await self._deliver_replies(group)
+        return len(items)
+
+    async def _db(self, work: Callable[[Session], T]) -> T:
+        def in_thread() -> T:
+            with self._database.session() as session:
+                return work(session)
+
+        return await asyncio.to_thread(in_thread)
+
+    def _bucket(self, surface: str, channel: str, now: datetime) -> _Bucket:
+        key = (surface, channel)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = _Bucket(self._policy.rate_for(surface), self._policy.channel_burst, now)
+            self._buckets[key] = bucket
+        return bucket
+
+    async def _card(self, escalation_id: int) -> Card | None:
+        def work(session: Session) -> Card | None:
+            record = escalations.get_escalation(session=session, escalation_id=escalation_id)
+            return build_card(session, record, self._base_url) if record else None
+
+        return await self._db(work)
+
+    async def _refs(self, escalation_id: int, surface: str) -> list[MessageRef]:
+        rows = await self._db(
+            lambda s: escalations.card_messages(session=s, escalation_id=escalation_id)
+        )
+        return [
+            MessageRef(row.surface, row.channel, row.message_id)
+            for row in rows
+            if row.surface == surface
+        ]
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        notifier = self._notifiers.get(_surface(item))
+        if notifier is None:
+            await self._give_up(item, f"surface {_surface(item)!r} is not configured")
+            return
+        if item.escalation_id is None:
+            await self._give_up(item, "outbox row names no escalation")
+            return
+        card = await self._card(item.escalation_id)
+        if card is None:
+            await self._give_up(item, f"escalation {item.escalation_id} does not exist")
+            return
+        if item.kind == "post_card":
+            channel = str(item.payload.get("channel", ""))
+            if any(
+                ref.channel == channel
+                for ref in await self._refs(card.escalation_id, _surface(item))
+            ):
+                await self._complete(item)  # posted before a crash; never post twice
+                return
+            if not await self._throttle(item, channel):
+                return
+            await self._attempt(item, self._post(notifier, item, card, channel))
+        elif item.kind == "update_card":
+            refs = await self._refs(card.escalation_id, _surface(item))
+            # No message yet: the pending post will render the card as it stands then.
+            for ref in refs:
+                if not await self._throttle(item, ref.channel):
+                    return
+            await self._attempt(item, _update_all(notifier, refs, card))
+        else:
+            await self._give_up(item, f"unknown outbox kind {item.kind!r}")
+
+    async def _post(self, notifier: Notifier, item: OutboxItem, card: Card, channel: str) -> None:
+        ref = await notifier.post(card, channel)
+        now = self._clock()
+
+        def work(session: Session) -> None:
+            escalations.record_card_message(
+                session=session,
+                escalation_id=card.escalation_id,
+                surface=ref.surface,
+                channel=ref.channel,
+                message_id=ref.message_id,
+                now=now,
+            )
+            outbox.complete(session=session, item_id=item.id, now=now)
+
+        await self._db(work)
+        self._succeeded(item, now)
+
+    async def _deliver_replies(self, group: list[OutboxItem]) -> None:
+        first = group[0]
+        notifier = self._notifiers.get(_surface(first))
+        if notifier is None or first.escalation_id is None:
+            for item in group:
+                await self._give_up(item, f"surface {_surface(first)!r} is not configured")
+            return
+        refs = await self._refs(first.escalation_id, _surface(first))
+        if not refs:
+            # The card is not posted yet (its post is being retried): keep the messages.
+            for item in group:
+                if item.attempts >= self._policy.max_attempts:
+                    await self._give_up(item, "the card was never posted")
+                else:
+                    await self._retry(
+                        item, self._policy.backoff(item.attempts), "card not posted yet"
+                    )
+            return
+        lines = []
+        for item in sorted(group, key=lambda i: str(i.payload.get("at", ""))):
+            at = str(item.payload.get("at", ""))[11:16]
+            lines.append(f"Customer ({at}): {item.payload.get('text', '')}")
+        text = "\n".join(lines)
+        for ref in refs:
+            if not await self._throttle_group(group, ref.channel):
+                return
+        try:
+            for ref in refs:
+                await notifier.reply(ref, text)
+        except DeliveryError as error:
+            for item in group:
+                await self._failed(item, error)
+            return
+        now = self._clock()
+        for item in group:
+            await self._complete(item)
+            self._succeeded(item, now, counted=False)
+        self._metrics.deliveries.inc(_surface(first), first.kind, "delivered")
+
+    async def _throttle(self, item: OutboxItem, channel: str) -> bool:
+        now = self._clock()
+        wait_until = self._bucket(_surface(item), channel, now).take(now)
+        if wait_until is None:
+            return True
+        await self._reschedule(item, wait_until, "throttled")
+        return False
+
+    async def _throttle_group(self, group: list[OutboxItem], channel: str) -> bool:
+        now = self._clock()
+        wait_until = self._bucket(_surface(group[0]), channel, now).take(now)
+        if wait_until is None:
+            return True
+        for item in group:
+            await self._reschedule(item, wait_until, "throttled")
+        return False
+
+    async def _attempt(self, item: OutboxItem, action: Awaitable[None]) -> None:
+        try:
+            await action
+        except DeliveryError as error:
+            await self._failed(item, error)
+            return
+        except Exception as error:  # a bug or an unmapped SDK error: retry, but say so
+            log.exception("delivery of outbox row %s failed unexpectedly", item.id)
+            await self._failed(item, error)
+            return
+        if item.kind != "post_card":
+            await self._complete(item)
+            self._succeeded(item, self._clock())
+
+    async def _failed(self, item: OutboxItem, error: BaseException) -> None:
+        surface = _surface(item)
+        if isinstance(error, RateLimited):
+            until = self._clock() + timedelta(seconds=error.retry_after)
+            channel = str(item.payload.get("channel", ""))
+            if channel:
+                self._bucket(surface, channel, self._clock()).blocked_until = until
+            self._metrics.deliveries.inc(surface, item.kind, "rate_limited")
+            await self._reschedule(item, until, str(error))
+        elif isinstance(error, (NotFound, Forbidden)):
+            self._metrics.deliveries.inc(surface, item.kind, "failed")
+            await self._give_up(item, f"{type(error).__name__}: {error}")
+        elif item.attempts >= self._policy.max_attempts:
+            self._metrics.deliveries.inc(surface, item.kind, "failed")
+            await self._give_up(item, f"gave up after {item.attempts} attempts: {error}")
+        else:
+            self._metrics.deliveries.inc(surface, item.kind, "retry")
+            await self._retry(item, self._policy.backoff(item.attempts), str(error))
+
+    async def _retry(self, item: OutboxItem, delay: float, error: str) -> None:
+        await self._reschedule(item, self._clock() + timedelta(seconds=delay), error)
+
+    async def _reschedule(self, item: OutboxItem, due_at: datetime, error: str) -> None:
+        log.info(
+            "outbox row %s (%s to %s) retried at %s: %s",
+            item.id,
+            item.kind,
+            _surface(item),
+            due_at.isoformat(),
+            error,
+        )
+        await self._db(
+            lambda s: outbox.retry_later(session=s, item_id=item.id, due_at=due_at, error=error)
+        )
+
+    async def _complete(self, item: OutboxItem) -> None:
+        now = self._clock()
+        await self._db(lambda s: outbox.complete(session=s, item_id=item.id, now=now))
+
+    async def _give_up(self, item: OutboxItem, error: str) -> None:
+        log.error(
+            "outbox row %s (%s to %s) abandoned: %s", item.id, item.kind, _surface(item), error
+        )
+        now = self._clock()
+        await self._db(lambda s: outbox.give_up(session=s, item_id=item.id, error=error, now=now))
+
+    def _succeeded(self, item: OutboxItem, now: datetime, *, counted: bool = True) -> None:
+        if counted:
+            self._metrics.deliveries.inc(_surface(item), item.kind, "delivered")
+        self._metrics.delivery_latency.observe(max(0.0, (now - item.created_at).total_seconds()))
+
+
+async def _update_all(notifier: Notifier, refs: list[MessageRef], card: Card) -> None:
+    for ref in refs:
+        await notifier.update(ref, card)
+
+
+def _surface(item: OutboxItem) -> str:
+    """The surface an outbox row is for ("" when it names none: such a row is given up)."""
+    return item.surface or ""

@@ -1,0 +1,376 @@
+"""Ingest: canonical events -> engine -> one durable transaction, with group commit.
+
+Every webhook post is answered only after its events, the conversation's new state, any
+escalation and its outbox rows are committed. Posts that arrive while a commit is running are
+gathered into the next transaction (one savepoint each), so that many concurrent posts share one
+fsync without one bad post spoiling the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+from engine import ConversationState, assess, reset_escalation, summarize
+from engine.assessment import Assessment, Decision
+from engine.events import ConversationEvent, EventType, InboundBatch, Role
+from engine.redact import redact
+from engine.rules import Rules
+from storage import conversations, escalations, outbox
+from storage.codec import summary_to_json
+from storage.db import Database
+from storage.escalations import EscalationRecord
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The wall clock, in UTC (injectable everywhere a time is needed)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class IngestResult:
+    """What one webhook post changed."""
+
+    events_received: int = 0
+    events_stored: int = 0
+    duplicates: int = 0
+    opened: list[int] = field(default_factory=list)  # escalation ids
+    decisions: list[tuple[str, str, Decision]] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    batches: Sequence[InboundBatch]
+    future: asyncio.Future[IngestResult]
+
+
+def team_surfaces(rules: Rules, team: str, enabled: frozenset[str]) -> list[tuple[str, str]]:
+    """The (surface, channel) pairs a team's cards go to; the console when none is usable."""
+    targets: list[tuple[str, str]] = []
+    config = rules.teams.get(team)
+    if config is not None:
+        if config.slack is not None and "slack" in enabled:
+            targets.append(("slack", config.slack.channel))
+        if config.teams is not None and "teams" in enabled:
+            targets.append(("teams", config.teams.channel))
+    if not targets:
+        targets.append(("console", team))
+    return targets
+
+
+class Ingestor:
+    """Applies batches to the database inside a session (the synchronous core of ingest)."""
+
+    def __init__(
+        self, rules: Callable[[], Rules], surfaces: Callable[[], frozenset[str]], clock: Clock
+    ) -> None:
+        self._rules = rules
+        self._surfaces = surfaces
+        self._clock = clock
+
+    def apply(self, session: Session, batches: Sequence[InboundBatch]) -> IngestResult:
+        """Store one post's batches; the caller owns the transaction."""
+        result = IngestResult()
+        rules = self._rules()
+        now = self._clock()
+        # A stable order of row locks keeps two replicas from deadlocking on the same pair.
+        for batch in sorted(batches, key=lambda b: b.conversation_id):
+            self._apply_batch(session, batch, rules, now, result)
+        return result
+
+    def _apply_batch(
+        self,
+        session: Session,
+        batch: InboundBatch,
+        rules: Rules,
+        now: datetime,
+        result: IngestResult,
+    ) -> None:
+        cid = batch.conversation_id
+        result.events_received += len(batch.events)
+        record = conversations.lock_conversation(
+            session=session, conversation_id=cid, meta=batch.meta, now=now
+        )
+        known = conversations.known_event_ids(
+            session=session, conversation_id=cid, event_ids=[e.event_id for e in batch.events]
+        )
+        fresh: dict[str, ConversationEvent] = {}
+        for event in batch.events:
+            if event.event_id not in known and event.event_id not in fresh:
+                fresh[event.event_id] = event
+        result.duplicates += len(batch.events) - len(fresh)
+        if not fresh:
+            return
+        # Late events are assessed in time order among themselves; the engine never lets
+        # time run backwards, so an old straggler cannot reopen a closed chapter.
+        ordered = sorted(fresh.values(), key=lambda e: e.timestamp)
+        state = (
+            ConversationState.from_dict(record.state) if record.state else ConversationState.new()
+        )
+        rows: list[tuple[ConversationEvent, Assessment | None]] = []
+        last: Assessment | None = None
+        ended = record.status == "ended"
+        # One look-up per batch; kept current as decisions open and close escalations.
+        active = escalations.active_escalation(session=session, conversation_id=cid)
+        for event in ordered:
+            state, assessment = assess(state, event, rules, record.meta)
+            rows.append((event, assessment))
+            last = assessment
+            ended = ended or event.type is EventType.SESSION_END
+            if assessment.decision is not Decision.NONE:
+                result.decisions.append((cid, event.event_id, assessment.decision))
+            state, active = self._apply_decision(
+                session, cid, event, assessment, state, active, rules, now, result
+            )
+        conversations.insert_events(
+            session=session, conversation_id=cid, rows=rows, received_at=now
+        )
+        assert last is not None
+        conversations.save_state(
+            session=session,
+            conversation_id=cid,
+            state=state.to_dict(),
+            score=last.score,
+            level=last.level,
+            status="ended" if ended else "active",
+            last_event_at=max(
+                [e.timestamp for e in ordered]
+                + ([record.last_event_at] if record.last_event_at else [])
+            ),
+        )
+        result.events_stored += len(rows)
+
+    def _apply_decision(
+        self,
+        session: Session,
+        cid: str,
+        event: ConversationEvent,
+        assessment: Assessment,
+        state: ConversationState,
+        active: EscalationRecord | None,
+        rules: Rules,
+        now: datetime,
+        result: IngestResult,
+    ) -> tuple[ConversationState, EscalationRecord | None]:
+        decision = assessment.decision
+        if decision is Decision.OPEN:
+            if active is None:
+                active = self._open(session, cid, assessment, state, rules, now)
+                result.opened.append(active.id)
+            return state, active
+        if active is None:
+            return state, None
+        if decision is Decision.UPGRADE:
+            escalations.upgrade_escalation(
+                session=session,
+                escalation_id=active.id,
+                assessment=assessment,
+                summary=summary_to_json(summarize(state, rules)),
+                now=now,
+            )
+            self._enqueue_update(session, active.id, now)
+        elif decision in (Decision.RECOVERED, Decision.ENDED):
+            status = "recovered" if decision is Decision.RECOVERED else "expired"
+            closed = escalations.close_unclaimed(
+                session=session,
+                escalation_id=active.id,
+                status=status,
+                now=now,
+                detail={"event_id": event.event_id},
+            )
+            if closed:
+                self._enqueue_update(session, active.id, now)
+                return reset_escalation(state), None
+        elif (
+            event.type is EventType.MESSAGE
+            and event.role is Role.CUSTOMER
+            and event.text
+            and active.status in ("open", "claimed")
+        ):
+            self._enqueue_thread_reply(session, active.id, event, rules, now)
+        return state, active
+
+    def _open(
+        self,
+        session: Session,
+        cid: str,
+        assessment: Assessment,
+        state: ConversationState,
+        rules: Rules,
+        now: datetime,
+    ) -> EscalationRecord:
+        team = assessment.team or rules.routes.team or "default"
+        team_config = rules.teams.get(team)
+        snapshot: dict[str, Any] = {
+            "team": team,
+            "team_config": team_config.model_dump(mode="json") if team_config else None,
+            "level": assessment.level,
+        }
+        record = escalations.open_escalation(
+            session=session,
+            conversation_id=cid,
+            assessment=assessment,
+            summary=summary_to_json(summarize(state, rules)),
+            snapshot=snapshot,
+            now=now,
+        )
+        for surface, channel in team_surfaces(rules, team, self._surfaces()):
+            outbox.enqueue(
+                session=session,
+                kind="post_card",
+                surface=surface,
+                escalation_id=record.id,
+                payload={"channel": channel},
+                due_at=now,
+                dedupe_key=f"post:{record.id}:{surface}:{channel}",
+            )
+        return record
+
+    def _enqueue_update(self, session: Session, escalation_id: int, now: datetime) -> None:
+        enqueue_card_update(session, escalation_id, now, self._surfaces())
+
+    def _enqueue_thread_reply(
+        self,
+        session: Session,
+        escalation_id: int,
+        event: ConversationEvent,
+        rules: Rules,
+        now: datetime,
+    ) -> None:
+        text = event.text or ""
+        if rules.redaction.enabled:
+            text = redact(text, rules.redaction.kinds)
+        payload = {"event_id": event.event_id, "at": event.timestamp.isoformat(), "text": text}
+        for surface in sorted(self._surfaces() | {"console"}):
+            outbox.enqueue(
+                session=session,
+                kind="thread_reply",
+                surface=surface,
+                escalation_id=escalation_id,
+                payload=payload,
+                due_at=now,
+            )
+
+
+def enqueue_card_update(
+    session: Session, escalation_id: int, now: datetime, surfaces: frozenset[str]
+) -> None:
+    """Ask every surface showing the card to redraw it (coalesced while one is pending)."""
+    for surface in sorted(surfaces | {"console"}):
+        outbox.enqueue(
+            session=session,
+            kind="update_card",
+            surface=surface,
+            escalation_id=escalation_id,
+            payload={},
+            due_at=now,
+            dedupe_key=f"update:{escalation_id}:{surface}",
+        )
+
+
+class IngestPipeline:
+    """Async front of the ingestor: group commit on one writer thread."""
+
+    def __init__(
+        self,
+        database: Database,
+        ingestor: Ingestor,
+        *,
+        max_group: int = 256,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self._database = database
+        self._ingestor = ingestor
+        self._max_group = max_group
+        self._on_commit = on_commit
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the writer loop."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ingest-writer")
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop the writer."""
+        if self._task is not None:
+            await self._queue.join()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, batches: Sequence[InboundBatch]) -> IngestResult:
+        """Store a post's batches; returns once they are committed (or raises)."""
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(batches, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            group = [await self._queue.get()]
+            while len(group) < self._max_group and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            try:
+                outcomes = await loop.run_in_executor(self._executor, self._commit_group, group)
+            except Exception as error:  # the commit itself failed: every post in it failed
+                log.exception("ingest commit failed for %d posts", len(group))
+                outcomes = [error] * len(group)
+            for pending, outcome in zip(group, outcomes, strict=True):
+                if pending.future.done():
+                    pass
+                elif isinstance(outcome, BaseException):
+                    pending.future.set_exception(outcome)
+                else:
+                    pending.future.set_result(outcome)
+                self._queue.task_done()
+            if self._on_commit is not None:
+                self._on_commit()
+
+    def _commit_group(self, group: list[_Pending]) -> list[IngestResult | BaseException]:
+        try:
+            return self._commit_once(group)
+        except DBAPIError as error:
+            # A deadlock or serialization failure between replicas aborts the whole group:
+            # retry each post on its own so one unlucky post cannot fail its neighbours.
+            log.warning(
+                "group commit of %d posts failed (%s); retrying one by one", len(group), error
+            )
+            return [self._commit_single(pending) for pending in group]
+
+    def _commit_once(self, group: list[_Pending]) -> list[IngestResult | BaseException]:
+        outcomes: list[IngestResult | BaseException] = []
+        with self._database.session() as session:
+            for pending in group:
+                try:
+                    with session.begin_nested():
+                        outcomes.append(self._ingestor.apply(session, pending.batches))
+                except DBAPIError:
+                    raise
+                except Exception as error:  # one bad post: its savepoint is rolled back
+                    log.exception("ingest of one post failed")
+                    outcomes.append(error)
+        return outcomes
+
+    def _commit_single(self, pending: _Pending) -> IngestResult | BaseException:
+        try:
+            with self._database.session() as session:
+                return self._ingestor.apply(session, pending.batches)
+        except Exception as error:
+            return error

@@ -1,0 +1,63 @@
+"""Running the service in the foreground, optionally with the built-in demo source."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import secrets
+import signal
+from typing import Any
+
+from aiohttp import web
+
+from bot.app import build_service, create_app
+from bot.config import Settings
+from bot.demo import feed_demo
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings, *, demo: bool = False, **overrides: Any) -> int:
+    """Run until interrupted; return the exit code."""
+    settings = dataclasses.replace(settings, **overrides)
+    if demo and not settings.environ.get("ESCALATIONS_WEBHOOK_SECRET"):
+        # The demo signs its own posts; a fresh secret per run keeps the endpoint closed to others.
+        environ = dict(settings.environ)
+        environ["ESCALATIONS_WEBHOOK_SECRET"] = secrets.token_hex(16)
+        settings = dataclasses.replace(settings, environ=environ)
+    return asyncio.run(_serve(settings, demo))
+
+
+async def _serve(settings: Settings, demo: bool) -> int:
+    service = build_service(settings)
+    app = create_app(service)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    log.info(
+        "Escalation Tracker listening on %s (database: %s)",
+        settings.base_url,
+        service.database.dialect,
+    )
+    log.info("rules: %s", settings.rules_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    feeder: asyncio.Task[None] | None = None
+    if demo:
+        secret = settings.environ["ESCALATIONS_WEBHOOK_SECRET"]
+        feeder = asyncio.create_task(feed_demo(settings.base_url, secret))
+    try:
+        await stop.wait()
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+        await runner.cleanup()
+    return 0

@@ -20,6 +20,7 @@ from botbuilder.integration.aiohttp import (
 )
 from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.auth import CertificateServiceClientCredentialsFactory
+from msrest.serialization import Model
 
 from bot.cards import Card, CardAction, format_wait
 from bot.handoff import ActionResult, Actor, Handoff
@@ -106,9 +107,28 @@ def _channel_reference(activity: Activity) -> tuple[str, dict[str, Any]] | None:
     return channel_id, reference
 
 
-def _invoke(body: dict[str, Any], status: int = 200) -> Activity:
+class _CardActionResponse(Model):
+    """The adaptiveCard/action answer; the SDK's own model types `value` as a dict only, but a
+    message response carries a string."""
+
+    _attribute_map = {  # noqa: RUF012 - msrest reads this class attribute
+        "status_code": {"key": "statusCode", "type": "int"},
+        "type": {"key": "type", "type": "str"},
+        "value": {"key": "value", "type": "object"},
+    }
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.status_code = body["statusCode"]
+        self.type = body["type"]
+        self.value = body["value"]
+
+
+def _invoke(body: dict[str, Any]) -> Activity:
+    # The HTTP status stays 200 for refusals too: Teams reads the outcome from statusCode.
     return Activity(
-        type=ActivityTypes.invoke_response, value=InvokeResponse(status=status, body=body)
+        type=ActivityTypes.invoke_response,
+        value=InvokeResponse(status=200, body=_CardActionResponse(body)),
     )
 
 

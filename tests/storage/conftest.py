@@ -6,11 +6,11 @@ from collections.abc import Callable
 from datetime import datetime
 
 import pytest
-from storage_helpers import META, T0, assessment
 
 from storage import conversations, escalations
 from storage.db import Database
 from storage.escalations import EscalationRecord
+from tests.storage.storage_helpers import META, T0, assessment
 
 OpenEscalation = Callable[..., EscalationRecord]
 

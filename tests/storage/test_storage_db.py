@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
-from storage_helpers import META, T0, message
+from sqlmodel import Session
 
 from storage import conversations, tables
 from storage.db import Database, default_database_url, normalize_url, redact_url
+from tests.storage.storage_helpers import META, T0, message
 
 
 def test_migrating_a_migrated_database_changes_nothing(database: Database) -> None:
@@ -35,9 +37,8 @@ def test_a_new_database_is_created_at_the_latest_version(tmp_path: Path) -> None
 
 @pytest.mark.postgres
 def test_a_new_postgres_database_is_created_at_the_latest_version(
-    postgres_url_factory: object,
+    postgres_url_factory: Callable[[], str],
 ) -> None:
-    assert callable(postgres_url_factory)
     database = Database(postgres_url_factory())
     try:
         assert database.schema_version() is None
@@ -55,11 +56,31 @@ def test_work_commits_when_the_block_succeeds(database: Database) -> None:
 
 
 def test_work_is_rolled_back_when_the_block_raises(database: Database) -> None:
-    with pytest.raises(RuntimeError, match="webhook handler failed"), database.session() as session:
-        conversations.lock_conversation(session=session, conversation_id="c1", meta=META, now=T0)
-        raise RuntimeError("webhook handler failed")
+    def handle_webhook() -> None:
+        with database.session() as session:
+            conversations.lock_conversation(
+                session=session, conversation_id="c1", meta=META, now=T0
+            )
+            raise RuntimeError("webhook handler failed")
+
+    with pytest.raises(RuntimeError, match="webhook handler failed"):
+        handle_webhook()
     with database.session() as session:
         assert conversations.get_conversation(session=session, conversation_id="c1") is None
+
+
+def _store_post_that_breaks_a_foreign_key(session: Session) -> None:
+    with session.begin_nested():
+        conversations.lock_conversation(session=session, conversation_id="bad", meta=META, now=T0)
+        session.connection().execute(
+            insert(tables.events).values(
+                conversation_id="nobody",
+                event_id="x",
+                type="message",
+                timestamp=T0,
+                received_at=T0,
+            )
+        )
 
 
 def test_a_failed_post_in_a_group_commit_leaves_the_other_posts_intact(
@@ -77,20 +98,8 @@ def test_a_failed_post_in_a_group_commit_leaves_the_other_posts_intact(
                 rows=[(message("e1"), None)],
                 received_at=T0,
             )
-        with pytest.raises(IntegrityError), session.begin_nested():
-            conversations.lock_conversation(
-                session=session, conversation_id="bad", meta=META, now=T0
-            )
-            # An event of an unknown conversation breaks the foreign key: the post fails.
-            session.connection().execute(
-                insert(tables.events).values(
-                    conversation_id="nobody",
-                    event_id="x",
-                    type="message",
-                    timestamp=T0,
-                    received_at=T0,
-                )
-            )
+        with pytest.raises(IntegrityError):
+            _store_post_that_breaks_a_foreign_key(session)
         with session.begin_nested():
             conversations.lock_conversation(
                 session=session, conversation_id="also-good", meta=META, now=T0

@@ -1,0 +1,290 @@
+"""Conversations: the per-conversation lock, events stored once, transcripts with verdicts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from engine.assessment import Decision
+from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
+from storage import conversations
+from storage.db import Database
+from tests.storage.storage_helpers import META, T0, assessment, message
+
+
+def test_first_event_creates_the_conversation_with_its_meta(database: Database) -> None:
+    with database.session() as session:
+        record = conversations.lock_conversation(
+            session=session, conversation_id="conv-1", meta=META, now=T0
+        )
+    assert record.id == "conv-1"
+    assert record.meta == META
+    assert record.state is None
+    assert record.status == "active"
+    assert record.created_at == T0
+
+
+def test_later_posts_fill_in_meta_without_forgetting_what_was_known(database: Database) -> None:
+    later = ConversationMeta(
+        platform="generic",
+        customer=Customer(tier="platinum"),
+        metadata={"channel": "web"},
+        link=None,
+    )
+    with database.session() as session:
+        conversations.lock_conversation(
+            session=session, conversation_id="conv-1", meta=META, now=T0
+        )
+    with database.session() as session:
+        record = conversations.lock_conversation(
+            session=session, conversation_id="conv-1", meta=later, now=T0 + timedelta(minutes=1)
+        )
+    assert record.meta.customer == Customer(
+        id="cust-1", name="Ana Lima", tier="platinum", email="ana@example.com"
+    )
+    assert record.meta.metadata == {"order": "A-100", "channel": "web"}
+    assert record.meta.link == META.link
+    assert record.created_at == T0
+    assert record.updated_at == T0 + timedelta(minutes=1)
+
+
+def test_a_retried_webhook_does_not_store_its_events_twice(database: Database) -> None:
+    batch = [(message("e1", "my order is late"), None), (message("e2", "hello?"), None)]
+    with database.session() as session:
+        conversations.lock_conversation(session=session, conversation_id="c", meta=META, now=T0)
+        assert (
+            conversations.insert_events(
+                session=session, conversation_id="c", rows=batch, received_at=T0
+            )
+            == 2
+        )
+    with database.session() as session:
+        known = conversations.known_event_ids(
+            session=session, conversation_id="c", event_ids=["e1", "e2", "e3"]
+        )
+        assert known == {"e1", "e2"}
+        retried = [*batch, (message("e3", "anyone?"), None)]
+        assert (
+            conversations.insert_events(
+                session=session, conversation_id="c", rows=retried, received_at=T0
+            )
+            == 1
+        )
+        texts = [
+            stored.event.text
+            for stored in conversations.transcript(session=session, conversation_id="c")
+        ]
+    assert texts == ["my order is late", "hello?", "anyone?"]
+
+
+def test_the_same_event_id_in_two_conversations_is_two_events(database: Database) -> None:
+    with database.session() as session:
+        for conversation_id in ("a", "b"):
+            conversations.lock_conversation(
+                session=session, conversation_id=conversation_id, meta=META, now=T0
+            )
+            conversations.insert_events(
+                session=session,
+                conversation_id=conversation_id,
+                rows=[(message("1"), None)],
+                received_at=T0,
+            )
+        assert conversations.known_event_ids(
+            session=session, conversation_id="b", event_ids=["1"]
+        ) == {"1"}
+
+
+def test_transcript_is_in_time_order_with_each_verdict(database: Database) -> None:
+    customer = message("late-arrival", "I want a human", at=T0 + timedelta(seconds=30))
+    bot = ConversationEvent(
+        event_id="bot-1",
+        type=EventType.MESSAGE,
+        timestamp=T0 + timedelta(seconds=10),
+        role=Role.BOT,
+        text="Sorry, I did not get that.",
+        intent="fallback",
+        confidence=0.12,
+        fallback=True,
+        extra={"node": "n-7"},
+    )
+    same_time_as_bot = message("tie", "hm", at=T0 + timedelta(seconds=10))
+    verdict = assessment("late-arrival")
+    with database.session() as session:
+        conversations.lock_conversation(session=session, conversation_id="c", meta=META, now=T0)
+        conversations.insert_events(
+            session=session,
+            conversation_id="c",
+            rows=[(customer, verdict), (bot, None)],
+            received_at=T0 + timedelta(minutes=1),
+        )
+        conversations.insert_events(
+            session=session,
+            conversation_id="c",
+            rows=[(same_time_as_bot, None)],
+            received_at=T0 + timedelta(minutes=2),
+        )
+        stored = conversations.transcript(session=session, conversation_id="c")
+    # By timestamp; events with the same timestamp in the order they arrived.
+    assert [item.event.event_id for item in stored] == ["bot-1", "tie", "late-arrival"]
+    assert stored[0].event == bot
+    assert stored[0].decision is None
+    assert stored[2].event == customer
+    assert stored[2].score == verdict.score
+    assert stored[2].level == "high"
+    assert stored[2].reasons == verdict.reasons
+    assert stored[2].decision is Decision.OPEN
+    assert stored[2].received_at == T0 + timedelta(minutes=1)
+
+
+def test_a_big_batch_is_stored_whole(database: Database) -> None:
+    rows = [(message(f"e{index}", at=T0 + timedelta(seconds=index)), None) for index in range(3000)]
+    with database.session() as session:
+        conversations.lock_conversation(session=session, conversation_id="c", meta=META, now=T0)
+        inserted = conversations.insert_events(
+            session=session, conversation_id="c", rows=rows, received_at=T0
+        )
+        known = conversations.known_event_ids(
+            session=session, conversation_id="c", event_ids=[event.event_id for event, _ in rows]
+        )
+    assert inserted == 3000
+    assert len(known) == 3000
+
+
+def test_engine_state_is_saved_and_comes_back(database: Database) -> None:
+    state = {"turns": 3, "fallback_streak": 2, "sentiment": [-0.2, -0.5]}
+    with database.session() as session:
+        conversations.lock_conversation(session=session, conversation_id="c", meta=META, now=T0)
+        conversations.save_state(
+            session=session,
+            conversation_id="c",
+            state=state,
+            score=4.5,
+            level="watch",
+            status="active",
+            last_event_at=T0 + timedelta(minutes=3),
+            now=T0 + timedelta(minutes=3),
+        )
+    with database.session() as session:
+        conversations.save_state(
+            session=session,
+            conversation_id="c",
+            state={**state, "turns": 4},
+            score=1.0,
+            level=None,
+            status="ended",
+            last_event_at=T0 + timedelta(minutes=9),
+            now=T0 + timedelta(minutes=9),
+        )
+        record = conversations.lock_conversation(
+            session=session, conversation_id="c", meta=META, now=T0 + timedelta(minutes=10)
+        )
+    assert record.state == {**state, "turns": 4}
+    assert (record.score, record.level, record.status) == (1.0, None, "ended")
+    assert record.first_event_at == T0 + timedelta(minutes=3)
+    assert record.last_event_at == T0 + timedelta(minutes=9)
+
+
+def test_conversations_are_listed_most_recent_first(database: Database) -> None:
+    with database.session() as session:
+        for index, conversation_id in enumerate(["old", "newest", "middle"]):
+            conversations.lock_conversation(
+                session=session, conversation_id=conversation_id, meta=META, now=T0
+            )
+            conversations.save_state(
+                session=session,
+                conversation_id=conversation_id,
+                state={},
+                score=0.0,
+                level=None,
+                status="ended" if conversation_id == "old" else "active",
+                last_event_at=T0 + timedelta(minutes=[0, 20, 10][index]),
+            )
+        listed = conversations.list_conversations(session=session)
+        active = conversations.list_conversations(session=session, status="active")
+        page_two = conversations.list_conversations(session=session, limit=1, offset=1)
+        recent = conversations.list_conversations(session=session, since=T0 + timedelta(minutes=5))
+    assert [record.id for record in listed] == ["newest", "middle", "old"]
+    assert [record.id for record in active] == ["newest", "middle"]
+    assert [record.id for record in page_two] == ["middle"]
+    assert [record.id for record in recent] == ["newest", "middle"]
+
+
+def _add_one_turn(database: Database, before_saving: Callable[[], None] = lambda: None) -> None:
+    with database.session() as session:
+        record = conversations.lock_conversation(
+            session=session, conversation_id="c", meta=META, now=T0
+        )
+        turns = (record.state or {}).get("turns", 0)
+        before_saving()
+        conversations.save_state(
+            session=session,
+            conversation_id="c",
+            state={"turns": turns + 1},
+            score=0.0,
+            level=None,
+            status="active",
+            last_event_at=T0,
+        )
+
+
+def test_concurrent_posts_to_one_conversation_lose_no_update(database: Database) -> None:
+    def post_many() -> None:
+        for _ in range(15):
+            _add_one_turn(database)
+
+    workers = [threading.Thread(target=post_many) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    with database.session() as session:
+        record = conversations.get_conversation(session=session, conversation_id="c")
+    assert record is not None
+    assert record.state == {"turns": 45}
+
+
+@pytest.mark.postgres
+def test_a_second_post_waits_for_the_first_to_commit(postgres_database: Database) -> None:
+    """The first post holds the row lock; the second sees its result, not the state before."""
+    database = postgres_database
+    _add_one_turn(database)
+    second_done = threading.Event()
+    errors: list[BaseException] = []
+
+    def second_post() -> None:
+        try:
+            _add_one_turn(database)
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+        finally:
+            second_done.set()
+
+    second = threading.Thread(target=second_post)
+
+    def start_second_and_see_it_blocked() -> None:
+        second.start()
+        with database.engine.connect() as observer:
+            # Poll the server's own view until the second post waits on our row lock.
+            while not second_done.is_set():
+                waiting = observer.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                ).scalar_one()
+                if waiting:
+                    return
+                observer.rollback()
+        raise AssertionError("the second post did not wait for the conversation lock")
+
+    _add_one_turn(database, before_saving=start_second_and_see_it_blocked)
+    second.join()
+    assert errors == []
+    with database.session() as session:
+        record = conversations.get_conversation(session=session, conversation_id="c")
+    assert record is not None
+    assert record.state == {"turns": 3}

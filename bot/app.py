@@ -20,7 +20,7 @@ from bot.notifier import Notifier
 from bot.pipeline import Clock, Ingestor, IngestPipeline, utc_now
 from bot.rules_store import RulesStore
 from bot.service import HandoffService
-from connectors.base import BaseConnector, ConnectorError, InboundRequest
+from connectors.base import BaseConnector, Connector, ConnectorError, InboundRequest
 from connectors.registry import CONNECTORS, get_connector
 from storage import outbox
 from storage.db import Database
@@ -165,7 +165,7 @@ async def handle_webhook(request: web.Request) -> web.Response:
     if result is not None:
         service.metrics.events_ingested.inc(name, by=result.events_stored)
         service.metrics.events_duplicate.inc(by=result.duplicates)
-    if type(connector).respond is not BaseConnector.respond:
+    if _has_own_answer(connector):
         # The platform expects its own answer (Dialogflow, Lex): give it exactly that.
         content_type, payload = connector.respond(batches)
         return web.Response(body=payload, content_type=content_type.split(";")[0])
@@ -178,6 +178,11 @@ async def handle_webhook(request: web.Request) -> web.Response:
             escalations_opened=result.opened,
         )
     return web.json_response(answer)
+
+
+def _has_own_answer(connector: Connector) -> bool:
+    own = getattr(type(connector), "respond", None)
+    return own is not None and own is not BaseConnector.respond
 
 
 class _MissingSecret(ConnectorError):

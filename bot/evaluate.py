@@ -400,6 +400,16 @@ def _offset(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1f}"
 
 
+# A terminal table stays readable with this many ids; `--format json` lists them all.
+MAX_IDS_SHOWN = 12
+
+
+def _ids(conversation_ids: Sequence[str]) -> str:
+    shown = ", ".join(conversation_ids[:MAX_IDS_SHOWN]) or "-"
+    hidden = len(conversation_ids) - MAX_IDS_SHOWN
+    return f"{shown} (+{hidden} more)" if hidden > 0 else shown
+
+
 def _row(label: str, scores: Scores) -> str:
     earliness = scores.earliness
     return (
@@ -434,12 +444,8 @@ def render_text(report: EvalReport, *, list_errors: bool = False) -> str:
             for signal, f1 in dataset.ablation.items():
                 lines.append(f"    {signal:<24} {f1:5.2f} ({f1 - dataset.engine.f1:+.2f})")
         if list_errors:
-            lines.append(
-                f"  false positives: {', '.join(dataset.engine.false_positive_ids) or '-'}"
-            )
-            lines.append(
-                f"  false negatives: {', '.join(dataset.engine.false_negative_ids) or '-'}"
-            )
+            lines.append(f"  false positives: {_ids(dataset.engine.false_positive_ids)}")
+            lines.append(f"  false negatives: {_ids(dataset.engine.false_negative_ids)}")
         lines.append("")
     lines.append(
         "early/on/late: true positives with a labelled point, by where the engine escalated; "

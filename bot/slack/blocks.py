@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,6 +59,8 @@ _ROLE_LABELS = {
 }
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 _GROUP_ID = re.compile(r"S[A-Z0-9]{2,}")
+# Mentions an admin may already have written in Slack's own markup in rules.yaml.
+_SLACK_MENTION = re.compile(r"<!here>|<!channel>|<!subteam\^S[A-Z0-9]{2,}>|<@[UW][A-Z0-9]{2,}>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,8 @@ def cut(text: str, limit: int) -> str:
 def mention(target: str) -> str:
     """Slack's markup for a mention: "@here", "@channel", a user group "S…" or a user "U…"."""
     name = target.strip()
+    if _SLACK_MENTION.fullmatch(name):
+        return name
     if name in ("@here", "here"):
         return "<!here>"
     if name in ("@channel", "channel"):
@@ -304,7 +308,9 @@ def _resolve_button(card: Card) -> dict[str, Any]:
     return _button("Resolve…", CardAction.RESOLVE, str(card.escalation_id), style="primary")
 
 
-def _listing(cards: Sequence[Card], room: int, button: Any, empty: str) -> list[Block]:
+def _listing(
+    cards: Sequence[Card], room: int, button: Callable[[Card], dict[str, Any]], empty: str
+) -> list[Block]:
     if not cards:
         return [_context(empty)]
     shown = list(cards[:room]) if len(cards) <= room else list(cards[: room - 1])

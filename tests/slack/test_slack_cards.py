@@ -140,4 +140,5 @@ def test_mentions_use_slacks_markup() -> None:
     assert mention("@channel") == "<!channel>"
     assert mention("S0ONCALL") == "<!subteam^S0ONCALL>"
     assert mention("@U0ANA") == "<@U0ANA>"
+    assert mention("<!subteam^S0ONCALL>") == "<!subteam^S0ONCALL>"
     assert mention("<script>") == "&lt;script&gt;"

@@ -40,6 +40,7 @@ __all__ = [
     "RulesError",
     "RulesProblem",
     "check_rules_file",
+    "cron_fields",
     "cron_problem",
     "load_rules",
     "load_rules_file",
@@ -712,7 +713,7 @@ def _time_zones() -> frozenset[str]:
 
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-# name, lowest, highest, names for 'lowest'..: day of week 0 and 7 are both Sunday, as in cron.
+# name, lowest, highest, names from the lowest value up; day of week 0 and 7 are both Sunday.
 _CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("minute", 0, 59, ()),
     ("hour", 0, 23, ()),
@@ -724,40 +725,82 @@ _CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
 
 def cron_problem(expression: str) -> str | None:
     """What is wrong with a standard 5-field cron expression, or None when it is valid."""
-    fields = expression.split()
-    if len(fields) != 5:
-        return (
-            f"expected 5 cron fields (minute hour day-of-month month day-of-week), "
-            f"got {len(fields)} in '{expression}'"
-        )
-    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
-        for item in text.split(","):
-            error = _cron_item_problem(item, low, high, names)
-            if error:
-                return f"{name} field '{text}': {error}"
+    try:
+        _parse_cron(expression)
+    except ValueError as error:
+        return str(error)
     return None
 
 
-def _cron_item_problem(item: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
-    base, slash, step = item.partition("/")
-    if slash and not (step.isdigit() and int(step) > 0):
-        return f"step '{step}' must be a whole number above 0"
-    if base == "*":
-        return None
-    start, dash, end = base.partition("-")
-    if slash and not dash:
-        return f"a step needs '*' or a range before it, got '{base}'"
-    values = [start, end] if dash else [start]
-    numbers: list[int] = []
-    for value in values:
-        if value.lower() in names:
-            numbers.append(names.index(value.lower()) + low)
-        elif value.isdigit():
-            numbers.append(int(value))
+def cron_fields(expression: str) -> dict[str, str]:
+    """APScheduler `CronTrigger(**fields)` arguments meaning what the standard cron means.
+
+    APScheduler 3 numbers weekdays from Monday = 0, so `CronTrigger.from_crontab("0 9 * * 1-5")`
+    fires Tuesday to Saturday; here weekdays are spelled out by name. Raises ValueError with the
+    `cron_problem` message for an invalid expression.
+    """
+    fields = _parse_cron(expression)
+    texts = expression.split()
+    names = ("minute", "hour", "day", "month", "day_of_week")
+    result: dict[str, str] = {}
+    for name, text, values in zip(names, texts, fields, strict=True):
+        if text == "*":
+            result[name] = "*"
+        elif name == "day_of_week":
+            days = sorted({value % 7 for value in values}, key=lambda day: (day + 6) % 7)
+            result[name] = ",".join(_DAYS[day] for day in days)
         else:
-            return f"'{value}' is not a number" + (" or a name" if names else "")
-        if not low <= numbers[-1] <= high:
-            return f"{value} is out of range {low}-{high}"
-    if len(numbers) == 2 and numbers[0] > numbers[1]:
-        return f"range '{base}' goes backwards"
-    return None
+            result[name] = ",".join(str(value) for value in sorted(values))
+    return result
+
+
+def _parse_cron(expression: str) -> list[set[int]]:
+    texts = expression.split()
+    if len(texts) != 5:
+        raise ValueError(
+            f"expected 5 cron fields (minute hour day-of-month month day-of-week), "
+            f"got {len(texts)} in '{expression}'"
+        )
+    fields: list[set[int]] = []
+    for text, (name, low, high, names) in zip(texts, _CRON_FIELDS, strict=True):
+        values: set[int] = set()
+        for item in text.split(","):
+            try:
+                values |= _cron_item(item, low, high, names)
+            except ValueError as error:
+                raise ValueError(f"{name} field '{text}': {error}") from None
+        fields.append(values)
+    if texts[2] != "*" and texts[4] != "*":
+        # Classic cron fires when EITHER day field matches, schedulers like APScheduler only when
+        # both do; refusing the combination keeps a digest from silently firing on other days.
+        raise ValueError(
+            f"restrict the day of month or the day of week, not both, in '{expression}'"
+        )
+    return fields
+
+
+def _cron_item(item: str, low: int, high: int, names: tuple[str, ...]) -> set[int]:
+    base, slash, step_text = item.partition("/")
+    if slash and not (step_text.isdigit() and int(step_text) > 0):
+        raise ValueError(f"step '{step_text}' must be a whole number above 0")
+    step = int(step_text) if slash else 1
+    if base == "*":
+        return set(range(low, high + 1, step))
+    start_text, dash, end_text = base.partition("-")
+    if slash and not dash:
+        raise ValueError(f"a step needs '*' or a range before it, got '{base}'")
+    start = _cron_value(start_text, low, high, names)
+    end = _cron_value(end_text, low, high, names) if dash else start
+    if start > end:
+        raise ValueError(f"range '{base}' goes backwards")
+    return set(range(start, end + 1, step))
+
+
+def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> int:
+    if text.lower() in names:
+        return names.index(text.lower()) + low
+    if not text.isdigit():
+        raise ValueError(f"'{text}' is not a number" + (" or a name" if names else ""))
+    if not low <= int(text) <= high:
+        raise ValueError(f"{text} is out of range {low}-{high}")
+    return int(text)

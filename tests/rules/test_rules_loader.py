@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.triggers.cron import CronTrigger
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +16,7 @@ from engine.rules_loader import (
     RulesError,
     RulesProblem,
     check_rules_file,
+    cron_fields,
     cron_problem,
     load_rules,
     load_rules_file,
@@ -418,7 +422,9 @@ def test_a_recursive_alias_is_rejected() -> None:
     [
         ("0 9 * * 1-5", None),
         ("*/15 8-18 * jan-dec mon-fri", None),
-        ("0 0 1,15 * 0,7", None),
+        ("0 0 1,15 * *", None),
+        ("0 9 * * 0,7", None),
+        ("0 9 1 * 1", "restrict the day of month or the day of week, not both, in '0 9 1 * 1'"),
         (
             "@daily",
             "expected 5 cron fields (minute hour day-of-month month day-of-week), "
@@ -440,6 +446,40 @@ def test_digest_cron_expressions_are_standard_five_field_crons(
     cron: str, problem: str | None
 ) -> None:
     assert cron_problem(cron) == problem
+
+
+@pytest.mark.parametrize(
+    ("cron", "fire_days"),
+    [
+        ("0 9 * * 1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("0 9 * * 0", ["Sun"]),
+        ("0 9 * * 7", ["Sun"]),
+        ("0 9 * * fri-sat", ["Fri", "Sat"]),
+        ("0 9 * * */2", ["Tue", "Thu", "Sat", "Sun"]),
+        ("0 9 * * *", ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]),
+    ],
+)
+def test_a_digest_cron_fires_on_the_days_cron_means_in_apscheduler(
+    cron: str, fire_days: list[str]
+) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    trigger = CronTrigger(**cron_fields(cron), timezone=berlin)
+    # Walk one week from Monday 3 June 2024, 00:00 Berlin time.
+    now = datetime(2024, 6, 3, tzinfo=berlin)
+    week_end = now + timedelta(days=7)
+    fired: list[str] = []
+    previous = None
+    while (fire := trigger.get_next_fire_time(previous, now)) is not None and fire < week_end:
+        assert (fire.hour, fire.minute) == (9, 0)
+        fired.append(fire.strftime("%a"))
+        previous, now = fire, fire + timedelta(seconds=1)
+    order = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    assert fired == [day for day in order if day in fire_days]
+
+
+def test_cron_fields_refuses_an_invalid_cron_with_the_same_message() -> None:
+    with pytest.raises(ValueError, match=r"^hour field '24': 24 is out of range 0-23$"):
+        cron_fields("0 24 * * *")
 
 
 @settings(deadline=None, max_examples=200)

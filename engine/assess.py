@@ -19,12 +19,13 @@ from engine.rules import Level, Rules
 from engine.sentiment import customer_sentiment
 from engine.signals import (
     MIN_REPEAT_TOKENS,
-    asks_for_human_lowered,
+    asks_for_human_in,
     find_identifiers,
     frustration_phrases,
     is_bot_fallback,
+    message_words,
     most_similar,
-    token_set,
+    repetition_tokens,
 )
 from engine.state import (
     MAX_BOT_TRIED,
@@ -134,18 +135,21 @@ def _on_customer(
     signals = rules.signals
     turn = state.turns
     lowered = text.lower()
-    tokens = token_set(lowered)
+    words = message_words(lowered)
+    tokens = repetition_tokens(words, lowered)
 
     asked = False
     if signals.human_request.enabled and state.human_requested_at is None:
-        asked = asks_for_human_lowered(lowered, signals.human_request.extra_phrases)
+        asked = asks_for_human_in(lowered, words, signals.human_request.extra_phrases)
         if asked:
             state.human_requested_at = event.timestamp
             state.human_request_quote = redact_for(_quote(text), rules)
             state.human_request_event = event.event_id
 
     if signals.sentiment.enabled:
-        compound = customer_sentiment(text, lowered=lowered, after_fallback=state.last_bot_fallback)
+        compound = customer_sentiment(
+            text, lowered=lowered, words=words, after_fallback=state.last_bot_fallback
+        )
         state.sentiments.append(SentimentPoint(turn, event.event_id, compound))
         window = signals.sentiment.window
         recent = list(state.sentiments)[-window:]
@@ -157,7 +161,8 @@ def _on_customer(
             state.best_sentiment_turn = turn
 
     if signals.frustration.enabled:
-        for phrase in frustration_phrases(lowered, signals.frustration.extra_phrases)[:2]:
+        found = frustration_phrases(lowered, signals.frustration.extra_phrases, words)
+        for phrase in found[:2]:
             state.frustrations.append(Hit(turn, event.event_id, phrase))
 
     repeated = False
@@ -186,11 +191,13 @@ def _on_bot(state: ConversationState, event: ConversationEvent, text: str, rules
     fallbacks = rules.signals.fallbacks
     turn = state.turns
     lowered = text.lower()
+    words = message_words(lowered)
     fallback = is_bot_fallback(
         event,
         lowered,
         low_confidence=fallbacks.low_confidence,
         extra_phrases=fallbacks.extra_phrases,
+        words=words,
     )
     state.last_bot_fallback = fallback
     if fallback:
@@ -208,7 +215,7 @@ def _on_bot(state: ConversationState, event: ConversationEvent, text: str, rules
         tried = event.intent or _clip(" ".join(text.split()), BOT_TRIED_CHARS)
         if tried and tried not in state.bot_tried:
             state.bot_tried.append(tried)
-    tokens = token_set(lowered)
+    tokens = repetition_tokens(words, lowered)
     if len(tokens) >= MIN_REPEAT_TOKENS:
         repetition = rules.signals.repetition
         if repetition.enabled:

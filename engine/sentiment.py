@@ -40,24 +40,31 @@ def vader_compound(text: str) -> float:
     return float(_analyzer().polarity_scores(text)["compound"])
 
 
+_NEGATION_WORDS = frozenset({"not", "no", "nope"})
+_SARCASM_ANCHORS = frozenset(
+    {"nothing", "oh", "just", "yeah", "funny", "what", "great", "wonderful", "perfect"}
+)
+_SHOUT_MIN_CHARS = 8
+
+
 def _shouting(text: str) -> bool:
-    letters = 0
-    upper = 0
-    for char in text:
-        if char.isalpha():
-            letters += 1
-            if char.isupper():
-                upper += 1
-    return letters >= 8 and upper >= 0.7 * letters
+    # str.isupper: every cased character is upper case, and there is at least one.
+    return len(text) >= _SHOUT_MIN_CHARS and text.isupper()
 
 
-def customer_sentiment(text: str, *, lowered: str, after_fallback: bool) -> float:
-    """Sentiment of one customer message in [-1, 1], corrected for sarcasm, negated emoticons and
-    shouting; `lowered` is `text.lower()` (the caller already has it), `after_fallback` says the
-    bot's last reply was a fallback."""
+def customer_sentiment(
+    text: str, *, lowered: str, words: frozenset[str], after_fallback: bool
+) -> float:
+    """Sentiment of one customer message in [-1, 1], corrected for sarcasm, negated emoticons
+    and shouting; `lowered` and `words` are the message lower-cased and split (the caller has
+    them), `after_fallback` says the bot's last reply was a fallback."""
     compound = vader_compound(text)
     if compound > 0:
-        if _NEGATED_EMOTICON.search(lowered) or _SARCASM_ALWAYS.search(lowered):
+        negated_emoticon = not _NEGATION_WORDS.isdisjoint(words) and _NEGATED_EMOTICON.search(
+            lowered
+        )
+        sarcastic = not _SARCASM_ANCHORS.isdisjoint(words) and _SARCASM_ALWAYS.search(lowered)
+        if negated_emoticon or sarcastic:
             compound = min(-compound, _SARCASM_FLOOR)
         elif (
             after_fallback

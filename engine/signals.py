@@ -13,6 +13,11 @@ from functools import lru_cache
 
 from engine.events import ConversationEvent
 
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
 # --- explicit requests for a human ---------------------------------------------------------------
 
 _EN_PERSON = (
@@ -67,6 +72,17 @@ _HUMAN_PATTERNS = (
     r"\b(?:quero|preciso|gostaria de) (?:um |uma )?(?:atendente|humano|agente)\b",
 )
 _HUMAN_REQUEST = re.compile("|".join(f"(?:{pattern})" for pattern in _HUMAN_PATTERNS))
+# Every pattern above names a person (or a verb only a request uses); a message without one of
+# these words cannot match, and checking a word set is far cheaper than running the big pattern.
+_HUMAN_ANCHORS = _word_set(
+    """human humans person people agent agents representative rep someone somebody anyone
+    anybody operator staff employee manager supervisor advisor adviser support customer helpdesk
+    desk mensch menschen menschlichen mitarbeiter mitarbeiterin berater beraterin sachbearbeiter
+    sachbearbeiterin kundendienst kundenservice jemandem verbinden verbinde leiten persona humano
+    agente alguien asesor asesora representante operador operadora empleado ejecutivo atención
+    atencion cliente humain personne conseiller conseillère conseillere quelqu opérateur operateur
+    vrai vraie interlocuteur client atendente pessoa alguém alguem atendimento"""
+)
 
 # Negations in the five languages; "can't"/"cannot" are left out on purpose: "why can't I talk to
 # a person" is a request.
@@ -102,24 +118,26 @@ def _negated(lowered: str, start: int, end: int) -> bool:
     return _AFTER_NEGATION.match(lowered[end:]) is not None
 
 
-def _first_request(lowered: str, extra: re.Pattern[str] | None) -> bool:
-    for pattern in (_HUMAN_REQUEST, extra):
-        if pattern is None:
-            continue
-        for match in pattern.finditer(lowered):
-            if not _negated(lowered, match.start(), match.end()):
-                return True
-    return False
+def _any_unnegated(pattern: re.Pattern[str], lowered: str) -> bool:
+    return any(
+        not _negated(lowered, match.start(), match.end()) for match in pattern.finditer(lowered)
+    )
 
 
 def asks_for_human(text: str, extra_phrases: Sequence[str] = ()) -> bool:
     """True when a customer message explicitly asks for a person and does not negate it."""
-    return asks_for_human_lowered(text.lower(), tuple(extra_phrases))
+    lowered = text.lower()
+    return asks_for_human_in(lowered, message_words(lowered), tuple(extra_phrases))
 
 
-def asks_for_human_lowered(lowered: str, extra_phrases: tuple[str, ...] = ()) -> bool:
-    """`asks_for_human` for text the caller has already lower-cased."""
-    return _first_request(lowered, _phrase_pattern(extra_phrases) if extra_phrases else None)
+def asks_for_human_in(
+    lowered: str, words: frozenset[str], extra_phrases: tuple[str, ...] = ()
+) -> bool:
+    """`asks_for_human` for a message already lower-cased and split by `message_words`."""
+    if not _HUMAN_ANCHORS.isdisjoint(words) and _any_unnegated(_HUMAN_REQUEST, lowered):
+        return True
+    extra = _phrase_pattern(extra_phrases) if extra_phrases else None
+    return extra is not None and _any_unnegated(extra, lowered)
 
 
 # --- bot fallbacks -------------------------------------------------------------------------------
@@ -154,9 +172,20 @@ def is_fallback_intent(intent: str) -> bool:
     return any(part in name for part in _FALLBACK_INTENT_PARTS)
 
 
-def is_fallback_phrasing(lowered: str, extra_phrases: tuple[str, ...] = ()) -> bool:
+_FALLBACK_ANCHORS = _word_set(
+    """didn didnt did understand sure rephrase reword rephrasing again differently asking way
+    missed learning know verstanden verstehe umformulieren formulieren entendí entendi entiendo
+    comprendo reformular compris comprends reformuler entender compreendi"""
+)
+
+
+def is_fallback_phrasing(
+    lowered: str, extra_phrases: tuple[str, ...] = (), words: frozenset[str] | None = None
+) -> bool:
     """True when a bot reply is worded like a fallback ("sorry, I didn't get that")."""
-    if _FALLBACK_PHRASING.search(lowered):
+    if words is None:
+        words = message_words(lowered)
+    if not _FALLBACK_ANCHORS.isdisjoint(words) and _FALLBACK_PHRASING.search(lowered):
         return True
     extra = _phrase_pattern(extra_phrases) if extra_phrases else None
     return extra is not None and extra.search(lowered) is not None
@@ -168,6 +197,7 @@ def is_bot_fallback(
     *,
     low_confidence: float | None,
     extra_phrases: tuple[str, ...] = (),
+    words: frozenset[str] | None = None,
 ) -> bool:
     """True when a bot message is a fallback: platform flag, fallback intent, low confidence or
     fallback phrasing."""
@@ -178,7 +208,7 @@ def is_bot_fallback(
     confidence = event.confidence
     if low_confidence is not None and confidence is not None and confidence < low_confidence:
         return True
-    return is_fallback_phrasing(lowered, extra_phrases)
+    return is_fallback_phrasing(lowered, extra_phrases, words)
 
 
 # --- frustration ---------------------------------------------------------------------------------
@@ -212,9 +242,29 @@ _FRUSTRATION = re.compile(
 )
 
 
-def frustration_phrases(lowered: str, extra_phrases: tuple[str, ...] = ()) -> list[str]:
+_FRUSTRATION_ANCHORS = _word_set(
+    """still time times again over circles last cancel close delete useless stupid dumb worthless
+    pointless terrible awful ridiculous absurd joke unacceptable insane crazy nightmare outrageous
+    what wrong listening helping understanding help helpful waste already told said explained gave
+    tried understand fed sick enough give never wtf question immer mal nutzlos unverschämt
+    lächerlich kündigen gefragt wollte beschwerde sigo todavía todavia tercera inútil inutil
+    ridículo ridiculo cancelar pregunté pregunte queja toujours attends troisième troisieme inutile
+    ridicule résilier resilier demandé demande plainte ainda terceira perguntei reclamação
+    reclamacao"""
+)
+
+
+def frustration_phrases(
+    lowered: str, extra_phrases: tuple[str, ...] = (), words: frozenset[str] | None = None
+) -> list[str]:
     """The frustration phrases ("still waiting", "useless bot") found in a customer message."""
-    found = [match.group(0) for match in _FRUSTRATION.finditer(lowered)]
+    if words is None:
+        words = message_words(lowered)
+    found = (
+        []
+        if _FRUSTRATION_ANCHORS.isdisjoint(words)
+        else [match.group(0) for match in _FRUSTRATION.finditer(lowered)]
+    )
     extra = _phrase_pattern(extra_phrases) if extra_phrases else None
     if extra is not None:
         found.extend(match.group(0) for match in extra.finditer(lowered))
@@ -228,12 +278,22 @@ MIN_REPEAT_TOKENS = 3
 MAX_TOKENS = 40
 
 
+def message_words(lowered: str) -> frozenset[str]:
+    """The distinct words of a lower-cased message, punctuation and apostrophes dropped."""
+    return frozenset(_WORD.findall(lowered))
+
+
 def token_set(lowered: str) -> frozenset[str]:
-    """The distinct words of a message (case and punctuation ignored), at most `MAX_TOKENS`."""
+    """The distinct words of a message as repetition compares them: at most `MAX_TOKENS`."""
     words = _WORD.findall(lowered)
     if len(words) > MAX_TOKENS:
         words = words[:MAX_TOKENS]
     return frozenset(words)
+
+
+def repetition_tokens(words: frozenset[str], lowered: str) -> frozenset[str]:
+    """`token_set` reusing the message's word set when it is already small enough."""
+    return words if len(words) <= MAX_TOKENS else token_set(lowered)
 
 
 def similarity(first: frozenset[str], second: frozenset[str]) -> float:
@@ -268,8 +328,12 @@ _IDENTIFIER = re.compile(
 )
 
 
+_DIGIT_OR_AT = re.compile(r"[\d@]")
+
+
 def find_identifiers(text: str) -> list[str]:
     """Order numbers, ticket ids, emails and international phone numbers mentioned in `text`."""
-    if "@" not in text and not any(char.isdigit() for char in text):
+    # Every identifier has a digit or an "@"; most messages have neither.
+    if _DIGIT_OR_AT.search(text) is None:
         return []
     return [match.group(0).strip() for match in _IDENTIFIER.finditer(text)]

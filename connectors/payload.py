@@ -247,3 +247,21 @@ def loose_str(obj: Mapping[str, Any], key: str) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return value if isinstance(value, str) and value else None
+
+
+def loose_confidence(value: object) -> float | None:
+    """A platform's confidence as a float in [0, 1]: a number, a numeric string or `{"score": n}`.
+
+    Platforms round differently (1.0000001 happens); out-of-range values are clamped, not refused.
+    Anything unreadable is None: a missing score must not cost the customer their message.
+    """
+    if isinstance(value, dict):
+        value = value.get("score")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return None
+    return min(1.0, max(0.0, float(value)))

@@ -9,6 +9,7 @@ from connectors.base import Connector
 from connectors.botpress import BotpressConnector
 from connectors.generic import GenericConnector
 from connectors.intercom import IntercomConnector
+from connectors.rasa import RasaConnector
 from connectors.sunshine import SunshineConnector
 
 _ALL: tuple[Connector, ...] = (
@@ -16,6 +17,7 @@ _ALL: tuple[Connector, ...] = (
     BotpressConnector(),
     SunshineConnector(),
     IntercomConnector(),
+    RasaConnector(),
 )
 
 CONNECTORS: Mapping[str, Connector] = MappingProxyType({c.name: c for c in _ALL})

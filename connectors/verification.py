@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
+import json
 
 from connectors.base import BadSignature, InboundRequest, header
 
@@ -86,3 +88,38 @@ def _is_base64(value: str, length: int) -> bool:
         return len(base64.b64decode(value, validate=True)) == length
     except binascii.Error:
         return False
+
+
+def check_hs256_jwt(token: str, secret: str, now: float) -> None:
+    """Raise BadSignature unless `token` is a JWT signed HS256 with `secret` and not expired.
+
+    Only HS256 is accepted, whatever the token's header claims, so "none" and key-confusion tokens
+    fail. `exp` and `nbf` are honoured when present (with a minute of leeway for clock skew).
+    """
+    try:
+        header_part, payload_part, signature_part = token.split(".")
+        token_header = json.loads(_b64url(header_part))
+        claims = json.loads(_b64url(payload_part))
+        signature = _b64url(signature_part)
+    except (ValueError, binascii.Error):
+        raise BadSignature("JWT not accepted: not a well-formed token") from None
+    if not isinstance(token_header, dict) or not isinstance(claims, dict):
+        raise BadSignature("JWT not accepted: not a well-formed token")
+    if token_header.get("alg") != "HS256":
+        raise BadSignature(f"JWT not accepted: algorithm {token_header.get('alg')!r} is not HS256")
+    signed = f"{header_part}.{payload_part}".encode()
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, signature):
+        raise BadSignature("JWT not accepted: signature does not match the secret")
+    expires, not_before = claims.get("exp"), claims.get("nbf")
+    if isinstance(expires, int | float) and now > expires + _JWT_LEEWAY_SECONDS:
+        raise BadSignature("JWT not accepted: expired")
+    if isinstance(not_before, int | float) and now < not_before - _JWT_LEEWAY_SECONDS:
+        raise BadSignature("JWT not accepted: not valid yet")
+
+
+_JWT_LEEWAY_SECONDS = 60
+
+
+def _b64url(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))

@@ -415,8 +415,11 @@ def _describe(value: object) -> str:
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
         return f"'{shown}'"
-    if isinstance(value, int | float):
-        return _number(value)
+    if isinstance(value, float):
+        # 2.0 where a whole number is expected must not read as "got 2".
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
     return _kind(value)
 
 
@@ -535,6 +538,7 @@ class _CrossChecks:
 
     def run(self) -> None:
         self.check_levels()
+        self.check_recovery()
         self.check_teams()
         routes = self.data.get("routes")
         if isinstance(routes, dict):
@@ -573,6 +577,29 @@ class _CrossChecks:
         if all(isinstance(level, dict) and level.get("notify") is False for level in levels):
             message = "no level has notify: true, so no escalation would ever post a card"
             self.loader.problem(("levels",), message)
+
+    def check_recovery(self) -> None:
+        recovery = self.data.get("recovery")
+        levels = self.data.get("levels")
+        if not (isinstance(recovery, dict) and isinstance(levels, list)):
+            return
+        below = recovery.get("below_score")
+        notifying = [
+            level["min_score"]
+            for level in levels
+            if isinstance(level, dict)
+            and level.get("notify") is not False
+            and isinstance(level.get("min_score"), int | float)
+        ]
+        if isinstance(below, int | float) and not isinstance(below, bool) and notifying:
+            lowest = min(notifying)
+            if below > lowest:
+                # Otherwise a conversation still at a notifying level could close as recovered.
+                message = (
+                    f"must not be above the lowest notifying level's min_score "
+                    f"({_number(lowest)}), got {_number(below)}"
+                )
+                self.loader.problem(("recovery", "below_score"), message)
 
     def check_teams(self) -> None:
         teams = self.data.get("teams")
@@ -701,7 +728,8 @@ def _matches_everything(route: Mapping[str, Any]) -> bool:
     match = route.get("match")
     if match is None:
         return True
-    return isinstance(match, dict) and all(value is None for value in match.values())
+    # An empty metadata mapping asks for nothing, like an absent key.
+    return isinstance(match, dict) and all(value in (None, {}) for value in match.values())
 
 
 @functools.cache

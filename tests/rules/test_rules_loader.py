@@ -145,6 +145,10 @@ BAD_FILES: dict[str, list[str]] = {
             "than 0, got 0"
         ),
     ],
+    "bad.recovery-above-notify.yaml": [
+        "bad.recovery-above-notify.yaml:8: recovery.below_score: must not be above the lowest "
+        "notifying level's min_score (50), got 60",
+    ],
     "bad.root-route.yaml": [
         (
             "bad.root-route.yaml:7: routes.team: the root route needs a team; routes without "
@@ -233,6 +237,14 @@ BAD_FILES: dict[str, list[str]] = {
         "bad.wrong-type.yaml:15: teams.support.slack.channel: expected text, got 123",
         "bad.wrong-type.yaml:16: teams.support.sla: expected a mapping, got 10",
         "bad.wrong-type.yaml:19: routes.routes: expected a list, got a mapping",
+    ],
+    "bad.whole-numbers.yaml": [
+        "bad.whole-numbers.yaml:3: signals.sentiment.window: expected a whole number, got 2.0",
+        "bad.whole-numbers.yaml:5: signals.long_conversation.turns: "
+        "expected a whole number, got '1e3'",
+        "bad.whole-numbers.yaml:16: routes.routes[1]: this route is never reached: "
+        "routes.routes[0] before it has no match and no continue: true, "
+        "so it takes every conversation",
     ],
     "bad.yaml-syntax.yaml": [
         (

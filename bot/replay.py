@@ -92,7 +92,7 @@ def read_conversations(path: Path) -> Iterator[tuple[InboundBatch, dict[str, Any
             except json.JSONDecodeError as error:
                 raise ReplayInputError(f"{where}: not valid JSON: {error.msg}") from None
             try:
-                batch = parse_generic_object(raw, where=f"{where}: ")
+                batch = parse_generic_object(raw, where=where)
             except BadPayload as error:
                 raise ReplayInputError(str(error)) from None
             yield batch, raw

@@ -7,10 +7,9 @@ from datetime import datetime
 
 import pytest
 
-from storage import conversations, escalations
 from storage.db import Database
 from storage.escalations import EscalationRecord
-from tests.storage.storage_helpers import META, T0, assessment
+from tests.storage.storage_helpers import T0, create_escalation
 
 OpenEscalation = Callable[..., EscalationRecord]
 
@@ -25,17 +24,6 @@ def open_escalation(database: Database) -> OpenEscalation:
         now: datetime = T0,
         team: str | None = "tier-1",
     ) -> EscalationRecord:
-        with database.session() as session:
-            conversations.lock_conversation(
-                session=session, conversation_id=conversation_id, meta=META, now=now
-            )
-            return escalations.open_escalation(
-                session=session,
-                conversation_id=conversation_id,
-                assessment=assessment(team=team),
-                summary={"wants": ["a refund"]},
-                snapshot={"route": "default", "sla": [{"after_minutes": 5}]},
-                now=now,
-            )
+        return create_escalation(database, conversation_id, now=now, team=team)
 
     return make

@@ -6,6 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
+from storage import conversations, escalations
+from storage.db import Database
+from storage.escalations import EscalationRecord
 
 T0 = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 
@@ -60,3 +63,25 @@ META = ConversationMeta(
 def minutes(count: float) -> timedelta:
     """A readable duration for timelines."""
     return timedelta(minutes=count)
+
+
+def create_escalation(
+    database: Database,
+    conversation_id: str = "conv-1",
+    *,
+    now: datetime = T0,
+    team: str | None = "tier-1",
+) -> EscalationRecord:
+    """Open an escalation on a (new) conversation and commit it."""
+    with database.session() as session:
+        conversations.lock_conversation(
+            session=session, conversation_id=conversation_id, meta=META, now=now
+        )
+        return escalations.open_escalation(
+            session=session,
+            conversation_id=conversation_id,
+            assessment=assessment(team=team),
+            summary={"wants": ["a refund"]},
+            snapshot={"route": "default", "sla": [{"after_minutes": 5}]},
+            now=now,
+        )

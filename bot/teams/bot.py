@@ -19,7 +19,12 @@ from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
 )
 from botbuilder.schema import Activity, ActivityTypes
-from botframework.connector.auth import CertificateServiceClientCredentialsFactory
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import (
+    CertificateServiceClientCredentialsFactory,
+    ClaimsIdentity,
+    ConnectorFactory,
+)
 from msrest.serialization import Model
 
 from bot.cards import Card, CardAction, format_wait
@@ -61,6 +66,27 @@ class _AuthConfiguration:
         self.APP_TYPE = settings.app_type
 
 
+class _SingleAttemptConnectorFactory(ConnectorFactory):  # type: ignore[misc]
+    """Connector clients that make each call once.
+
+    The SDK's HTTP layer retries 5xx and connection errors itself, sleeping in a worker thread;
+    retries and backoff belong to the delivery outbox, which must see every failure at once.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        client = await self._inner.create(service_url, audience)
+        client.config.retry_policy.retries = 0
+        return client
+
+
+class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[misc]
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return _SingleAttemptConnectorFactory(super().create_connector_factory(claims_identity))
+
+
 def _adapter(settings: TeamsSettings) -> CloudAdapter:
     credentials = None
     if settings.app_id and settings.certificate_private_key and settings.certificate_thumbprint:
@@ -72,9 +98,7 @@ def _adapter(settings: TeamsSettings) -> CloudAdapter:
         )
     # With an empty app id the SDK treats authentication as disabled; settings only allow that
     # in the explicit local-testing mode.
-    authentication = ConfigurationBotFrameworkAuthentication(
-        _AuthConfiguration(settings), credentials_factory=credentials
-    )
+    authentication = _Authentication(_AuthConfiguration(settings), credentials_factory=credentials)
     return CloudAdapter(authentication)
 
 

@@ -127,6 +127,20 @@ async def test_teams_unreachable_is_unavailable(world: TeamsWorld) -> None:
         await world.integration.notifier.post(sample_card(), ESCALATIONS_CHANNEL)
 
 
+async def test_a_failed_update_is_reported_at_once_not_retried_inside_the_sdk(
+    world: TeamsWorld,
+) -> None:
+    await world.install()
+    ref = await world.integration.notifier.post(sample_card(), ESCALATIONS_CHANNEL)
+    world.connector.fail_next(503)
+    world.connector.fail_next(503)
+
+    with pytest.raises(Unavailable):
+        await world.integration.notifier.update(ref, sample_card())
+
+    assert [call.status for call in world.connector.calls if call.operation == "update"] == [503]
+
+
 def test_the_throttle_keeps_within_teams_per_conversation_limits() -> None:
     now = [100.0]
     throttle = ConversationThrottle(clock=lambda: now[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from engine.events import InboundBatch
@@ -35,6 +36,16 @@ class InboundRequest:
     headers: Mapping[str, str]  # case-insensitive in practice; keys as received
     body: bytes
     content_type: str
+    # When the request arrived (aware). Platforms that send no time of their own (Dialogflow)
+    # stamp events with it; None means "now", which is what the webhook route would pass anyway.
+    received_at: datetime | None = None
+
+
+def received_time(request: InboundRequest) -> datetime:
+    """When the request arrived, in UTC: for events whose platform sends no time of its own."""
+    if request.received_at is None:
+        return datetime.now(UTC)
+    return request.received_at.astimezone(UTC)
 
 
 class Connector(Protocol):

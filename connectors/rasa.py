@@ -6,8 +6,11 @@ event broker publishes), a JSON array of such events, and a whole tracker (what
 `session_started`, `restart`, `pause` (Rasa's "conversation paused", its hand-off to a human) and
 `action` (only to see fallback and hand-off actions); every other event is skipped.
 
-Fallback signals: the NLU `nlu_fallback` intent on a user message; a bot message uttered by
-`utter_default` / `utter_ask_rephrase`, or (in a tracker or array) following a fallback action.
+Fallback signals go on the bot's reply, where the engine looks for them: a bot message uttered by
+`utter_default` / `utter_ask_rephrase`; and, within one tracker or array, a reply that follows a
+fallback action or answers a customer message whose intent was `nlu_fallback` (the reply then
+carries that message's intent and confidence). Customer messages carry their own NLU intent and
+confidence, for the record.
 Authenticity, as Rasa's own HTTP API does it: the secret as a token (`?token=` or
 `Authorization: Bearer <token>`), or an HS256 JWT signed with the secret in `Authorization: Bearer`.
 """
@@ -134,15 +137,17 @@ def _parse_run(sender_id: str, run: list[tuple[str, Mapping[str, Any]]]) -> list
     items: list[Item] = []
     meta = ConversationMeta(platform="rasa", customer=Customer(id=sender_id))
     after_fallback_action = False
+    # The NLU verdict on the customer's last message, carried to the bot reply that answers it.
+    verdict: ConversationEvent | None = None
     for path, event in run:
         kind = req_str(event, "event", path)
         timestamp = epoch_time(req(event, "timestamp", path), at(path, "timestamp"))
         parsed: ConversationEvent | None = None
         if kind == "user":
             parsed, meta = _user(sender_id, event, timestamp, path)
-            after_fallback_action = False
+            verdict, after_fallback_action = parsed, False
         elif kind == "bot":
-            parsed = _bot(sender_id, event, timestamp, path, after_fallback_action)
+            parsed = _bot(sender_id, event, timestamp, path, verdict, after_fallback_action)
         elif kind == "action":
             action = loose_str(event, "name") or ""
             after_fallback_action = action in FALLBACK_ACTIONS
@@ -187,7 +192,6 @@ def _user(
             text=check_text(text, at(path, "text")),
             intent=intent_name,
             confidence=loose_confidence(intent.get("confidence")),
-            fallback=intent_name in FALLBACK_INTENTS if intent_name else None,
         ),
         meta,
     )
@@ -198,6 +202,7 @@ def _bot(
     event: Mapping[str, Any],
     timestamp: datetime,
     path: str,
+    verdict: ConversationEvent | None,
     after_fallback_action: bool,
 ) -> ConversationEvent:
     text = loose_str(event, "text")
@@ -206,7 +211,10 @@ def _bot(
         attachment = next((key for key in ("image", "attachment", "custom") if data.get(key)), None)
         text = f"[{attachment}]" if attachment else ""
     utter_action = loose_str(loose_object(event, "metadata"), "utter_action")
-    fallback = after_fallback_action or utter_action in FALLBACK_UTTERANCES
+    intent = verdict.intent if verdict is not None else None
+    fallback = (
+        after_fallback_action or utter_action in FALLBACK_UTTERANCES or intent in FALLBACK_INTENTS
+    )
     return ConversationEvent(
         event_id=loose_str(event, "message_id")
         or stable_id(sender_id, "bot", event.get("timestamp"), text),
@@ -214,6 +222,8 @@ def _bot(
         timestamp=timestamp,
         role=Role.BOT,
         text=check_text(text, at(path, "text")),
+        intent=intent,
+        confidence=verdict.confidence if verdict is not None else None,
         fallback=fallback,
         extra={"utter_action": utter_action} if utter_action else {},
     )

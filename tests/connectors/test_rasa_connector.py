@@ -42,8 +42,8 @@ def test_a_whole_tracker_yields_the_customers_messages_with_intent_and_confidenc
     assert batch.meta.platform == "rasa"
     assert batch.meta.customer == Customer(id="mysender")
     assert [(e.role, e.text, e.intent, e.confidence, e.fallback) for e in batch.events] == [
-        (Role.CUSTOMER, "/greet", "greet", 0.54, False),
-        (Role.CUSTOMER, "/mood_great", "mood_great", 0.60, False),
+        (Role.CUSTOMER, "/greet", "greet", 0.54, None),
+        (Role.CUSTOMER, "/mood_great", "mood_great", 0.60, None),
     ]
     assert batch.events[0].timestamp == at(1517821726.200036)
 
@@ -56,7 +56,7 @@ def test_the_same_tracker_posted_twice_gives_the_same_event_ids() -> None:
     assert len({e.event_id for e in first[0].events}) == 2
 
 
-def test_one_broker_event_with_the_nlu_fallback_intent_is_a_fallback() -> None:
+def test_one_broker_event_carries_the_customers_nlu_verdict_and_channel_facts() -> None:
     [batch] = RasaConnector().parse(fixture("rasa_broker_user_event.nlu_fallback.handwritten.json"))
 
     assert batch.meta.customer == Customer(
@@ -73,7 +73,6 @@ def test_one_broker_event_with_the_nlu_fallback_intent_is_a_fallback() -> None:
             text="my invoice is wrong for the third time",
             intent="nlu_fallback",
             confidence=0.3,
-            fallback=True,
         ),
     )
 
@@ -84,20 +83,22 @@ def test_an_array_of_broker_events_splits_by_sender_with_fallbacks_and_hand_offs
     assert web.conversation_id == "web-7f3a"
     assert [(e.type, e.role, e.text, e.fallback) for e in web.events] == [
         (EventType.SESSION_START, None, None, None),
-        (EventType.MESSAGE, Role.CUSTOMER, "my invoice is wrong", False),
+        (EventType.MESSAGE, Role.CUSTOMER, "my invoice is wrong", None),
         (EventType.MESSAGE, Role.BOT, "Sorry, I can't help you with that yet.", True),
-        (EventType.MESSAGE, Role.CUSTOMER, "let me talk to a human", False),
+        (EventType.MESSAGE, Role.CUSTOMER, "let me talk to a human", None),
         (EventType.HANDOFF, None, None, None),
         (EventType.MESSAGE, Role.BOT, "Connecting you to an agent.", False),
         (EventType.HANDOFF, None, None, None),
     ]
+    fallback_reply = web.events[2]
+    assert (fallback_reply.intent, fallback_reply.confidence) == ("billing_question", 0.42)
     assert web.events[4].extra == {"action": "action_handoff"}
     assert web.events[6].extra == {"rasa_event": "pause"}
 
     assert app.conversation_id == "app-51c0"
     assert [(e.type, e.role, e.intent, e.fallback, e.outcome) for e in app.events] == [
-        (EventType.MESSAGE, Role.CUSTOMER, "nlu_fallback", True, None),
-        (EventType.MESSAGE, Role.BOT, None, True, None),
+        (EventType.MESSAGE, Role.CUSTOMER, "nlu_fallback", None, None),
+        (EventType.MESSAGE, Role.BOT, "nlu_fallback", True, None),
         (EventType.SESSION_END, None, None, None, "restarted"),
     ]
     assert app.events[1].extra == {"utter_action": "utter_default"}

@@ -247,7 +247,7 @@ class DeliveryWorker:
         if not refs:
             # The card is not posted yet (its post is being retried): keep the messages.
             for item in group:
-                if item.attempts >= self._policy.max_attempts:
+                if item.attempts + 1 >= self._policy.max_attempts:
                     await self._give_up(item, "the card was never posted")
                 else:
                     await self._retry(
@@ -318,12 +318,12 @@ class DeliveryWorker:
         elif isinstance(error, (NotFound, Forbidden)):
             self._metrics.deliveries.inc(surface, item.kind, "failed")
             await self._give_up(item, f"{type(error).__name__}: {error}")
-        elif item.attempts >= self._policy.max_attempts:
+        elif item.attempts + 1 >= self._policy.max_attempts:
             self._metrics.deliveries.inc(surface, item.kind, "failed")
-            await self._give_up(item, f"gave up after {item.attempts} attempts: {error}")
+            await self._give_up(item, f"gave up after {item.attempts + 1} attempts: {error}")
         else:
             self._metrics.deliveries.inc(surface, item.kind, "retry")
-            await self._retry(item, self._policy.backoff(item.attempts), str(error))
+            await self._retry(item, self._policy.backoff(item.attempts + 1), str(error))
 
     async def _retry(self, item: OutboxItem, delay: float, error: str) -> None:
         await self._reschedule(item, self._clock() + timedelta(seconds=delay), error)

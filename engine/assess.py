@@ -267,12 +267,8 @@ def _sentiment_reason(state: ConversationState, rules: Rules) -> Reason | None:
             f"({_turns(state.best_sentiment_turn, last_turn)})"
         )
     else:
-        count = len(window)
-        messages = "message" if count == 1 else f"{count} messages"
-        text = (
-            f"negative sentiment {_signed(mean)} over the last {messages} "
-            f"({_turns(window[0].turn, last_turn)})"
-        )
+        over = "" if len(window) == 1 else f" over the last {len(window)} messages"
+        text = f"negative sentiment {_signed(mean)}{over} ({_turns(window[0].turn, last_turn)})"
     ids = tuple(point.event_id for point in window)
     return Reason("sentiment", round(config.weight * strength, 1), text, ids)
 

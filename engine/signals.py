@@ -31,7 +31,8 @@ _HUMAN_PATTERNS = (
     r"\b(?:(?:talk|speak|chat)(?:ing)?|connect(?:ing)?(?: me)?|transfer(?:ring)?(?: me)?|"
     r"put me through|pass me|hand me over|escalate me|forward me|get me through)"
     r" (?:to|with|through to) " + _EN_PERSON,
-    r"\b(?:want|need|get|give me|gimme|request|like|have)(?: to (?:have|get))? (?:a |an )?"
+    r"\b(?:want|need|get(?: me)?|find me|give me|gimme|request|like|have)(?: to (?:have|get))? "
+    r"(?:a |an )?"
     r"(?:real |live |actual )?(?:human|person|agent|representative|operator)\b",
     r"\b(?:real|live|actual|human) (?:human|person|people|agent|being|operator|representative)\b",
     r"\b(?:agent|human|representative|operator|person) (?:please|pls|plz|now|asap)\b",
@@ -283,9 +284,10 @@ def message_words(lowered: str) -> frozenset[str]:
     return frozenset(_WORD.findall(lowered))
 
 
-def token_set(lowered: str) -> frozenset[str]:
-    """The distinct words of a message as repetition compares them: at most `MAX_TOKENS`."""
-    words = _WORD.findall(lowered)
+def token_set(text: str) -> frozenset[str]:
+    """The distinct lower-cased words of a message as repetition compares them, at most
+    `MAX_TOKENS`."""
+    words = _WORD.findall(text.lower())
     if len(words) > MAX_TOKENS:
         words = words[:MAX_TOKENS]
     return frozenset(words)

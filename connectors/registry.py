@@ -7,6 +7,8 @@ from types import MappingProxyType
 
 from connectors.base import Connector
 from connectors.botpress import BotpressConnector
+from connectors.dialogflow_cx import DialogflowCXConnector
+from connectors.dialogflow_es import DialogflowESConnector
 from connectors.generic import GenericConnector
 from connectors.intercom import IntercomConnector
 from connectors.rasa import RasaConnector
@@ -18,6 +20,8 @@ _ALL: tuple[Connector, ...] = (
     SunshineConnector(),
     IntercomConnector(),
     RasaConnector(),
+    DialogflowCXConnector(),
+    DialogflowESConnector(),
 )
 
 CONNECTORS: Mapping[str, Connector] = MappingProxyType({c.name: c for c in _ALL})

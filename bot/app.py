@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from bot.rules_store import RulesStore
 from bot.service import HandoffService
 from connectors.base import BaseConnector, Connector, ConnectorError, InboundRequest
 from connectors.registry import CONNECTORS, get_connector
-from storage import outbox
+from storage import outbox, teams_channels
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ class Service:
     notifiers: dict[str, Notifier]
     routes: list[web.RouteDef] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Coroutines run once when the app starts (e.g. logging the Teams channels known).
+    startup: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
     surfaces: frozenset[str] = frozenset()
 
 
@@ -121,6 +123,51 @@ def _add_chat_surfaces(service: Service) -> None:
         service.notifiers["slack"] = slack.notifier
         service.routes.extend(slack.routes())
         log.info("Slack is on (Web API at %s)", slack_settings.api_url)
+
+    from bot.teams import TeamsSettings, create_teams_bot
+
+    teams_settings = TeamsSettings.from_env(env)
+    if teams_settings is None:
+        log.warning("Teams is off: MICROSOFT_APP_ID is not set (nor local testing mode)")
+    else:
+        teams = create_teams_bot(
+            service.handoff, teams_settings, StorageChannelDirectory(service.database)
+        )
+        service.notifiers["teams"] = teams.notifier
+        service.routes.extend(teams.routes())
+        service.startup.append(teams.log_known_channels)
+        log.info("Teams is on (POST /api/messages)")
+
+
+class StorageChannelDirectory:
+    """The Teams channels the bot was added to, kept in the database (shared by replicas)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def save(self, channel_id: str, reference: dict[str, Any]) -> None:
+        """Remember how to post to a channel."""
+
+        def work() -> None:
+            with self._database.session() as session:
+                teams_channels.save_teams_channel(
+                    session=session, channel_id=channel_id, reference=reference, now=utc_now()
+                )
+
+        await asyncio.to_thread(work)
+
+    async def get(self, channel_id: str) -> dict[str, Any] | None:
+        """How to post to a channel, or None when the bot was never added there."""
+        return (await self.all()).get(channel_id)
+
+    async def all(self) -> dict[str, dict[str, Any]]:
+        """Every known channel."""
+
+        def work() -> dict[str, dict[str, Any]]:
+            with self._database.session() as session:
+                return teams_channels.teams_channels(session=session)
+
+        return await asyncio.to_thread(work)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | None:
@@ -252,6 +299,8 @@ def create_app(
     )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        for hook in service.startup:
+            await hook()
         await service.pipeline.start()
         if run_delivery:
             service.tasks.append(asyncio.create_task(service.delivery.run(), name="delivery"))

@@ -319,15 +319,27 @@ def most_similar(tokens: frozenset[str], previous: Iterable[frozenset[str]]) -> 
 # --- identifiers for the hand-off summary ----------------------------------------------------
 
 _IDENTIFIER = re.compile(
-    r"(?<![\w#])#\d{3,12}\b"
-    r"|\b(?:order|bestellung|pedido|commande|encomenda)(?: (?:no\.?|number|nr\.?|n[º°o]\.?|id|#))?"
-    r"[ :#-]*\d{3,12}\b"
-    r"|\b(?:ticket|case|incident|reference|ref)(?: (?:no\.?|number|id|#))?[ :#-]*[A-Z0-9-]*\d{3,}\b"
-    r"|\b[A-Z]{2,6}-\d{2,10}\b|\bINC\d{5,12}\b"
-    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-zA-Z]{2,}"
-    r"|(?<![\w#])\+\d[\d ()./-]{6,}\d\b",
+    r"\b(?:order|bestellung|pedido|commande|encomenda)(?: (?:no\.?|number|nr\.?|n[º°o]\.?|id))?"
+    r"[ :#-]*(?P<order>\d{3,12})\b"
+    r"|(?<![\w#])#(?P<hash>\d{3,12})\b"
+    r"|\b(?P<kind>ticket|case|incident|reference|ref)(?: (?:no\.?|number|id))?[ :#-]*"
+    r"(?P<ticket>[a-z0-9-]*\d{3,})\b"
+    r"|(?-i:\b(?P<code>[A-Z]{2,6}-\d{2,10}|INC\d{5,12})\b)"
+    r"|(?P<email>[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,})"
+    r"|(?<![\w#])(?P<phone>\+\d[\d ()./-]{6,}\d)\b",
     re.IGNORECASE,
 )
+
+
+def _identifier(match: re.Match[str]) -> str:
+    # One spelling per identifier, so "order #123", "order 123" and "#123" are listed once.
+    number = match.group("order") or match.group("hash")
+    if number:
+        return f"#{number}"
+    ticket = match.group("ticket")
+    if ticket:
+        return f"{match.group('kind').lower()} {ticket}" if ticket.isdigit() else ticket.upper()
+    return match.group(0).strip()
 
 
 _DIGIT_OR_AT = re.compile(r"[\d@]")
@@ -338,4 +350,4 @@ def find_identifiers(text: str) -> list[str]:
     # Every identifier has a digit or an "@"; most messages have neither.
     if _DIGIT_OR_AT.search(text) is None:
         return []
-    return [match.group(0).strip() for match in _IDENTIFIER.finditer(text)]
+    return list(dict.fromkeys(_identifier(match) for match in _IDENTIFIER.finditer(text)))

@@ -11,6 +11,7 @@ from connectors.dialogflow_cx import DialogflowCXConnector
 from connectors.dialogflow_es import DialogflowESConnector
 from connectors.generic import GenericConnector
 from connectors.intercom import IntercomConnector
+from connectors.lex import LexV2Connector
 from connectors.rasa import RasaConnector
 from connectors.sunshine import SunshineConnector
 
@@ -22,6 +23,7 @@ _ALL: tuple[Connector, ...] = (
     RasaConnector(),
     DialogflowCXConnector(),
     DialogflowESConnector(),
+    LexV2Connector(),
 )
 
 CONNECTORS: Mapping[str, Connector] = MappingProxyType({c.name: c for c in _ALL})

@@ -12,12 +12,15 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.admin import admin_routes
 from bot.config import Settings
 from bot.console import ConsoleNotifier
 from bot.delivery import DeliveryPolicy, DeliveryWorker
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.pipeline import Clock, Ingestor, IngestPipeline, utc_now
+from bot.ratelimit import webhook_rate_limit
+from bot.retention import RetentionJob, retention_days
 from bot.rules_store import RulesStore
 from bot.service import HandoffService
 from connectors.base import BaseConnector, Connector, ConnectorError, InboundRequest
@@ -287,6 +290,12 @@ def create_app(
     """
     # Webhook bodies are size-checked by the handler itself, which answers 413 with a message.
     app = web.Application(client_max_size=service.settings.max_body_bytes + 1024)
+    app.middlewares.append(
+        webhook_rate_limit(
+            service.settings.environ,
+            on_limited=lambda name: service.metrics.webhooks_rejected.inc(name, "429"),
+        )
+    )
     app[SERVICE_KEY] = service
     app.add_routes(
         [
@@ -294,6 +303,7 @@ def create_app(
             web.get("/healthz", handle_healthz),
             web.get("/readyz", handle_readyz),
             web.get("/metrics", handle_metrics),
+            *admin_routes(service.rules, service.settings.dashboard_token),
             *service.routes,
         ]
     )
@@ -304,12 +314,16 @@ def create_app(
         await service.pipeline.start()
         if run_delivery:
             service.tasks.append(asyncio.create_task(service.delivery.run(), name="delivery"))
+            retention = RetentionJob(service.database, retention_days(service.settings.environ))
+            service.tasks.append(asyncio.create_task(retention.run(), name="retention"))
         if watch_rules_every:
             service.tasks.append(
                 asyncio.create_task(_watch_rules(service, watch_rules_every), name="rules")
             )
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, service.rules.reload)
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, service.rules.reload, "SIGHUP"
+            )
         yield
         service.delivery.stop()
         await service.pipeline.stop()

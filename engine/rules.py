@@ -5,6 +5,8 @@ Loading (with file, line and key path in every error) lives in `engine.rules_loa
 
 from __future__ import annotations
 
+import zoneinfo
+from datetime import date, time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -154,9 +156,62 @@ class SlaStep(Strict):
     target: str | None = None  # a mention ("@here", "<!subteam^S1>") or, for handoff, a team name
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class BusinessHours(Strict):
+    """When a team is at work; outside these hours its SLA chain waits."""
+
+    timezone: str = "UTC"
+    days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: str = "09:00"
+    end: str = "17:00"
+    # Whole days off, as "YYYY-MM-DD" in the team's time zone.
+    holidays: tuple[str, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not a known time zone") from None
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        try:
+            time.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not a time of day like \"09:00\"") from None
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _dates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for text in value:
+            try:
+                date.fromisoformat(text)
+            except ValueError:
+                raise ValueError(f"'{text}' is not a date like \"2026-12-25\"") from None
+        return value
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> BusinessHours:
+        if time.fromisoformat(self.start) >= time.fromisoformat(self.end):
+            raise ValueError(f"start ({self.start}) must be before end ({self.end})")
+        return self
+
+
 class Sla(Strict):
     claim_within_minutes: float = Field(default=10, gt=0)
     steps: tuple[SlaStep, ...] = ()
+    # Without business hours the chain runs around the clock.
+    business_hours: BusinessHours | None = None
+    # A team that takes unclaimed escalations outside business hours; without one the chain waits.
+    after_hours: str | None = None
 
 
 class Digest(Strict):

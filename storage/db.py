@@ -34,12 +34,18 @@ def _create_latest_schema(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection, tables=list(tables.ALL_TABLES))
 
 
+def _add_digests_and_sla_steps(connection: Connection) -> None:
+    tables.digests.create(connection, checkfirst=True)
+    tables.sla_steps.create(connection, checkfirst=True)
+
+
 # Numbered migrations, applied in order to bring an existing database up to date. A fresh
 # database gets the latest schema in one step from the models (version 1 does exactly that) and
 # is stamped with the highest number, so a later change adds `2: _add_something` here (an ALTER
 # written for both dialects) *and* changes the model; never edit a published migration.
 MIGRATIONS: dict[int, Migration] = {
     1: _create_latest_schema,
+    2: _add_digests_and_sla_steps,
 }
 LATEST_VERSION = max(MIGRATIONS)
 

@@ -245,6 +245,42 @@ class TeamsChannel(SQLModel, table=True):
     updated_at: datetime = _utc(nullable=False)
 
 
+class DigestPost(SQLModel, table=True):
+    """A team's digest for one period, recorded when it is posted: at most one per period."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("team", "period_start", name="uq_digests_team_period"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    team: str = Field(sa_column=Column(String(128), nullable=False))
+    period_start: datetime = _utc(nullable=False)
+    period_end: datetime = _utc(nullable=False)
+    posted_at: datetime = _utc(nullable=False)
+    # "schedule" or "cli"; the numbers as posted, so a re-send shows what the team saw.
+    source: str = Field(sa_column=Column(String(16), nullable=False))
+    content: dict[str, Any] | None = _json()
+
+
+class SlaStepFired(SQLModel, table=True):
+    """An SLA chain step that fired; the unique key keeps it from firing twice."""
+
+    __tablename__ = "sla_steps"
+    __table_args__ = (
+        UniqueConstraint(
+            "escalation_id", "waiting_since", "step", name="uq_sla_steps_escalation_round_step"
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    escalation_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False)
+    )
+    # When the escalation last became open (opened, or released): a release restarts the chain.
+    waiting_since: datetime = _utc(nullable=False)
+    step: str = Field(sa_column=Column(String(32), nullable=False))
+    fired_at: datetime = _utc(nullable=False)
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -259,6 +295,8 @@ handoff_events = _table(HandoffEvent)
 card_messages = _table(CardMessage)
 outbox = _table(OutboxRow)
 teams_channels = _table(TeamsChannel)
+digests = _table(DigestPost)
+sla_steps = _table(SlaStepFired)
 
 ALL_TABLES = (
     schema_version,
@@ -269,4 +307,6 @@ ALL_TABLES = (
     card_messages,
     outbox,
     teams_channels,
+    digests,
+    sla_steps,
 )

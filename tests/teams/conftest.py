@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from teams_fake_connector import FakeBotConnector
-from teams_memory_handoff import MemoryHandoff
-from teams_world import OPENED_AT, TeamsWorld
 
 from bot.teams import JsonFileChannelDirectory, TeamsSettings, create_teams_bot
+from tests.teams.teams_fake_connector import FakeBotConnector
+from tests.teams.teams_memory_handoff import MemoryHandoff
+from tests.teams.teams_world import OPENED_AT, TeamsWorld
 
 
 @pytest.fixture

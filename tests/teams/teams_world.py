@@ -8,15 +8,15 @@ from typing import Any
 
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
-from teams_activities import ESCALATIONS_CHANNEL, installed_in_team, mention_in_channel
-from teams_fake_connector import FakeBotConnector
-from teams_memory_handoff import MemoryHandoff
 
 from bot.cards import Card, CardStatus
 from bot.notifier import MessageRef
 from bot.teams import JsonFileChannelDirectory, TeamsIntegration
 from engine.assessment import HandoffSummary, SummaryMessage
 from engine.events import Role
+from tests.teams.teams_activities import ESCALATIONS_CHANNEL, installed_in_team, mention_in_channel
+from tests.teams.teams_fake_connector import FakeBotConnector
+from tests.teams.teams_memory_handoff import MemoryHandoff
 
 OPENED_AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 

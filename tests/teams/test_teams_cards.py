@@ -8,12 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from teams_activities import ANA, BEN, ESCALATIONS_CHANNEL, LEAD, card_click
-from teams_fake_connector import card_errors
-from teams_world import OPENED_AT, TeamsWorld, sample_card
 
 from bot.cards import CardAction, CardStatus
 from bot.notifier import MessageRef, NotFound, RateLimited
+from tests.teams.teams_activities import ANA, BEN, ESCALATIONS_CHANNEL, LEAD, card_click
+from tests.teams.teams_fake_connector import card_errors
+from tests.teams.teams_world import OPENED_AT, TeamsWorld, sample_card
 
 
 def _texts(card: dict[str, Any]) -> str:

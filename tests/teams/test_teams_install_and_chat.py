@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from teams_activities import (
+
+from bot.handoff import Actor
+from bot.teams import JsonFileChannelDirectory, TeamsSettings, create_teams_bot
+from tests.teams.teams_activities import (
     ANA,
     ESCALATIONS_CHANNEL,
     GENERAL_CHANNEL,
@@ -19,11 +22,8 @@ from teams_activities import (
     mention_in_channel,
     personal_message,
 )
-from teams_memory_handoff import MemoryHandoff
-from teams_world import OPENED_AT, TeamsWorld, sample_card
-
-from bot.handoff import Actor
-from bot.teams import JsonFileChannelDirectory, TeamsSettings, create_teams_bot
+from tests.teams.teams_memory_handoff import MemoryHandoff
+from tests.teams.teams_world import OPENED_AT, TeamsWorld, sample_card
 
 
 async def test_installing_the_bot_in_a_team_registers_its_channel(

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev dependencies
 import pytest
-from teams_activities import ESCALATIONS_CHANNEL
-from teams_fake_connector import SCHEMAS
-from teams_world import TeamsWorld, sample_card
 
 from bot.notifier import DeliveryError, Forbidden, NotFound, RateLimited, Unavailable
 from bot.teams.package import MANIFEST_DIR, build_package, main
 from bot.teams.throttle import ConversationThrottle
+from tests.teams.teams_activities import ESCALATIONS_CHANNEL
+from tests.teams.teams_fake_connector import SCHEMAS
+from tests.teams.teams_world import TeamsWorld, sample_card
 
 APP_ID = "8f2d5a40-1b2c-4d3e-9f00-0123456789ab"
 

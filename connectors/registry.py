@@ -12,6 +12,7 @@ from connectors.dialogflow_es import DialogflowESConnector
 from connectors.generic import GenericConnector
 from connectors.intercom import IntercomConnector
 from connectors.lex import LexV2Connector
+from connectors.liveperson import LivePersonConnector
 from connectors.rasa import RasaConnector
 from connectors.sunshine import SunshineConnector
 
@@ -24,6 +25,7 @@ _ALL: tuple[Connector, ...] = (
     DialogflowCXConnector(),
     DialogflowESConnector(),
     LexV2Connector(),
+    LivePersonConnector(),
 )
 
 CONNECTORS: Mapping[str, Connector] = MappingProxyType({c.name: c for c in _ALL})

@@ -26,6 +26,21 @@ class CardAction(StrEnum):
     OPEN_TRANSCRIPT = "escalation_open_transcript"
 
 
+# How a hand-off ended, as (stored value, label); every surface offers and shows the same list.
+RESOLVE_OUTCOMES: tuple[tuple[str, str], ...] = (
+    ("solved", "Solved"),
+    ("workaround", "Workaround given"),
+    ("needs_follow_up", "Needs follow-up"),
+    ("not_an_issue", "Not an issue"),
+    ("duplicate", "Duplicate"),
+)
+
+
+def outcome_label(outcome: str | None) -> str:
+    """The label of a stored outcome (an unknown value shows as written)."""
+    return dict(RESOLVE_OUTCOMES).get(outcome or "", outcome or "resolved")
+
+
 @dataclass(frozen=True, slots=True)
 class Card:
     """What an escalation card shows, whatever the surface."""

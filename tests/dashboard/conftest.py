@@ -104,7 +104,11 @@ DashboardFactory = Callable[..., AsyncIterator[Dashboard]]
 
 def _factory(database: Database, tmp_path: Path) -> DashboardFactory:
     async def start(
-        *, token: str | None = TOKEN, public_url: str = "http://127.0.0.1", **environ: str
+        *,
+        token: str | None = TOKEN,
+        public_url: str = "http://127.0.0.1",
+        seeded: bool = True,
+        **environ: str,
     ) -> AsyncIterator[Dashboard]:
         env = {"ESCALATIONS_WEBHOOK_SECRET": SECRET, **environ}
         settings = Settings(
@@ -126,7 +130,7 @@ def _factory(database: Database, tmp_path: Path) -> DashboardFactory:
         install_dashboard(app, service, clock=clock)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             running = Running(service, client, console, clock)
-            ids = await seed(running)
+            ids = await seed(running) if seeded else {}
             yield Dashboard(service, client, console, clock, ids)
 
     return start

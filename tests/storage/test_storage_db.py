@@ -12,25 +12,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from storage import conversations, tables
-from storage.db import Database, default_database_url, normalize_url, redact_url
+from storage.db import LATEST_VERSION, Database, default_database_url, normalize_url, redact_url
 from tests.storage.storage_helpers import META, T0, message
 
 
 def test_migrating_a_migrated_database_changes_nothing(database: Database) -> None:
-    assert database.schema_version() == 1
+    assert database.schema_version() == LATEST_VERSION
     assert database.migrate() == []
     assert database.migrate() == []
     with database.engine.connect() as connection:
         versions = connection.execute(select(tables.schema_version.c.version)).scalars().all()
-    assert versions == [1]
+    assert versions == [LATEST_VERSION]
 
 
 def test_a_new_database_is_created_at_the_latest_version(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'nested' / 'fresh.db'}")
     try:
         assert database.schema_version() is None
-        assert database.migrate() == [1]
-        assert database.schema_version() == 1
+        assert database.migrate() == [LATEST_VERSION]
+        assert database.schema_version() == LATEST_VERSION
     finally:
         database.dispose()
 
@@ -42,7 +42,7 @@ def test_a_new_postgres_database_is_created_at_the_latest_version(
     database = Database(postgres_url_factory())
     try:
         assert database.schema_version() is None
-        assert database.migrate() == [1]
+        assert database.migrate() == [LATEST_VERSION]
         assert database.migrate() == []
     finally:
         database.dispose()

@@ -15,6 +15,7 @@ from connectors.lex import LexV2Connector
 from connectors.liveperson import LivePersonConnector
 from connectors.rasa import RasaConnector
 from connectors.sunshine import SunshineConnector
+from connectors.twilio import TwilioConversationsConnector
 
 _ALL: tuple[Connector, ...] = (
     GenericConnector(),
@@ -26,6 +27,7 @@ _ALL: tuple[Connector, ...] = (
     DialogflowESConnector(),
     LexV2Connector(),
     LivePersonConnector(),
+    TwilioConversationsConnector(),
 )
 
 CONNECTORS: Mapping[str, Connector] = MappingProxyType({c.name: c for c in _ALL})

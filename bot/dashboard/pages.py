@@ -52,6 +52,7 @@ def layout(title: str, body: str, *, csrf: str | None, path: str, notice: str | 
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="color-scheme" content="light dark">'
         f"<title>{escape(title)} · Escalation Tracker</title>"
+        '<link rel="icon" href="/dashboard/static/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="/dashboard/static/dashboard.css">'
         '<script src="/dashboard/static/dashboard.js" defer></script>'
         f'</head><body><header><h1>Escalation Tracker</h1>{nav}</header><main id="main">'

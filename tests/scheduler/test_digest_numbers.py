@@ -18,8 +18,8 @@ BASE_URL = "https://escalations.example.com"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 # Tuesday 10 March 2026, 09:00 in Berlin (CET, UTC+1): the digest covers Monday 08:00 UTC to
@@ -155,8 +155,11 @@ def test_an_empty_day_reads_as_nothing_happened(database: Database) -> None:
     with database.session(read_only=True) as session:
         report = build_report(session, TUESDAY, BASE_URL)
     assert (report.handoffs, report.conversations, report.share) == (0, 0, None)
-    assert report.claim_median_seconds is None and report.resolution_p90_seconds is None
-    assert report.hours == (0,) * 24 and report.worst == () and report.claimers == ()
+    assert report.claim_median_seconds is None
+    assert report.resolution_p90_seconds is None
+    assert report.hours == (0,) * 24
+    assert report.worst == ()
+    assert report.claimers == ()
     text = render_text(report)
     assert "0 hand-offs (±0 vs the period before)" in text
     assert "median —, 90th — (0 claimed)" in text

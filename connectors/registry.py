@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from connectors.base import Connector
+from connectors.botframework import BotFrameworkConnector
 from connectors.botpress import BotpressConnector
 from connectors.dialogflow_cx import DialogflowCXConnector
 from connectors.dialogflow_es import DialogflowESConnector
@@ -28,6 +29,7 @@ _ALL: tuple[Connector, ...] = (
     LexV2Connector(),
     LivePersonConnector(),
     TwilioConversationsConnector(),
+    BotFrameworkConnector(),
 )
 
 CONNECTORS: Mapping[str, Connector] = MappingProxyType({c.name: c for c in _ALL})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -93,6 +94,8 @@ class Leadership:
         self._database = database
         self._key = key
         self._connection: Connection | None = None
+        # Jobs check from worker threads at the same moment; one connection must try, not two.
+        self._lock = threading.Lock()
 
     @property
     def is_leader(self) -> bool:
@@ -103,6 +106,10 @@ class Leadership:
         """Keep or try to take the lead; blocking (call it in a thread)."""
         if self._database.dialect != "postgresql":
             return True
+        with self._lock:
+            return self._check()
+
+    def _check(self) -> bool:
         if self._connection is not None:
             try:
                 self._connection.execute(text("SELECT 1"))
@@ -127,6 +134,10 @@ class Leadership:
 
     def resign(self) -> None:
         """Give the lead up (shutdown), so another replica takes over at once."""
+        with self._lock:
+            self._resign()
+
+    def _resign(self) -> None:
         if self._connection is None:
             return
         # When the connection is gone, so is the lock.
@@ -160,6 +171,7 @@ class JobScheduler:
         self._clock = clock
         self._scheduler: AsyncIOScheduler | None = None
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._in_flight: set[asyncio.Future[None]] = set()
         self.last_results: dict[str, object] = {}
 
     @property
@@ -201,6 +213,9 @@ class JobScheduler:
     async def shutdown(self) -> None:
         """Stop running jobs and give up the lead."""
         if self._scheduler is not None:
+            self._scheduler.pause()
+            # Let runs under way finish their transaction rather than cancel them mid-way.
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
         await asyncio.to_thread(self._leadership.resign)
@@ -228,12 +243,17 @@ class JobScheduler:
         waiters = self._waiters.pop(name, [])
         self.last_results[name] = None
         failure: BaseException | None = None
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight.add(finished)
         try:
             if await asyncio.to_thread(self._leadership.check):
                 self.last_results[name] = await self._jobs[name].run(self._clock())
         except Exception as error:
             log.exception("scheduled job %s failed", name)
             failure = error
+        finally:
+            self._in_flight.discard(finished)
+            finished.set_result(None)
         for waiter in waiters:
             if waiter.done():
                 continue

@@ -1,0 +1,145 @@
+"""The real APScheduler: stable job names, exactly one digest per period across restarts and
+replicas, and leadership passing to another replica when the leader dies."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bot.scheduler import DIGEST_JOB, SLA_JOB, JobScheduler, Leadership, service_jobs
+from engine.rules import Rules
+from engine.rules_loader import load_rules_file
+from storage import digests, outbox
+from storage.db import Database
+from tests.bot.conftest import Clock
+from tests.scheduler.helpers import seed_escalation
+
+REPO = Path(__file__).resolve().parents[2]
+BASE_URL = "https://escalations.example.com"
+# Tuesday 10 March 2026, 11:00 in Berlin: the service was down at 09:00.
+LATE_TUESDAY = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
+MONDAY_NINE_BERLIN = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
+TUESDAY_NINE_BERLIN = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def rules() -> Rules:
+    return load_rules_file(REPO / "rules.yaml")
+
+
+def scheduler_for(database: Database, rules: Rules, clock: Clock) -> JobScheduler:
+    jobs = service_jobs(database, lambda: rules, frozenset, BASE_URL)
+    return JobScheduler(jobs, Leadership(database), clock=clock)
+
+
+async def running(scheduler: JobScheduler) -> AsyncIterator[JobScheduler]:
+    scheduler.start()
+    try:
+        yield scheduler
+    finally:
+        await scheduler.shutdown()
+
+
+def digest_posts(database: Database) -> list[str | None]:
+    with database.session(read_only=True) as session:
+        rows = outbox.pending(session=session)
+    return [row.surface for row in rows if row.kind == "post_digest"]
+
+
+def test_the_jobs_have_stable_names(sqlite_database: Database, rules: Rules) -> None:
+    scheduler = scheduler_for(sqlite_database, rules, Clock(LATE_TUESDAY))
+    assert scheduler.job_names == [SLA_JOB, DIGEST_JOB] == ["sla-chains", "handoff-digests"]
+
+
+async def test_a_missed_digest_is_posted_when_the_service_comes_back(
+    database: Database, rules: Rules
+) -> None:
+    seed_escalation(database, "c1", opened_at=MONDAY_NINE_BERLIN.replace(hour=12))
+    clock = Clock(LATE_TUESDAY)
+    async for scheduler in running(scheduler_for(database, rules, clock)):
+        await scheduler.run_now(DIGEST_JOB)
+    with database.session(read_only=True) as session:
+        (posted,) = digests.list_digests(session=session)
+    assert (posted.team, posted.period_start, posted.period_end) == (
+        "support",
+        MONDAY_NINE_BERLIN,
+        TUESDAY_NINE_BERLIN,
+    )
+    assert posted.content["handoffs"] == 1
+    assert digest_posts(database) == ["console"]
+
+    # Restarted again the same morning: nothing new to post.
+    async for scheduler in running(scheduler_for(database, rules, clock)):
+        assert await scheduler.run_now(DIGEST_JOB) == []
+    assert digest_posts(database) == ["console"]
+
+
+async def test_the_sla_job_runs_on_the_driven_clock(database: Database, rules: Rules) -> None:
+    snapshot = {"team": "support", "team_config": rules.teams["support"].model_dump(mode="json")}
+    seed_escalation(database, "c1", opened_at=LATE_TUESDAY, snapshot=snapshot)
+    clock = Clock(LATE_TUESDAY)
+    async for scheduler in running(scheduler_for(database, rules, clock)):
+        clock.advance(minutes=9)
+        assert await scheduler.run_now(SLA_JOB) == []
+        clock.advance(minutes=1)
+        fired = await scheduler.run_now(SLA_JOB)
+        assert isinstance(fired, list)
+        assert [step.key for step in fired] == ["step:0"]
+
+
+@pytest.mark.postgres
+async def test_two_replicas_on_one_postgres_post_one_digest(
+    postgres_url_factory: Callable[[], str], rules: Rules
+) -> None:
+    url = postgres_url_factory()
+    first, second = Database(url), Database(url)
+    first.migrate()
+    clock = Clock(LATE_TUESDAY)
+    try:
+        async for one in running(scheduler_for(first, rules, clock)):
+            async for other in running(scheduler_for(second, rules, clock)):
+                await one.run_now(DIGEST_JOB)
+                await other.run_now(DIGEST_JOB)
+                leaders = [one.leadership.is_leader, other.leadership.is_leader]
+                assert sorted(leaders) == [False, True]
+        with first.session(read_only=True) as session:
+            assert len(digests.list_digests(session=session)) == 1
+        assert digest_posts(first) == ["console"]
+    finally:
+        first.dispose()
+        second.dispose()
+
+
+@pytest.mark.postgres
+def test_another_replica_takes_over_when_the_leader_dies(
+    postgres_url_factory: Callable[[], str],
+) -> None:
+    url = postgres_url_factory()
+    first, second = Database(url), Database(url)
+    leader, standby = Leadership(first), Leadership(second)
+    try:
+        assert leader.check() is True
+        assert standby.check() is False
+        # The leader's process dies: its connection, and the lock with it, go away.
+        with second.engine.connect() as connection:
+            connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+                )
+            )
+        assert standby.check() is True
+        assert leader.check() is False
+    finally:
+        leader.resign()
+        standby.resign()
+        first.dispose()
+        second.dispose()
+
+
+def test_on_sqlite_the_single_process_always_leads(sqlite_database: Database) -> None:
+    assert Leadership(sqlite_database).check() is True

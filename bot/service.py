@@ -61,7 +61,11 @@ def build_card(session: Session, record: EscalationRecord, base_url: str) -> Car
         platform_url=conversation.meta.link if conversation else None,
         claimed_by=record.claimed_by_name or record.claimed_by,
         claimed_at=record.claimed_at,
-        closed_by=record.closed_by,
+        # closed_by is a surface user id; the card shows the name the closer acted under.
+        closed_by=next(
+            (e.actor_name for e in reversed(history) if e.kind == "resolved" and e.actor_name),
+            record.closed_by,
+        ),
         closed_at=record.closed_at,
         outcome=record.outcome,
         note=record.note,
@@ -269,7 +273,11 @@ def _refusal(record: EscalationRecord, actor: Actor, now: datetime, refusal: Ref
         ago = format_wait((now - record.claimed_at).total_seconds()) if record.claimed_at else ""
         return f"{who} claimed this {ago} ago." if ago else f"{who} has claimed this."
     if record.status == "resolved":
-        return f"Already resolved by {record.closed_by or 'someone'}."
+        # closed_by is a surface user id; show the name when the claimer closed it themselves.
+        closer = record.closed_by
+        if closer is not None and closer == record.claimed_by and record.claimed_by_name:
+            closer = record.claimed_by_name
+        return f"Already resolved by {closer or 'someone'}."
     if record.status == "recovered":
         return "Closed: the bot recovered before anyone claimed it."
     if record.status == "expired":

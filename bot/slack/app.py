@@ -1,8 +1,11 @@
 """The Slack app: bolt's AsyncApp in HTTP mode, mounted on the service's aiohttp server.
 
-Each handler acknowledges first (Slack wants an answer within 3 seconds), then turns the click or
-command into one `Handoff` operation. Card updates for everyone go through the delivery outbox;
-the handlers only tell the acting user, privately, when the action was refused.
+Each handler turns the click or command into one `Handoff` operation and answers Slack once that
+operation is committed: one local database statement, well inside the 3 seconds Slack waits. A
+click is therefore never acknowledged and then lost (a crash after an early ack would drop it
+silently; Slack instead shows the agent that the click failed). Card updates for everyone go
+through the delivery outbox; the handlers only tell the acting user, privately, when the action
+was refused.
 """
 
 from __future__ import annotations
@@ -110,6 +113,8 @@ def create_slack_app(handoff: Handoff, settings: SlackSettings) -> SlackIntegrat
         client=client,
         signing_secret=settings.signing_secret,
         logger=logger,
+        # Answer the HTTP request when the handler is done, not at ack(): see the module doc.
+        process_before_response=True,
     )
 
     async def publish_home(client: AsyncWebClient, actor: Actor, notice: str | None) -> None:

@@ -4,6 +4,10 @@ It answers with Slack's response shapes, records every call, and checks every `b
 `view` payload with slack_sdk.models plus Slack's documented limits, answering `invalid_blocks`
 like Slack does when one is wrong. It can be told to fail the next call of a method (429 with
 Retry-After, 500, or an `ok: false` error) for fault tests.
+
+Like Slack, it accepts a channel by name ("#support") only where Slack does (posting), answers
+with the channel's id, and keeps every posted message so that `chat.update` and thread replies
+must name a message that exists; `message()` shows a card as the channel sees it now.
 """
 
 from __future__ import annotations
@@ -52,8 +56,10 @@ class FakeSlack:
     """The fake Web API: start() it, point the SDK at `api_url`, then read `calls`."""
 
     token: str
+    channels: dict[str, str] = field(default_factory=dict)  # name -> id, e.g. "support": "C0S"
     calls: list[Call] = field(default_factory=list)
     invalid_payloads: list[str] = field(default_factory=list)
+    messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _faults: dict[str, list[Fault]] = field(default_factory=dict)
     _server: TestServer | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -92,6 +98,26 @@ class FakeSlack:
         """Every recorded call of one method, oldest first."""
         return [call for call in self.calls if call.method == method]
 
+    def message(self, channel: str, ts: str) -> dict[str, Any]:
+        """A posted message as the channel shows it now (after every chat.update)."""
+        return self.messages[(channel, ts)]
+
+    def cards_in(self, channel: str) -> list[dict[str, Any]]:
+        """Messages the channel shows (not thread replies), oldest first, as they stand now."""
+        return [
+            message
+            for (where, _), message in sorted(self.messages.items())
+            if where == channel and "thread_ts" not in message
+        ]
+
+    def replies_to(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The messages in one message's thread, oldest first."""
+        return [
+            message
+            for (where, _), message in sorted(self.messages.items())
+            if where == channel and message.get("thread_ts") == ts
+        ]
+
     async def wait_for(self, method: str, count: int = 1) -> list[Call]:
         """Wait until `method` has been called `count` times (bolt works after acking)."""
         async with asyncio.timeout(WAIT_LIMIT_SECONDS), self._changed:
@@ -122,7 +148,35 @@ class FakeSlack:
         if problems:
             self.invalid_payloads.extend(f"{method}: {problem}" for problem in problems)
             return web.json_response({"ok": False, "error": "invalid_blocks", "errors": problems})
+        missing = self._missing(method, args)
+        if missing:
+            return web.json_response({"ok": False, "error": missing})
+        if "channel" in args:
+            # What the call did is kept as sent; the answer names the channel by its id.
+            args = {**args, "channel": self._channel_id(str(args["channel"]), by_name=True)}
         return web.json_response(self._answer(method, args))
+
+    def _channel_id(self, channel: str, *, by_name: bool) -> str | None:
+        if channel[:1] in ("C", "G", "D"):
+            return channel
+        if by_name and channel.startswith("#"):
+            return self.channels.get(channel[1:])
+        return None
+
+    def _missing(self, method: str, args: dict[str, Any]) -> str | None:
+        """Slack's answer when the call names a channel or message that does not exist."""
+        if method not in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+            return None
+        # Slack takes "#name" when posting; editing needs the id the post answered with.
+        channel = self._channel_id(str(args.get("channel", "")), by_name=method != "chat.update")
+        if channel is None:
+            return "channel_not_found"
+        if method == "chat.update" and (channel, str(args.get("ts"))) not in self.messages:
+            return "message_not_found"
+        thread = args.get("thread_ts")
+        if thread is not None and (channel, str(thread)) not in self.messages:
+            return "thread_not_found"
+        return None
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -141,8 +195,13 @@ class FakeSlack:
             message = {"type": "message", "user": BOT_USER_ID, "ts": ts, "text": args.get("text")}
             if "blocks" in args:
                 message["blocks"] = args["blocks"]
+            if "thread_ts" in args:
+                message["thread_ts"] = args["thread_ts"]
+            self.messages[(args["channel"], ts)] = message
             return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
         if method == "chat.update":
+            shown = self.messages[(args["channel"], args["ts"])]
+            shown.update({key: args[key] for key in ("text", "blocks") if key in args})
             return {
                 "ok": True,
                 "channel": args["channel"],

@@ -6,10 +6,12 @@ import dataclasses
 
 from bot.cards import CardAction, CardStatus
 from bot.notifier import MessageRef
+from bot.slack import SlackNotifier
 from bot.slack.blocks import ELLIPSIS, mention, render_card
 from engine.assessment import SummaryMessage
 from engine.events import Role
-from tests.slack.conftest import CARD_CHANNEL, NOW, SlackBench, make_card
+from tests.slack.conftest import CARD_CHANNEL, NOW, make_card
+from tests.slack.slack_fake_api import FakeSlack
 
 
 def _text_of(blocks: list[dict[str, object]]) -> str:
@@ -19,12 +21,13 @@ def _text_of(blocks: list[dict[str, object]]) -> str:
 
 
 async def test_an_urgent_escalation_arrives_as_a_card_with_everything_an_agent_needs(
-    bench: SlackBench,
+    notifier: SlackNotifier,
+    fake_slack: FakeSlack,
 ) -> None:
-    ref = await bench.integration.notifier.post(make_card(), CARD_CHANNEL)
+    ref = await notifier.post(make_card(), CARD_CHANNEL)
 
     assert ref == MessageRef("slack", CARD_CHANNEL, ref.message_id)
-    (call,) = bench.fake.calls_to("chat.postMessage")
+    (call,) = fake_slack.calls_to("chat.postMessage")
     assert call.args["channel"] == CARD_CHANNEL
     assert call.args["text"].startswith("<!here> Urgent escalation · score 8.5")
     shown = _text_of(call.args["blocks"])
@@ -50,14 +53,15 @@ async def test_an_urgent_escalation_arrives_as_a_card_with_everything_an_agent_n
 
 
 async def test_a_claimed_card_says_who_has_it_and_how_long_the_customer_waited(
-    bench: SlackBench,
+    notifier: SlackNotifier,
+    fake_slack: FakeSlack,
 ) -> None:
-    ref = await bench.integration.notifier.post(make_card(), CARD_CHANNEL)
+    ref = await notifier.post(make_card(), CARD_CHANNEL)
     claimed = make_card(status=CardStatus.CLAIMED, claimed_by="U0ANA", claimed_at=NOW)
 
-    await bench.integration.notifier.update(ref, claimed)
+    await notifier.update(ref, claimed)
 
-    (call,) = bench.fake.calls_to("chat.update")
+    (call,) = fake_slack.calls_to("chat.update")
     assert (call.args["channel"], call.args["ts"]) == (ref.channel, ref.message_id)
     shown = _text_of(call.args["blocks"])
     assert f"Claimed by <@U0ANA> at <!date^{int(NOW.timestamp())}^{{time}}|" in shown
@@ -71,32 +75,35 @@ async def test_a_claimed_card_says_who_has_it_and_how_long_the_customer_waited(
 
 
 async def test_the_card_says_so_when_the_bot_recovered_before_anyone_claimed(
-    bench: SlackBench,
+    notifier: SlackNotifier,
+    fake_slack: FakeSlack,
 ) -> None:
-    ref = await bench.integration.notifier.post(make_card(), CARD_CHANNEL)
+    ref = await notifier.post(make_card(), CARD_CHANNEL)
 
-    await bench.integration.notifier.update(ref, make_card(status=CardStatus.RECOVERED))
+    await notifier.update(ref, make_card(status=CardStatus.RECOVERED))
 
-    (call,) = bench.fake.calls_to("chat.update")
+    (call,) = fake_slack.calls_to("chat.update")
     assert "The bot recovered before anyone claimed it." in _text_of(call.args["blocks"])
     (actions,) = [block for block in call.args["blocks"] if block["type"] == "actions"]
     assert CardAction.CLAIM not in [button["action_id"] for button in actions["elements"]]
 
 
 async def test_new_customer_messages_go_in_the_cards_thread_without_pinging_anyone(
-    bench: SlackBench,
+    notifier: SlackNotifier,
+    fake_slack: FakeSlack,
 ) -> None:
-    ref = await bench.integration.notifier.post(make_card(), CARD_CHANNEL)
+    ref = await notifier.post(make_card(), CARD_CHANNEL)
 
-    await bench.integration.notifier.reply(ref, "Customer: hello?? <!channel> & more")
+    await notifier.reply(ref, "Customer: hello?? <!channel> & more")
 
-    replies = [call for call in bench.fake.calls_to("chat.postMessage") if "thread_ts" in call.args]
+    replies = [call for call in fake_slack.calls_to("chat.postMessage") if "thread_ts" in call.args]
     assert [call.args["thread_ts"] for call in replies] == [ref.message_id]
     assert replies[0].args["text"] == "Customer: hello?? &lt;!channel&gt; &amp; more"
 
 
 async def test_a_huge_conversation_still_fits_slacks_limits_and_shows_where_it_was_cut(
-    bench: SlackBench,
+    notifier: SlackNotifier,
+    fake_slack: FakeSlack,
 ) -> None:
     huge = "word " * 3000
     card = make_card(
@@ -111,10 +118,10 @@ async def test_a_huge_conversation_still_fits_slacks_limits_and_shows_where_it_w
         level="x" * 400,
     )
 
-    await bench.integration.notifier.post(card, CARD_CHANNEL)
+    await notifier.post(card, CARD_CHANNEL)
 
     # The fake API validated every block with slack_sdk.models and the limits (see conftest).
-    (call,) = bench.fake.calls_to("chat.postMessage")
+    (call,) = fake_slack.calls_to("chat.postMessage")
     blocks = call.args["blocks"]
     assert len(blocks) == 50
     sections = [block["text"]["text"] for block in blocks if block["type"] == "section"]

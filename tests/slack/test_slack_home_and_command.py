@@ -1,25 +1,28 @@
-"""Stories about App Home and the /escalations command."""
+"""Stories about App Home and the /escalations command, over the real hand-off service."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bot.cards import CardAction
-from bot.handoff import Actor
 from bot.slack.blocks import UNKNOWN_ESCALATION
-from tests.slack.conftest import ANA, BEN, SlackBench, make_card
+from tests.slack.conftest import ANA, BEN, SlackBench
 
 
 def _texts(blocks: list[dict[str, Any]]) -> str:
     return "\n".join(str(block) for block in blocks)
 
 
-async def _seed(bench: SlackBench) -> None:
-    """Two customers waiting (41, 42) and one Ana already holds (43)."""
-    bench.handoff.add(make_card(41, customer_name="Ola Nordmann"))
-    bench.handoff.add(make_card(42))
-    bench.handoff.add(make_card(43, customer_name="Kim Lee"))
-    await bench.handoff.claim(43, Actor("slack", ANA.id, ANA.name))
+async def _seed(bench: SlackBench) -> tuple[int, int, int]:
+    """Two customers waiting (Ola, then Dana) and one Ana already holds (Kim)."""
+    ola = await bench.escalate("c-ola", "Ola Nordmann")
+    bench.clock.advance(seconds=5)
+    dana = await bench.escalate("c-dana", "Dana Smith")
+    kim = await bench.escalate("c-kim", "Kim Lee")
+    await bench.deliver()
+    bench.clock.advance(minutes=2, seconds=10)
+    await bench.click_on_card(CardAction.CLAIM, kim, ANA)
+    return ola, dana, kim
 
 
 async def test_app_home_shows_my_escalations_the_open_queue_and_todays_numbers(
@@ -30,7 +33,7 @@ async def test_app_home_shows_my_escalations_the_open_queue_and_todays_numbers(
     response = await bench.event({"type": "app_home_opened", "user": ANA.id, "tab": "home"})
 
     assert response.status == 200
-    (published,) = await bench.fake.wait_for("views.publish")
+    (published,) = bench.fake.calls_to("views.publish")
     assert published.args["user_id"] == ANA.id
     view = published.args["view"]
     assert view["type"] == "home"
@@ -38,6 +41,7 @@ async def test_app_home_shows_my_escalations_the_open_queue_and_todays_numbers(
     assert headers == ["Your escalations", "Open queue", "Today"]
     shown = _texts(view["blocks"])
     assert shown.index("Kim Lee") < shown.index("Open queue") < shown.index("Ola Nordmann")
+    assert shown.index("Ola Nordmann") < shown.index("Dana Smith")
     assert "*Opened*\\n3" in shown
     assert "*Waiting now*\\n2" in shown
 
@@ -45,15 +49,18 @@ async def test_app_home_shows_my_escalations_the_open_queue_and_todays_numbers(
 async def test_claiming_from_app_home_refreshes_it_instead_of_posting_in_a_channel(
     bench: SlackBench,
 ) -> None:
-    await _seed(bench)
+    ola, _, _ = await _seed(bench)
 
-    await bench.click(CardAction.CLAIM, "41", BEN, from_home=True)
+    await bench.click(CardAction.CLAIM, str(ola), BEN, from_home=True)
 
-    (published,) = await bench.fake.wait_for("views.publish")
+    (published,) = bench.fake.calls_to("views.publish")
     assert published.args["user_id"] == BEN.id
     assert "Ola Nordmann" in _texts(published.args["view"]["blocks"][:3])
-    assert bench.handoff.cards[41].claimed_by == "ben"
+    assert bench.escalation(ola).claimed_by == BEN.id
     assert bench.fake.calls_to("chat.postEphemeral") == []
+    # The card in the channel follows, through the outbox.
+    await bench.deliver()
+    assert "Claimed by *ben*" in str(bench.card(ola)["blocks"])
 
 
 async def test_the_messages_tab_does_not_republish_home(bench: SlackBench) -> None:
@@ -66,36 +73,41 @@ async def test_the_messages_tab_does_not_republish_home(bench: SlackBench) -> No
 
 
 async def test_slash_command_lists_open_escalations_with_claim_buttons(bench: SlackBench) -> None:
-    await _seed(bench)
+    ola, dana, _ = await _seed(bench)
 
     response = await bench.command("", ANA)
 
     answer = await response.json()
     assert answer["text"] == "Open escalations: 2"
     items = [block for block in answer["blocks"] if "accessory" in block]
-    assert [block["accessory"]["value"] for block in items] == ["41", "42"]
+    assert [block["accessory"]["value"] for block in items] == [str(ola), str(dana)]
     assert {block["accessory"]["action_id"] for block in items} == {CardAction.CLAIM}
 
 
-async def test_slash_command_claims_by_id(bench: SlackBench) -> None:
-    await _seed(bench)
+async def test_slash_command_claims_by_id_and_the_card_follows(bench: SlackBench) -> None:
+    _, dana, _ = await _seed(bench)
 
-    response = await bench.command("claim #42", BEN)
+    response = await bench.command(f"claim #{dana}", BEN)
 
-    assert (await response.json())["text"] == "Claimed."
-    assert bench.handoff.cards[42].claimed_by == "ben"
+    assert (await response.json())["text"] == "You have it: the customer waited 2m 10s."
+    assert bench.escalation(dana).claimed_by == BEN.id
+    await bench.deliver()
+    assert "Claimed by *ben*" in str(bench.card(dana)["blocks"])
 
 
 async def test_slash_command_claim_of_a_taken_or_unknown_escalation_explains(
     bench: SlackBench,
 ) -> None:
-    await _seed(bench)
+    _, _, kim = await _seed(bench)
+    bench.clock.advance(seconds=30)
 
-    taken = await (await bench.command("claim 43", BEN)).json()
+    taken = await (await bench.command(f"claim {kim}", BEN)).json()
     unknown = await (await bench.command("claim 4x", BEN)).json()
+    missing = await (await bench.command("claim 999", BEN)).json()
 
-    assert taken["text"] == "ana claimed this 0s ago."
+    assert taken["text"] == "ana claimed this 30s ago."
     assert unknown["text"] == UNKNOWN_ESCALATION
+    assert missing["text"] == UNKNOWN_ESCALATION
 
 
 async def test_slash_command_shows_todays_numbers(bench: SlackBench) -> None:

@@ -7,32 +7,35 @@ import pytest
 from bot.notifier import Forbidden, MessageRef, NotFound, RateLimited, Unavailable
 from bot.slack import SlackNotifier, SlackSettings
 from bot.slack.notifier import create_web_client
-from tests.slack.conftest import CARD_CHANNEL, TOKEN, SlackBench, make_card
+from tests.slack.conftest import CARD_CHANNEL, TOKEN, make_card
+from tests.slack.slack_fake_api import FakeSlack
 
 
 async def test_slack_asking_to_slow_down_becomes_rate_limited_with_its_retry_after(
-    bench: SlackBench,
+    notifier: SlackNotifier,
+    fake_slack: FakeSlack,
 ) -> None:
-    bench.fake.fail_next("chat.postMessage", status=429, error="ratelimited", retry_after="7")
+    fake_slack.fail_next("chat.postMessage", status=429, error="ratelimited", retry_after="7")
 
     with pytest.raises(RateLimited) as raised:
-        await bench.integration.notifier.post(make_card(), CARD_CHANNEL)
+        await notifier.post(make_card(), CARD_CHANNEL)
 
     assert raised.value.retry_after == 7
     # One attempt only: retrying is the delivery worker's job, not the SDK's.
-    assert len(bench.fake.calls_to("chat.postMessage")) == 1
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
 
 
 async def test_a_slack_server_error_is_unavailable_so_the_worker_retries(
-    bench: SlackBench,
+    notifier: SlackNotifier,
+    fake_slack: FakeSlack,
 ) -> None:
-    bench.fake.fail_next("chat.update", status=500)
+    fake_slack.fail_next("chat.update", status=500)
     ref = MessageRef("slack", CARD_CHANNEL, "1700000000.000001")
 
     with pytest.raises(Unavailable):
-        await bench.integration.notifier.update(ref, make_card())
+        await notifier.update(ref, make_card())
 
-    assert len(bench.fake.calls_to("chat.update")) == 1
+    assert len(fake_slack.calls_to("chat.update")) == 1
 
 
 @pytest.mark.parametrize(
@@ -49,12 +52,12 @@ async def test_a_slack_server_error_is_unavailable_so_the_worker_retries(
     ],
 )
 async def test_slack_errors_map_to_what_the_worker_should_do(
-    bench: SlackBench, error: str, expected: type[Exception]
+    notifier: SlackNotifier, fake_slack: FakeSlack, error: str, expected: type[Exception]
 ) -> None:
-    bench.fake.fail_next("chat.postMessage", error=error)
+    fake_slack.fail_next("chat.postMessage", error=error)
 
     with pytest.raises(expected, match=error):
-        await bench.integration.notifier.post(make_card(), CARD_CHANNEL)
+        await notifier.post(make_card(), CARD_CHANNEL)
 
 
 async def test_slack_unreachable_is_unavailable() -> None:

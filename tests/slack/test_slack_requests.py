@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from urllib.parse import urlencode
 
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.cards import CardAction
 from bot.slack import SlackSettings
 from tests.slack.conftest import SIGNING_SECRET, TOKEN, SlackBench
 from tests.slack.slack_fake_api import FakeSlack
@@ -39,14 +41,16 @@ async def test_a_replayed_request_older_than_five_minutes_is_refused(bench: Slac
 
 
 async def test_an_unsigned_button_click_does_not_reach_the_hand_off(bench: SlackBench) -> None:
-    body = "payload=" + json.dumps({"type": "block_actions", "actions": []})
+    escalation_id = await bench.escalate_and_deliver()
+    action = {"action_id": CardAction.CLAIM, "value": str(escalation_id)}
+    body = urlencode({"payload": json.dumps({"type": "block_actions", "actions": [action]})})
 
     response = await bench.http.post(
         "/slack/events", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
 
     assert response.status == 401
-    assert bench.handoff.operations == []
+    assert bench.escalation(escalation_id).status == "open"
 
 
 def test_slack_is_off_without_a_token_and_says_which_setting_is_missing(

@@ -8,14 +8,15 @@ callers that need the state from before the event take `state.copy()` first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import deque
 from datetime import datetime
+from typing import Any, cast
 
 from engine.assessment import Assessment, Decision, Reason, SummaryMessage
 from engine.events import ConversationEvent, ConversationMeta, EventType, Role
 from engine.redact import redact_for
 from engine.routing import route_for
-from engine.rules import Level, Rules
+from engine.rules import FrustrationSignal, Level, RepetitionSignal, Rules, SentimentSignal
 from engine.sentiment import customer_sentiment
 from engine.signals import (
     MIN_REPEAT_TOKENS,
@@ -45,6 +46,7 @@ RECENT_CHARS = 500
 BOT_TRIED_CHARS = 120
 # With a single customer message the sentiment mean is one message's opinion: count it half.
 SINGLE_MESSAGE_SENTIMENT_FACTOR = 0.5
+_MISSING = object()
 UNRESOLVED_OUTCOMES = frozenset({"abandoned", "timeout", "timed_out", "dropped"})
 
 _GREETING_WORDS = frozenset(
@@ -241,11 +243,31 @@ def _remember_message(state: ConversationState, event: ConversationEvent, role: 
 # --- scoring -------------------------------------------------------------------------------------
 
 
+def _remembered(state: ConversationState, name: str, rules: Rules, key: object) -> Any:
+    """The value memoised under `name` for these rules and key, or `_MISSING`."""
+    entry = state.memo.get(name)
+    if entry is not None and entry[0] is rules and entry[1] == key:
+        return entry[2]
+    return _MISSING
+
+
 def _sentiment_reason(state: ConversationState, rules: Rules) -> Reason | None:
     config = rules.signals.sentiment
     mean = state.sentiment_mean
     if not config.enabled or mean is None or not state.sentiments:
         return None
+    key = (state.sentiments[-1].event_id, mean, state.best_sentiment, state.best_sentiment_turn)
+    remembered = _remembered(state, "sentiment", rules, key)
+    if remembered is not _MISSING:
+        return cast(Reason | None, remembered)
+    reason = _build_sentiment_reason(state, config, mean)
+    state.memo["sentiment"] = (rules, key, reason)
+    return reason
+
+
+def _build_sentiment_reason(
+    state: ConversationState, config: SentimentSignal, mean: float
+) -> Reason | None:
     below = 0.0
     if mean < config.negative_below:
         span = max(0.05, 1.0 + config.negative_below)
@@ -275,12 +297,17 @@ def _sentiment_reason(state: ConversationState, rules: Rules) -> Reason | None:
 
 def _human_reason(state: ConversationState, rules: Rules) -> Reason | None:
     config = rules.signals.human_request
-    if not config.enabled or state.human_requested_at is None:
+    asked_at = state.human_requested_at
+    if not config.enabled or asked_at is None:
         return None
-    at = state.human_requested_at.strftime("%H:%M")
-    text = f'asked for a human at {at}: "{state.human_request_quote}"'
+    remembered = _remembered(state, "human_request", rules, asked_at)
+    if remembered is not _MISSING:
+        return cast(Reason, remembered)
+    text = f'asked for a human at {asked_at:%H:%M}: "{state.human_request_quote}"'
     ids = (state.human_request_event,) if state.human_request_event else ()
-    return Reason("human_request", round(float(config.weight), 1), text, ids)
+    reason = Reason("human_request", round(float(config.weight), 1), text, ids)
+    state.memo["human_request"] = (rules, asked_at, reason)
+    return reason
 
 
 def _fallback_reason(state: ConversationState, rules: Rules) -> Reason | None:
@@ -288,27 +315,50 @@ def _fallback_reason(state: ConversationState, rules: Rules) -> Reason | None:
     streak = state.fallback_streak
     if not config.enabled or streak < config.streak:
         return None
+    key = (streak, state.fallback_first_turn)
+    remembered = _remembered(state, "fallbacks", rules, key)
+    if remembered is not _MISSING:
+        return cast(Reason, remembered)
     strength = min(1.0, (streak - config.streak + 1) / (config.full_at - config.streak + 1))
     where = _turns(state.fallback_first_turn, state.fallback_last_turn)
     text = (
         f"{streak} bot fallbacks in a row ({where})" if streak > 1 else f"a bot fallback ({where})"
     )
-    return Reason(
+    reason = Reason(
         "fallbacks", round(config.weight * strength, 1), text, tuple(state.fallback_events)
     )
+    state.memo["fallbacks"] = (rules, key, reason)
+    return reason
 
 
-def _recent_hits(hits: Iterable[Hit], state: ConversationState, memory: int) -> list[Hit]:
-    # Old trouble stops counting, so a conversation that got back on track can recover.
-    return [hit for hit in hits if hit.turn > state.turns - memory]
+def _first_live(hits: deque[Hit], state: ConversationState, memory: int) -> int:
+    # Old trouble stops counting, so a conversation that got back on track can recover. Hits are
+    # in turn order, so the live ones are a suffix.
+    cutoff = state.turns - memory
+    start = 0
+    for hit in hits:
+        if hit.turn > cutoff:
+            break
+        start += 1
+    return start
 
 
 def _repetition_reason(state: ConversationState, rules: Rules) -> Reason | None:
     config = rules.signals.repetition
     if not config.enabled or not state.repeats:
         return None
-    hits = _recent_hits(state.repeats, state, config.memory)
-    if len(hits) < config.min_repeats:
+    start = _first_live(state.repeats, state, config.memory)
+    key = (len(state.repeats), state.repeats[-1].event_id, start)
+    remembered = _remembered(state, "repetition", rules, key)
+    if remembered is not _MISSING:
+        return cast(Reason | None, remembered)
+    reason = _build_repetition_reason(list(state.repeats)[start:], config)
+    state.memo["repetition"] = (rules, key, reason)
+    return reason
+
+
+def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reason | None:
+    if not hits or len(hits) < config.min_repeats:
         return None
     customer = sum(1 for hit in hits if hit.what == "customer")
     bot = len(hits) - customer
@@ -329,7 +379,17 @@ def _frustration_reason(state: ConversationState, rules: Rules) -> Reason | None
     config = rules.signals.frustration
     if not config.enabled or not state.frustrations:
         return None
-    hits = _recent_hits(state.frustrations, state, config.memory)
+    start = _first_live(state.frustrations, state, config.memory)
+    key = (len(state.frustrations), state.frustrations[-1].event_id, start)
+    remembered = _remembered(state, "frustration", rules, key)
+    if remembered is not _MISSING:
+        return cast(Reason | None, remembered)
+    reason = _build_frustration_reason(list(state.frustrations)[start:], config)
+    state.memo["frustration"] = (rules, key, reason)
+    return reason
+
+
+def _build_frustration_reason(hits: list[Hit], config: FrustrationSignal) -> Reason | None:
     if not hits:
         return None
     phrases = list(dict.fromkeys(hit.what for hit in hits))[:3]
@@ -469,6 +529,27 @@ def _decide(
     return Decision.NONE
 
 
+def _team_for(
+    state: ConversationState, rules: Rules, meta: ConversationMeta, level: str
+) -> str | None:
+    key = (id(meta), level)
+    entry = state.memo.get("team")
+    # The meta object itself is kept in the entry so its id cannot be reused by another one.
+    if entry is not None and entry[0] is rules and entry[1] == key and entry[2][0] is meta:
+        return cast(str | None, entry[2][1])
+    teams = route_for(
+        rules,
+        customer_tier=meta.customer.tier,
+        platform=meta.platform,
+        language=meta.language,
+        metadata=meta.metadata,
+        level=level,
+    )
+    team = teams[0] if teams else None
+    state.memo["team"] = (rules, key, (meta, team))
+    return team
+
+
 def assess(
     state: ConversationState, event: ConversationEvent, rules: Rules, meta: ConversationMeta
 ) -> tuple[ConversationState, Assessment]:
@@ -511,17 +592,7 @@ def assess(
     decision = _decide(state, event, rules, level, score, bot_answer, bot_fallback)
     state.score = score
 
-    team: str | None = None
-    if level is not None:
-        teams = route_for(
-            rules,
-            customer_tier=meta.customer.tier,
-            platform=meta.platform,
-            language=meta.language,
-            metadata=meta.metadata,
-            level=level.name,
-        )
-        team = teams[0] if teams else None
+    team = _team_for(state, rules, meta, level.name) if level is not None else None
     assessment = Assessment(
         event_id=event.event_id,
         score=score,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.assessment import SummaryMessage
 from engine.events import Role
@@ -28,8 +28,8 @@ MAX_BOT_TRIED = 6
 MAX_IDENTIFIERS = 10
 
 
-@dataclass(slots=True)
-class Hit:
+# Tuples rather than dataclasses: the garbage collector stops tracking tuples of plain values.
+class Hit(NamedTuple):
     """One piece of evidence for a counting signal: where it happened and what it was."""
 
     turn: int
@@ -37,8 +37,7 @@ class Hit:
     what: str
 
 
-@dataclass(slots=True)
-class SentimentPoint:
+class SentimentPoint(NamedTuple):
     """One customer message's corrected sentiment."""
 
     turn: int
@@ -109,6 +108,10 @@ class ConversationState:
     bot_tried: list[str] = field(default_factory=list)
     recent: deque[SummaryMessage] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_MESSAGES))
     identifiers: list[str] = field(default_factory=list)
+
+    # Reasons and routes computed for the current inputs, reused while those inputs stay the
+    # same: (rules, key, value) per name. Never stored; a state read back starts without it.
+    memo: dict[str, tuple[Any, Any, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def new(cls) -> ConversationState:
@@ -229,4 +232,5 @@ def reset_escalation(state: ConversationState) -> ConversationState:
     state.best_sentiment_turn = 0
     state.abandoned = False
     state.score = 0.0
+    state.memo.clear()
     return state

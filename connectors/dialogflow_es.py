@@ -46,6 +46,10 @@ class DialogflowESConnector(BaseConnector):
         if secret is not None:
             header_secret_or_basic_auth(request, SECRET_HEADER, secret)
 
+    def respond(self, batches: list[InboundBatch]) -> tuple[str, bytes]:
+        """An empty WebhookResponse: the agent's own responses stand (Dialogflow refuses extras)."""
+        return "application/json", b"{}"
+
     def parse(self, request: InboundRequest) -> list[InboundBatch]:
         """One batch: this turn of the session."""
         body = load_json(request.body)

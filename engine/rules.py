@@ -102,6 +102,28 @@ class FrustrationSignal(SignalBase):
     memory: int = Field(default=12, ge=1, le=500)
 
 
+class CorrectionSignal(SignalBase):
+    """The customer correcting a bot answer: "no", "nope, that's not it" (not a yes/no reply)."""
+
+    weight: float = Field(default=15, ge=0, le=100)
+    memory: int = Field(default=12, ge=1, le=500)
+
+
+class ShoutingSignal(SignalBase):
+    """The customer writing in capitals or with "!!!" / "???"."""
+
+    weight: float = Field(default=10, ge=0, le=100)
+    memory: int = Field(default=8, ge=1, le=500)
+
+
+class SlowReplySignal(SignalBase):
+    """The customer left waiting: a long gap between their message and the next reply."""
+
+    weight: float = Field(default=10, ge=0, le=100)
+    minutes: float = Field(default=5, gt=0)
+    memory: int = Field(default=12, ge=1, le=500)
+
+
 class Signals(Strict):
     sentiment: SentimentSignal = Field(default_factory=SentimentSignal)
     human_request: HumanRequestSignal = Field(default_factory=HumanRequestSignal)
@@ -112,6 +134,9 @@ class Signals(Strict):
     customer_tier: CustomerTierSignal = Field(default_factory=CustomerTierSignal)
     abandonment: AbandonmentSignal = Field(default_factory=AbandonmentSignal)
     frustration: FrustrationSignal = Field(default_factory=FrustrationSignal)
+    correction: CorrectionSignal = Field(default_factory=CorrectionSignal)
+    shouting: ShoutingSignal = Field(default_factory=ShoutingSignal)
+    slow_reply: SlowReplySignal = Field(default_factory=SlowReplySignal)
 
 
 # --- levels --------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import TypeVar
 from sqlmodel import Session
 
 from bot.cards import Card
+from bot.digest import POST_DIGEST, DigestDelivery
 from bot.metrics import Metrics
 from bot.notifier import (
     DeliveryError,
@@ -108,6 +109,8 @@ class DeliveryWorker:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        # Posts `post_digest` rows; set by the service when digests are on.
+        self.digests: DigestDelivery | None = None
 
     def wake(self) -> None:
         """Look at the outbox now (called after a commit that may have added rows)."""
@@ -186,6 +189,9 @@ class DeliveryWorker:
         ]
 
     async def _deliver(self, item: OutboxItem) -> None:
+        if item.kind == POST_DIGEST:
+            await self._deliver_digest(item)
+            return
         notifier = self._notifiers.get(_surface(item))
         if notifier is None:
             await self._give_up(item, f"surface {_surface(item)!r} is not configured")
@@ -215,8 +221,25 @@ class DeliveryWorker:
                 if not await self._throttle(item, ref.channel):
                     return
             await self._attempt(item, _update_all(notifier, refs, card))
+        elif item.kind == "sla_step":
+            # An SLA reminder or mention in the card's thread; without a posted card the
+            # notice on the card (drawn when it is posted) says the same.
+            refs = await self._refs(card.escalation_id, _surface(item))
+            for ref in refs:
+                if not await self._throttle(item, ref.channel):
+                    return
+            text = str(item.payload.get("text", ""))
+            await self._attempt(item, _reply_all(notifier, refs, text))
         else:
             await self._give_up(item, f"unknown outbox kind {item.kind!r}")
+
+    async def _deliver_digest(self, item: OutboxItem) -> None:
+        if self.digests is None:
+            await self._give_up(item, "digests are not configured on this service")
+            return
+        if not await self._throttle(item, str(item.payload.get("channel", ""))):
+            return
+        await self._attempt(item, self.digests.deliver(item))
 
     async def _post(self, notifier: Notifier, item: OutboxItem, card: Card, channel: str) -> None:
         ref = await notifier.post(card, channel)
@@ -244,6 +267,11 @@ class DeliveryWorker:
                 await self._give_up(item, f"surface {_surface(first)!r} is not configured")
             return
         refs = await self._refs(first.escalation_id, _surface(first))
+        if not refs and not await self._post_pending(first.escalation_id, _surface(first)):
+            # This surface does not show the card (the team's card went elsewhere): no thread.
+            for item in group:
+                await self._complete(item)
+            return
         if not refs:
             # The card is not posted yet (its post is being retried): keep the messages.
             for item in group:
@@ -341,6 +369,10 @@ class DeliveryWorker:
             lambda s: outbox.retry_later(session=s, item_id=item.id, due_at=due_at, error=error)
         )
 
+    async def _post_pending(self, escalation_id: int, surface: str) -> bool:
+        rows = await self._db(lambda s: outbox.pending(session=s, escalation_id=escalation_id))
+        return any(row.kind == "post_card" and row.surface == surface for row in rows)
+
     async def _complete(self, item: OutboxItem) -> None:
         now = self._clock()
         await self._db(lambda s: outbox.complete(session=s, item_id=item.id, now=now))
@@ -361,6 +393,11 @@ class DeliveryWorker:
 async def _update_all(notifier: Notifier, refs: list[MessageRef], card: Card) -> None:
     for ref in refs:
         await notifier.update(ref, card)
+
+
+async def _reply_all(notifier: Notifier, refs: list[MessageRef], text: str) -> None:
+    for ref in refs:
+        await notifier.reply(ref, text)
 
 
 def _surface(item: OutboxItem) -> str:

@@ -3,6 +3,7 @@ replicas, and leadership passing to another replica when the leader dies."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from bot.console import ConsoleNotifier
+from bot.delivery import DeliveryWorker
+from bot.digest import ConsoleDigestPublisher, DigestDelivery, run_digests
 from bot.scheduler import DIGEST_JOB, SLA_JOB, JobScheduler, Leadership, service_jobs
 from engine.rules import Rules
 from engine.rules_loader import load_rules_file
@@ -143,3 +147,24 @@ def test_another_replica_takes_over_when_the_leader_dies(
 
 def test_on_sqlite_the_single_process_always_leads(sqlite_database: Database) -> None:
     assert Leadership(sqlite_database).check() is True
+
+
+async def test_the_delivery_worker_posts_the_recorded_digest(
+    sqlite_database: Database, rules: Rules
+) -> None:
+    seed_escalation(sqlite_database, "c1", opened_at=MONDAY_NINE_BERLIN.replace(hour=12))
+    run_digests(sqlite_database, rules, frozenset(), BASE_URL, LATE_TUESDAY)
+    printed = io.StringIO()
+    worker = DeliveryWorker(
+        sqlite_database,
+        {"console": ConsoleNotifier(io.StringIO())},
+        BASE_URL,
+        clock=Clock(LATE_TUESDAY),
+    )
+    worker.digests = DigestDelivery({"console": ConsoleDigestPublisher(printed)})
+    assert await worker.run_once() == 1
+    assert printed.getvalue().startswith(
+        "Hand-off digest · support · Mon 09 Mar 09:00 → Tue 10 Mar 09:00 (Europe/Berlin)\n"
+        "1 hand-offs (+1 vs the period before)"
+    )
+    assert digest_posts(sqlite_database) == []

@@ -75,6 +75,8 @@ def build_service(
     def surfaces() -> frozenset[str]:
         return surfaces_box["value"]
 
+    if delivery_policy is None:
+        delivery_policy = DeliveryPolicy(lease_seconds=settings.delivery_lease_seconds)
     delivery = DeliveryWorker(
         database, notifiers, settings.base_url, clock=clock, policy=delivery_policy, metrics=metrics
     )

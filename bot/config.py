@@ -37,6 +37,8 @@ class Settings:
     # Where people reach the service (transcript links on cards); defaults to http://host:port.
     public_url: str | None = None
     max_body_bytes: int = 1024 * 1024
+    # How long a delivery worker holds an outbox row; a crashed worker's rows wait this long.
+    delivery_lease_seconds: int = 60
     # Secrets: kept out of repr so that they never reach a log line.
     webhook_secret: str | None = field(default=None, repr=False)
     dashboard_token: str | None = field(default=None, repr=False)
@@ -55,6 +57,7 @@ class Settings:
             port=_int(env, "ESCALATIONS_PORT", 8080, minimum=0),
             public_url=(env.get("ESCALATIONS_PUBLIC_URL") or None),
             max_body_bytes=_int(env, "ESCALATIONS_MAX_BODY_BYTES", 1024 * 1024),
+            delivery_lease_seconds=_int(env, "ESCALATIONS_DELIVERY_LEASE_SECONDS", 60, minimum=5),
             webhook_secret=env.get("ESCALATIONS_WEBHOOK_SECRET") or None,
             dashboard_token=env.get("ESCALATIONS_DASHBOARD_TOKEN") or None,
             environ=env,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -95,6 +96,51 @@ def _cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_digest(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from bot.digest import preview_or_post, render_adaptive_card, render_blocks, report_json
+    from bot.pipeline import utc_now
+    from engine.rules import Rules
+    from storage.db import Database
+
+    settings = Settings.from_env()
+    rules = _load_rules_or_exit(args.rules or str(settings.rules_path))
+    assert isinstance(rules, Rules)
+    try:
+        day = date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        sys.stderr.write(f"error: --date {args.date!r} is not a date like 2026-03-10\n")
+        return 2
+    renderers = {
+        "json": report_json,
+        "blocks": lambda report: json.dumps(render_blocks(report), indent=2, ensure_ascii=False),
+        "card": lambda report: json.dumps(
+            render_adaptive_card(report), indent=2, ensure_ascii=False
+        ),
+    }
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.resolved_database_url)
+    try:
+        database.migrate()
+        kwargs = {"render": renderers[args.format]} if args.format in renderers else {}
+        status, output = preview_or_post(
+            database,
+            rules,
+            args.team,
+            day=day,
+            post=args.post,
+            force=args.force,
+            base_url=settings.base_url,
+            now=utc_now(),
+            **kwargs,
+        )
+    finally:
+        database.dispose()
+    (sys.stdout if status == 0 else sys.stderr).write(output + "\n")
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `escalations` command."""
     parser = argparse.ArgumentParser(
@@ -138,6 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     connectors = commands.add_parser("connectors", help="list the installed connectors")
     connectors.set_defaults(handler=_cmd_connectors)
+
+    digest = commands.add_parser(
+        "digest", help="print a team's hand-off digest for a past period; --post sends it"
+    )
+    digest.add_argument("--team", required=True, help="the team, as named in rules.yaml")
+    digest.add_argument(
+        "--date", help="the day the digest is (or was) posted, YYYY-MM-DD (default: the latest)"
+    )
+    digest.add_argument("--post", action="store_true", help="post it, unless already posted")
+    digest.add_argument("--force", action="store_true", help="with --post: post it again")
+    digest.add_argument("--format", choices=("text", "json", "blocks", "card"), default="text")
+    digest.add_argument("--rules", help="rules file (default ESCALATIONS_RULES or rules.yaml)")
+    digest.set_defaults(handler=_cmd_digest)
 
     db = commands.add_parser("db", help="database administration")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")

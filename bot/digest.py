@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any, Protocol
@@ -570,3 +570,44 @@ class DigestDelivery:
 def report_json(report: DigestReport) -> str:
     """The report as indented JSON (the CLI's --format json)."""
     return json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+
+
+def preview_or_post(
+    database: Database,
+    rules: Rules,
+    team: str,
+    *,
+    day: date | None,
+    post: bool,
+    force: bool,
+    base_url: str,
+    now: datetime,
+    render: Callable[[DigestReport], str] = render_text,
+) -> tuple[int, str]:
+    """The `escalations digest` command: (exit status, what to print)."""
+    config = rules.teams.get(team)
+    if config is None:
+        return 2, f"error: team '{team}' is not defined; defined teams: {', '.join(rules.teams)}"
+    digest = config.digest or Digest()
+    period = period_posted_on(team, digest, day) if day else latest_period(team, digest, now)
+    if period.end > now:
+        return 2, f"error: the digest for {day} is not due until {period.end.isoformat()}"
+    with database.session() as session:
+        report = build_report(session, period, base_url)
+        lines = [render(report)]
+        if post:
+            targets = digest_targets(rules, team, frozenset({"slack", "teams"}))
+            digest_id = record_and_enqueue(
+                session, report, targets, now=now, source="cli", force=force
+            )
+            if digest_id is None:
+                posted = digests.get_digest(session=session, team=team, period_start=period.start)
+                assert posted is not None
+                lines.append(
+                    f"\nAlready posted at {posted.posted_at.isoformat()} ({posted.source}); "
+                    "add --force to post it again."
+                )
+            else:
+                where = ", ".join(f"{surface} {channel}" for surface, channel in targets)
+                lines.append(f"\nQueued for {where}; the running service delivers it.")
+    return 0, "\n".join(lines)

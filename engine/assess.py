@@ -9,6 +9,7 @@ callers that need the state from before the event take `state.copy()` first.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -16,14 +17,24 @@ from engine.assessment import Assessment, Decision, Reason, SummaryMessage
 from engine.events import ConversationEvent, ConversationMeta, EventType, Role
 from engine.redact import redact_for
 from engine.routing import route_for
-from engine.rules import FrustrationSignal, Level, RepetitionSignal, Rules, SentimentSignal
-from engine.sentiment import customer_sentiment
+from engine.rules import (
+    CorrectionSignal,
+    FrustrationSignal,
+    Level,
+    RepetitionSignal,
+    Rules,
+    SentimentSignal,
+    ShoutingSignal,
+    SlowReplySignal,
+)
+from engine.sentiment import customer_sentiment, is_shouting
 from engine.signals import (
     MIN_REPEAT_TOKENS,
     asks_for_human_in,
     find_identifiers,
     frustration_phrases,
     is_bot_fallback,
+    is_correction,
     message_words,
     most_similar,
     repetition_tokens,
@@ -41,6 +52,7 @@ from engine.state import (
 # reuse templates ("Your order #1 ..." / "Your order #2 ..."), so this is stricter than for people.
 BOT_LOOP_SIMILARITY = 0.9
 QUOTE_CHARS = 80
+SHOUT_CHARS = 40
 WANT_CHARS = 300
 RECENT_CHARS = 500
 BOT_TRIED_CHARS = 120
@@ -107,9 +119,9 @@ _GREETING_WORDS = frozenset(
 )
 
 
-def _quote(text: str) -> str:
+def _quote(text: str, limit: int = QUOTE_CHARS) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -167,6 +179,20 @@ def _on_customer(
         for phrase in found[:2]:
             state.frustrations.append(Hit(turn, event.event_id, phrase))
 
+    if (
+        signals.correction.enabled
+        and state.after_bot_answer
+        and not state.after_bot_question
+        and is_correction(lowered)
+    ):
+        state.corrections.append(Hit(turn, event.event_id, "correction"))
+    if signals.shouting.enabled and is_shouting(text):
+        state.shouts.append(Hit(turn, event.event_id, redact_for(_quote(text, SHOUT_CHARS), rules)))
+    if state.awaiting_reply_since is None:
+        state.awaiting_reply_since = event.timestamp
+    state.after_bot_answer = False
+    state.after_bot_question = False
+
     repeated = False
     if len(tokens) >= MIN_REPEAT_TOKENS:
         repetition = signals.repetition
@@ -188,6 +214,18 @@ def _on_customer(
         state.wants.append(_clip(text.strip(), WANT_CHARS))
 
 
+def _on_reply(state: ConversationState, event: ConversationEvent, rules: Rules) -> None:
+    """A bot or agent replied: note whether the customer was left waiting too long."""
+    since = state.awaiting_reply_since
+    if since is None:
+        return
+    state.awaiting_reply_since = None
+    config = rules.signals.slow_reply
+    waited = (event.timestamp - since).total_seconds() / 60
+    if config.enabled and waited >= config.minutes:
+        state.waits.append(Hit(state.turns, event.event_id, str(int(waited))))
+
+
 def _on_bot(state: ConversationState, event: ConversationEvent, text: str, rules: Rules) -> bool:
     """Update the state for a bot message; True when it was a fallback."""
     fallbacks = rules.signals.fallbacks
@@ -201,7 +239,10 @@ def _on_bot(state: ConversationState, event: ConversationEvent, text: str, rules
         extra_phrases=fallbacks.extra_phrases,
         words=words,
     )
+    _on_reply(state, event, rules)
     state.last_bot_fallback = fallback
+    state.after_bot_answer = not fallback
+    state.after_bot_question = not fallback and text.rstrip().endswith("?")
     if fallback:
         if state.fallback_streak == 0:
             state.fallback_first_turn = turn
@@ -400,6 +441,52 @@ def _build_frustration_reason(hits: list[Hit], config: FrustrationSignal) -> Rea
     return Reason("frustration", round(config.weight * strength, 1), text, ids)
 
 
+def _times(count: int) -> str:
+    return "" if count == 1 else f" {count} times"
+
+
+def _describe_corrections(hits: list[Hit]) -> str:
+    return "the customer corrected the bot" + _times(len(hits))
+
+
+def _describe_shouting(hits: list[Hit]) -> str:
+    return f'shouting: "{hits[0].what}"' if len(hits) == 1 else f"shouting in {len(hits)} messages"
+
+
+def _describe_waits(hits: list[Hit]) -> str:
+    longest = max(int(hit.what) for hit in hits)
+    if len(hits) == 1:
+        return f"the customer waited {longest} min for a reply"
+    return f"the customer was left waiting{_times(len(hits))}, up to {longest} min"
+
+
+def _hits_reason(
+    state: ConversationState,
+    rules: Rules,
+    name: str,
+    hits: deque[Hit],
+    config: CorrectionSignal | ShoutingSignal | SlowReplySignal,
+    describe: Callable[[list[Hit]], str],
+) -> Reason | None:
+    """The reason of a signal that counts recent evidence: one hit 60%, two or more in full."""
+    if not config.enabled or not hits:
+        return None
+    start = _first_live(hits, state, config.memory)
+    key = (len(hits), hits[-1].event_id, start)
+    remembered = _remembered(state, name, rules, key)
+    if remembered is not _MISSING:
+        return cast(Reason | None, remembered)
+    live = list(hits)[start:]
+    reason = None
+    if live:
+        strength = min(1.0, 0.6 + 0.4 * (len(live) - 1))
+        text = f"{describe(live)} ({_turns(live[0].turn, live[-1].turn)})"
+        ids = tuple(dict.fromkeys(hit.event_id for hit in live))
+        reason = Reason(name, round(config.weight * strength, 1), text, ids)
+    state.memo[name] = (rules, key, reason)
+    return reason
+
+
 def _minutes(state: ConversationState) -> float:
     if state.started_at is None or state.last_at is None:
         return 0.0
@@ -418,6 +505,20 @@ def _reasons(
             _sentiment_reason(state, rules),
             _repetition_reason(state, rules),
             _frustration_reason(state, rules),
+            _hits_reason(
+                state,
+                rules,
+                "correction",
+                state.corrections,
+                signals.correction,
+                _describe_corrections,
+            ),
+            _hits_reason(
+                state, rules, "shouting", state.shouts, signals.shouting, _describe_shouting
+            ),
+            _hits_reason(
+                state, rules, "slow_reply", state.waits, signals.slow_reply, _describe_waits
+            ),
         )
         if reason is not None
     ]
@@ -576,6 +677,7 @@ def assess(
         elif role is Role.AGENT:
             # A person is already talking to the customer: no new escalation from here on.
             state.handed_off = True
+            _on_reply(state, event, rules)
             _remember_message(state, event, role)
     elif event.type is EventType.HANDOFF:
         state.handed_off = True

@@ -52,6 +52,11 @@ def _shouting(text: str) -> bool:
     return len(text) >= _SHOUT_MIN_CHARS and text.isupper()
 
 
+def is_shouting(text: str) -> bool:
+    """True when a message is written in capitals or leans on "!!!", "???" or "?!"."""
+    return "!!!" in text or "???" in text or "?!" in text or _shouting(text)
+
+
 def customer_sentiment(
     text: str, *, lowered: str, words: frozenset[str], after_fallback: bool
 ) -> float:
@@ -73,6 +78,6 @@ def customer_sentiment(
         ):
             # Short praise right after the bot failed is nearly always sarcasm.
             compound = min(-compound, _SARCASM_FLOOR)
-    if compound < 0.3 and ("!!!" in text or "???" in text or "?!" in text or _shouting(text)):
+    if compound < 0.3 and is_shouting(text):
         compound = max(-1.0, compound - _SHOUT_PENALTY)
     return compound

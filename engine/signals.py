@@ -272,6 +272,20 @@ def frustration_phrases(
     return found
 
 
+# --- corrections --------------------------------------------------------------------------------
+
+_CORRECTION = re.compile(
+    r"^\W*(?:no|nope|nah|wrong|incorrect|not really|not quite|nein|falsch|non|não|nao)\b"
+    r"|^\W*(?:that|this|it)['’]?s? (?:is )?not (?:it|right|correct|what i)"
+    r"|^\W*(?:das|c['’]est|eso) (?:ist )?(?:nicht|pas|no) "
+)
+
+
+def is_correction(lowered: str) -> bool:
+    """True when a customer message opens by contradicting what was just said ("no, ...")."""
+    return _CORRECTION.search(lowered) is not None
+
+
 # --- repetition ----------------------------------------------------------------------------------
 
 _WORD = re.compile(r"[^\W_]+")

@@ -93,6 +93,15 @@ class ConversationState:
     # frustration phrases
     frustrations: deque[Hit] = field(default_factory=lambda: deque(maxlen=MAX_HITS))
 
+    # corrections of bot answers, shouting, and customers left waiting for a reply
+    corrections: deque[Hit] = field(default_factory=lambda: deque(maxlen=MAX_HITS))
+    shouts: deque[Hit] = field(default_factory=lambda: deque(maxlen=MAX_HITS))
+    waits: deque[Hit] = field(default_factory=lambda: deque(maxlen=MAX_HITS))
+    awaiting_reply_since: datetime | None = None
+    # The previous message was a real bot answer (not a fallback) / that answer asked a question.
+    after_bot_answer: bool = False
+    after_bot_question: bool = False
+
     # session end
     ended: bool = False
     abandoned: bool = False
@@ -151,6 +160,12 @@ class ConversationState:
             "bot_tokens": [sorted(tokens) for tokens in self.bot_tokens],
             "repeats": [[hit.turn, hit.event_id, hit.what] for hit in self.repeats],
             "frustrations": [[hit.turn, hit.event_id, hit.what] for hit in self.frustrations],
+            "corrections": [[hit.turn, hit.event_id, hit.what] for hit in self.corrections],
+            "shouts": [[hit.turn, hit.event_id, hit.what] for hit in self.shouts],
+            "waits": [[hit.turn, hit.event_id, hit.what] for hit in self.waits],
+            "awaiting_reply_since": _dt(self.awaiting_reply_since),
+            "after_bot_answer": self.after_bot_answer,
+            "after_bot_question": self.after_bot_question,
             "ended": self.ended,
             "abandoned": self.abandoned,
             "score": self.score,
@@ -193,6 +208,9 @@ class ConversationState:
             wants=list(data["wants"]),
             bot_tried=list(data["bot_tried"]),
             identifiers=list(data["identifiers"]),
+            awaiting_reply_since=_parse_dt(data.get("awaiting_reply_since")),
+            after_bot_answer=data.get("after_bot_answer", False),
+            after_bot_question=data.get("after_bot_question", False),
         )
         state.sentiments.extend(SentimentPoint(t, e, c) for t, e, c in data["sentiments"])
         state.sentiment_trend.extend(data["sentiment_trend"])
@@ -201,6 +219,9 @@ class ConversationState:
         state.bot_tokens.extend(frozenset(tokens) for tokens in data["bot_tokens"])
         state.repeats.extend(Hit(t, e, w) for t, e, w in data["repeats"])
         state.frustrations.extend(Hit(t, e, w) for t, e, w in data["frustrations"])
+        # Added after the first release of version 1; absent means none yet.
+        for name in ("corrections", "shouts", "waits"):
+            getattr(state, name).extend(Hit(t, e, w) for t, e, w in data.get(name, ()))
         state.recent.extend(
             SummaryMessage(Role(role), text, datetime.fromisoformat(ts), event_id)
             for role, text, ts, event_id in data["recent"]
@@ -226,6 +247,9 @@ def reset_escalation(state: ConversationState) -> ConversationState:
     state.last_bot_fallback = False
     state.repeats.clear()
     state.frustrations.clear()
+    state.corrections.clear()
+    state.shouts.clear()
+    state.waits.clear()
     state.sentiments.clear()
     state.sentiment_mean = None
     state.best_sentiment = None

@@ -328,6 +328,30 @@ async def test_new_customer_messages_arrive_as_one_reply_in_the_cards_thread(
     )
     assert len(bench.fake.cards_in(CARD_CHANNEL)) == 1
     assert bench.pending() == []
+    assert bench.pending("console") == []
+
+
+async def test_messages_written_while_slack_holds_the_card_back_follow_it_into_the_thread(
+    bench: SlackBench,
+) -> None:
+    bench.fake.fail_next("chat.postMessage", status=429, error="ratelimited", retry_after="30")
+    escalation_id = await bench.escalate()
+    await bench.deliver()
+    await bench.post_conversation(
+        conversation("c-angry", message("m6", "customer", "still waiting", 60))
+    )
+    await bench.deliver()
+    assert bench.fake.cards_in(CARD_CHANNEL) == []
+
+    bench.clock.advance(minutes=5)  # past the Retry-After and any backoff of the reply
+    await bench.deliver()
+    await bench.deliver()
+
+    ts = bench.card_ts(escalation_id)
+    assert ts is not None
+    (reply,) = bench.fake.replies_to(CARD_CHANNEL, ts)
+    assert reply["text"] == "Customer (10:01): still waiting"
+    assert bench.pending() == []
 
 
 # --- 9. who may click -------------------------------------------------------------------------

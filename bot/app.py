@@ -50,6 +50,7 @@ class Service:
     # Coroutines run once when the app starts (e.g. logging the Teams channels known).
     startup: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
     surfaces: frozenset[str] = frozenset()
+    clock: Clock = utc_now
 
 
 def build_service(
@@ -94,6 +95,7 @@ def build_service(
         delivery=delivery,
         handoff=handoff,
         notifiers=notifiers,
+        clock=clock,
     )
     _add_chat_surfaces(service)
     surfaces_box["value"] = frozenset(name for name in notifiers if name != "console")
@@ -202,7 +204,11 @@ async def handle_webhook(request: web.Request) -> web.Response:
     if service.settings.public_url:
         url = service.settings.public_url.rstrip("/") + request.path_qs
     inbound = InboundRequest(
-        url=url, headers=request.headers, body=body, content_type=request.content_type
+        url=url,
+        headers=request.headers,
+        body=body,
+        content_type=request.content_type,
+        received_at=service.clock(),
     )
     secret = service.settings.environ.get(connector.secret_env) or None
     try:
@@ -309,6 +315,10 @@ def create_app(
             *service.routes,
         ]
     )
+
+    from bot.dashboard import install_dashboard  # the dashboard's views import Service
+
+    install_dashboard(app, service, clock=service.clock)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         for hook in service.startup:

@@ -104,8 +104,17 @@ class Ingestor:
         record = conversations.lock_conversation(
             session=session, conversation_id=cid, meta=batch.meta, now=now
         )
-        known = conversations.known_event_ids(
-            session=session, conversation_id=cid, event_ids=[e.event_id for e in batch.events]
+        # A conversation the engine has never seen (no state yet) has no stored events and no
+        # escalation: its first post skips both look-ups.
+        new_conversation = record.state is None
+        known = (
+            set()
+            if new_conversation
+            else conversations.known_event_ids(
+                session=session,
+                conversation_id=cid,
+                event_ids=[e.event_id for e in batch.events],
+            )
         )
         fresh: dict[str, ConversationEvent] = {}
         for event in batch.events:
@@ -124,7 +133,11 @@ class Ingestor:
         last: Assessment | None = None
         ended = record.status == "ended"
         # One look-up per batch; kept current as decisions open and close escalations.
-        active = escalations.active_escalation(session=session, conversation_id=cid)
+        active = (
+            None
+            if new_conversation
+            else escalations.active_escalation(session=session, conversation_id=cid)
+        )
         for event in ordered:
             state, assessment = assess(state, event, rules, record.meta)
             rows.append((event, assessment))
@@ -150,6 +163,8 @@ class Ingestor:
                 [e.timestamp for e in ordered]
                 + ([record.last_event_at] if record.last_event_at else [])
             ),
+            first_event_at=ordered[0].timestamp,
+            now=now,
         )
         result.events_stored += len(rows)
 

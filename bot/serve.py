@@ -27,6 +27,15 @@ def serve(settings: Settings, *, demo: bool = False, **overrides: Any) -> int:
         environ = dict(settings.environ)
         environ["ESCALATIONS_WEBHOOK_SECRET"] = secrets.token_hex(16)
         settings = dataclasses.replace(settings, environ=environ)
+    if demo and not settings.dashboard_token:
+        # Logs never carry secrets: the demo's dashboard password goes to a private file.
+        token = secrets.token_urlsafe(12)
+        settings = dataclasses.replace(settings, dashboard_token=token)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        password_file = settings.data_dir / "dashboard-password"
+        password_file.touch(mode=0o600, exist_ok=True)
+        password_file.write_text(token + "\n", encoding="utf-8")
+        log.info("demo dashboard: %s/ — the password is in %s", settings.base_url, password_file)
     return asyncio.run(_serve(settings, demo))
 
 

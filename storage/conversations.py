@@ -7,13 +7,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, func, literal, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    RowMapping,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
 from storage import tables
-from storage._sql import MAX_PARAMETERS, chunks, connection, is_postgres, upsert
+from storage._sql import MAX_PARAMETERS, chunks, connection
 from storage.codec import reasons_from_json, reasons_to_json
 from storage.types import UtcDateTime
 
@@ -87,25 +100,55 @@ def lock_conversation(
     would); on SQLite the transaction already holds the database write lock.
     """
     customer = meta.customer
-    statement = upsert(session, _conversations).values(
-        id=conversation_id,
-        platform=meta.platform,
-        customer_id=customer.id,
-        customer_name=customer.name,
-        customer_tier=customer.tier,
-        customer_email=customer.email,
-        metadata=dict(meta.metadata),
-        language=meta.language,
-        link=meta.link,
-        score=0.0,
-        status="active",
-        created_at=now,
-        updated_at=now,
+    conn = connection(session)
+    row = (
+        conn.execute(
+            _lock_statement(conn.dialect.name),
+            {
+                "id": conversation_id,
+                "platform": meta.platform,
+                "customer_id": customer.id,
+                "customer_name": customer.name,
+                "customer_tier": customer.tier,
+                "customer_email": customer.email,
+                "metadata": dict(meta.metadata),
+                "language": meta.language,
+                "link": meta.link,
+                "score": 0.0,
+                "status": "active",
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        .mappings()
+        .one()
     )
-    excluded = statement.excluded
+    return _record(row)
+
+
+# Hot-path statements are built once per dialect and reused: building and cache-keying a fresh
+# upsert per event cost more than running it. Values travel as execute parameters.
+_LOCK_STATEMENTS: dict[str, Executable] = {}
+_INSERT_EVENT_STATEMENTS: dict[str, Executable] = {}
+_KNOWN_EVENTS = select(_events.c.event_id).where(
+    _events.c.conversation_id == bindparam("conversation_id"),
+    _events.c.event_id.in_(bindparam("event_ids", expanding=True)),
+)
+
+
+def _lock_statement(dialect: str) -> Executable:
+    statement = _LOCK_STATEMENTS.get(dialect)
+    if statement is not None:
+        return statement
+    insert = (
+        postgresql.insert(_conversations)
+        if dialect == "postgresql"
+        else sqlite.insert(_conversations)
+    )
+    excluded = insert.excluded
     stored_metadata = _conversations.c["metadata"]
     merged_metadata: ColumnElement[Any]
-    if is_postgres(session):
+    if dialect == "postgresql":
         merged_metadata = func.coalesce(stored_metadata, text("'{}'::jsonb")).op("||")(
             excluded["metadata"]
         )
@@ -117,7 +160,7 @@ def lock_conversation(
     def keep_unless_given(name: str) -> ColumnElement[Any]:
         return func.coalesce(excluded[name], _conversations.c[name])
 
-    returning = statement.on_conflict_do_update(
+    statement = insert.on_conflict_do_update(
         index_elements=[_conversations.c.id],
         set_={
             "platform": excluded.platform,
@@ -131,8 +174,23 @@ def lock_conversation(
             "updated_at": excluded.updated_at,
         },
     ).returning(*_conversations.c)
-    row = connection(session).execute(returning).mappings().one()
-    return _record(row)
+    _LOCK_STATEMENTS[dialect] = statement
+    return statement
+
+
+def _insert_events_statement(dialect: str) -> Executable:
+    statement = _INSERT_EVENT_STATEMENTS.get(dialect)
+    if statement is None:
+        insert = postgresql.insert(_events) if dialect == "postgresql" else sqlite.insert(_events)
+        statement = (
+            insert.on_conflict_do_nothing(
+                index_elements=[_events.c.conversation_id, _events.c.event_id]
+            )
+            # RETURNING counts what was inserted; psycopg reports no rowcount for this form.
+            .returning(_events.c.pk)
+        )
+        _INSERT_EVENT_STATEMENTS[dialect] = statement
+    return statement
 
 
 def get_conversation(*, session: Session, conversation_id: str) -> ConversationRecord | None:
@@ -152,11 +210,10 @@ def known_event_ids(
     """Those of `event_ids` already stored for the conversation (webhook retries, replays)."""
     wanted = list(dict.fromkeys(event_ids))
     found: set[str] = set()
+    conn = connection(session)
     for chunk in chunks(wanted, MAX_PARAMETERS // 2):
-        result = connection(session).execute(
-            select(_events.c.event_id).where(
-                _events.c.conversation_id == conversation_id, _events.c.event_id.in_(chunk)
-            )
+        result = conn.execute(
+            _KNOWN_EVENTS, {"conversation_id": conversation_id, "event_ids": list(chunk)}
         )
         found.update(result.scalars())
     return found
@@ -204,18 +261,11 @@ def insert_events(
     values = [
         _event_values(conversation_id, event, assessment, received_at) for event, assessment in rows
     ]
-    inserted = 0
-    # One multi-row INSERT per chunk: far fewer round trips than one statement per event.
-    for chunk in chunks(values, MAX_PARAMETERS // len(values[0])):
-        statement = (
-            upsert(session, _events)
-            .values(list(chunk))
-            .on_conflict_do_nothing(index_elements=[_events.c.conversation_id, _events.c.event_id])
-            # RETURNING counts what was inserted; psycopg reports no rowcount for this form.
-            .returning(_events.c.pk)
-        )
-        inserted += len(connection(session).execute(statement).all())
-    return inserted
+    conn = connection(session)
+    # One prepared INSERT run over all rows: SQLAlchemy sends them as multi-row VALUES pages
+    # ("insertmanyvalues"), so a 100-event post is a few round trips, compiled once per process.
+    result = conn.execute(_insert_events_statement(conn.dialect.name), values)
+    return len(result.all())
 
 
 def save_state(
@@ -232,7 +282,7 @@ def save_state(
 ) -> None:
     """Store the engine's state and verdict after a batch of events.
 
-    `first_event_at` is kept once set; it defaults to `last_event_at` on the first save.
+    `first_event_at` only ever moves earlier; it defaults to `last_event_at`.
     """
     if status not in ("active", "ended"):
         raise ValueError(f"conversation status must be 'active' or 'ended', not {status!r}")
@@ -247,8 +297,11 @@ def save_state(
         values["last_event_at"] = last_event_at
     first = first_event_at if first_event_at is not None else last_event_at
     if first is not None:
-        values["first_event_at"] = func.coalesce(
-            _conversations.c.first_event_at, literal(first, UtcDateTime())
+        # The earliest time seen wins: a late, older event moves the start back.
+        stored_first = _conversations.c.first_event_at
+        given = literal(first, UtcDateTime())
+        values["first_event_at"] = case(
+            (or_(stored_first.is_(None), stored_first > given), given), else_=stored_first
         )
     connection(session).execute(
         update(_conversations).where(_conversations.c.id == conversation_id).values(values)

@@ -16,7 +16,6 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import build_service, create_app
 from bot.config import Settings
 from bot.console import ConsoleNotifier
-from bot.dashboard import install_dashboard
 from bot.handoff import Actor
 from storage.db import Database
 from tests.bot.conftest import (
@@ -127,7 +126,6 @@ def _factory(database: Database, tmp_path: Path) -> DashboardFactory:
             extra_notifiers={"console": ConsoleNotifier(console)},
         )
         app = create_app(service, watch_rules_every=None, run_delivery=False)
-        install_dashboard(app, service, clock=clock)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             running = Running(service, client, console, clock)
             ids = await seed(running) if seeded else {}

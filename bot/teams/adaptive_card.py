@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.cards import Card, CardAction, CardStatus, format_wait
+from bot.cards import RESOLVE_OUTCOMES, Card, CardAction, CardStatus, format_wait, outcome_label
 
 # 1.4 is the first version with Action.Execute (Universal Actions); Teams renders up to 1.5.
 ADAPTIVE_CARD_VERSION = "1.5"
 ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 
-# What an agent can say about how a hand-off ended; the value is stored as the outcome.
-RESOLVE_OUTCOMES: tuple[tuple[str, str], ...] = (
-    ("resolved", "Resolved"),
-    ("workaround", "Workaround given"),
-    ("follow_up", "Follow-up needed"),
-    ("no_action", "No action needed"),
-)
 OUTCOME_INPUT_ID = "outcome"
 NOTE_INPUT_ID = "note"
 
@@ -71,9 +66,59 @@ def status_line(card: Card) -> str:
     if card.status is CardStatus.RESOLVED:
         who = f" by {card.closed_by}" if card.closed_by else ""
         when = f" at {_time(card.closed_at)}" if card.closed_at else ""
-        outcome = f" ({card.outcome})" if card.outcome else ""
-        return f"Resolved{who}{when}{outcome}"
+        return f"Resolved{who}{when}: {outcome_label(card.outcome)}"
     return _STATUS_TEXT[card.status]
+
+
+# Mention targets that mean "everyone here" on some surface; Teams has no such mention for bots.
+_GROUP_CALLS = {"@here", "here", "@channel", "channel", "@everyone", "<!here>", "<!channel>"}
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_UPN = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
+_TEAMS_USER = re.compile(r"29:[\w-]+")
+_NAMED = re.compile(r"(?P<name>[^<>]+?)\s*<(?P<id>[^<>]+)>")
+_TAG_PREFIX = "tag:"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsMention:
+    """How a card calls someone in Teams: the text it shows and the mention entity, if any."""
+
+    text: str
+    entity: dict[str, Any] | None
+
+
+def teams_mention(target: str) -> TeamsMention | None:
+    """How Teams can call `target`, or None when it names nothing Teams knows.
+
+    - a user: an AAD object id, a UPN ("ana@contoso.com") or a Teams user id ("29:..."),
+      optionally with a display name: "Ana Lima <ana@contoso.com>";
+    - a Teams tag: "tag:<tag id>" or "On call <tag:<tag id>>";
+    - "@here", "@channel": Teams gives bots no channel-wide mention, so the card says so in
+      words (the new card is a new channel post, which already notifies the channel's followers);
+    - Slack-only forms ("<!subteam^S...>", "U..." ids) name nothing in Teams: None.
+    """
+    name = target.strip()
+    if name.lower() in _GROUP_CALLS:
+        return TeamsMention("**Everyone in this channel:** this needs an agent now", None)
+    display: str | None = None
+    named = _NAMED.fullmatch(name)
+    if named:
+        display, name = named["name"].strip(), named["id"].strip()
+    if name.lower().startswith(_TAG_PREFIX):
+        tag_id = name[len(_TAG_PREFIX) :].strip()
+        if not tag_id:
+            return None
+        return _entity_mention(display or "tag", {"id": tag_id, "type": "tag"})
+    if _GUID.fullmatch(name) or _UPN.fullmatch(name) or _TEAMS_USER.fullmatch(name):
+        return _entity_mention(display or name, {"id": name})
+    return None
+
+
+def _entity_mention(display: str, mentioned: dict[str, str]) -> TeamsMention:
+    # Teams matches the entity to the text by the exact "<at>...</at>" string.
+    tag = f"<at>{display}</at>"
+    entity = {"type": "mention", "text": tag, "mentioned": {**mentioned, "name": display}}
+    return TeamsMention(f"{tag}: this needs an agent now", entity)
 
 
 def _execute(title: str, action: CardAction, card: Card, **extra: Any) -> dict[str, Any]:
@@ -147,7 +192,11 @@ def render_adaptive_card(card: Card) -> dict[str, Any]:
         {"title": "Opened", "value": _time(card.opened_at)},
         {"title": "Turns", "value": str(summary.turns)},
     ]
-    body: list[dict[str, Any]] = [
+    mention = (
+        teams_mention(card.mention) if card.mention and card.status is CardStatus.OPEN else None
+    )
+    body: list[dict[str, Any]] = [_text(mention.text, weight="Bolder")] if mention else []
+    body += [
         _text(
             f"{card.level.upper()} escalation #{card.escalation_id} — {customer}",
             size="Large",
@@ -168,7 +217,7 @@ def render_adaptive_card(card: Card) -> dict[str, Any]:
     if card.status is CardStatus.RESOLVED and card.note:
         body += _section("Resolution note", [_clip(card.note, 1000)])
     body += [_text(notice, isSubtle=True, size="Small") for notice in card.notices]
-    return {
+    rendered: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "version": ADAPTIVE_CARD_VERSION,
@@ -176,3 +225,7 @@ def render_adaptive_card(card: Card) -> dict[str, Any]:
         "body": body,
         "actions": _actions(card),
     }
+    if mention is not None and mention.entity is not None:
+        # Teams' host extension: the mention entities of the card's text.
+        rendered["msteams"] = {"entities": [mention.entity]}
+    return rendered

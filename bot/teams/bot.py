@@ -27,7 +27,7 @@ from botframework.connector.auth import (
 )
 from msrest.serialization import Model
 
-from bot.cards import Card, CardAction, format_wait
+from bot.cards import RESOLVE_OUTCOMES, Card, CardAction, format_wait
 from bot.handoff import ActionResult, Actor, Handoff
 from bot.teams.adaptive_card import (
     ADAPTIVE_CARD_CONTENT_TYPE,
@@ -238,7 +238,7 @@ class EscalationBot:
             result = await self._handoff.release(escalation_id, actor)
         elif verb == CardAction.RESOLVE:
             outcome = str(data.get(OUTCOME_INPUT_ID) or "").strip()
-            if not outcome:
+            if outcome not in dict(RESOLVE_OUTCOMES):
                 return _message_response("Pick an outcome to resolve the escalation.")
             note = str(data.get(NOTE_INPUT_ID) or "").strip() or None
             result = await self._handoff.resolve(escalation_id, actor, outcome, note)

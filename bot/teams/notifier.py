@@ -135,6 +135,9 @@ class TeamsNotifier:
         self._throttle.acquire(conversation)
 
         async def send(turn_context: TurnContext) -> None:
+            # The SDK replies to the turn's activity id, which for a proactive turn is a random
+            # id Teams never saw: make it the card's, so the reply hangs under the card.
+            turn_context.activity.id = ref.message_id
             await turn_context.send_activity(MessageFactory.text(text))
 
         async with teams_errors("send to conversation"):

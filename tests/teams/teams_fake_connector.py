@@ -24,11 +24,46 @@ CARD_VALIDATOR = jsonschema.Draft6Validator(_card_schema)
 
 
 def card_errors(card: dict[str, Any]) -> list[str]:
-    """Schema errors of one Adaptive Card, as readable lines (empty when valid)."""
-    return [
+    """Schema errors of one Adaptive Card, as readable lines (empty when valid).
+
+    `msteams` is Teams' host extension, which the generic schema does not know: it is checked
+    here the way Teams reads it (each mention's "<at>...</at>" text must appear on the card).
+    """
+    generic = {key: value for key, value in card.items() if key != "msteams"}
+    errors = [
         f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
-        for error in CARD_VALIDATOR.iter_errors(card)
+        for error in CARD_VALIDATOR.iter_errors(generic)
     ]
+    return errors + _msteams_errors(card)
+
+
+def _texts(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["text"]] if isinstance(node.get("text"), str) else []
+        return own + [text for value in node.values() for text in _texts(value)]
+    if isinstance(node, list):
+        return [text for item in node for text in _texts(item)]
+    return []
+
+
+def _msteams_errors(card: dict[str, Any]) -> list[str]:
+    if "msteams" not in card:
+        return []
+    extension = card["msteams"]
+    if not isinstance(extension, dict) or set(extension) - {"entities", "width"}:
+        return [f"msteams: unexpected {extension!r}"]
+    shown = "\n".join(_texts(card.get("body", [])))
+    errors = []
+    for index, entity in enumerate(extension.get("entities", [])):
+        mentioned = entity.get("mentioned") or {}
+        if entity.get("type") != "mention" or not mentioned.get("id") or not mentioned.get("name"):
+            errors.append(f"msteams/entities/{index}: not a mention of an id with a name")
+        text = str(entity.get("text", ""))
+        if not (text.startswith("<at>") and text.endswith("</at>")) or text not in shown:
+            errors.append(f"msteams/entities/{index}: {text!r} is not on the card")
+        if mentioned.get("type") not in (None, "person", "tag"):
+            errors.append(f"msteams/entities/{index}: unknown mention type {mentioned['type']!r}")
+    return errors
 
 
 @dataclass

@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from bot.handoff import Actor
-from bot.teams import JsonFileChannelDirectory, TeamsSettings, create_teams_bot
+from bot.app import StorageChannelDirectory
+from bot.cards import CardAction
+from bot.teams import TeamsSettings
+from storage.db import Database
 from tests.teams.teams_activities import (
     ANA,
     ESCALATIONS_CHANNEL,
@@ -22,20 +22,18 @@ from tests.teams.teams_activities import (
     mention_in_channel,
     personal_message,
 )
-from tests.teams.teams_memory_handoff import MemoryHandoff
-from tests.teams.teams_world import OPENED_AT, TeamsWorld, sample_card
+from tests.teams.teams_world import TeamsWorld, open_world
 
 
-async def test_installing_the_bot_in_a_team_registers_its_channel(
-    world: TeamsWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
+async def test_installing_the_bot_in_a_team_registers_its_channel_in_the_database(
+    world: TeamsWorld, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="bot.teams")
 
     response = await world.send(installed_in_team(world.service_url))
 
     assert response.status in {200, 201}
-    reference = await world.channels.get(GENERAL_CHANNEL)
-    assert reference == {
+    reference = {
         "service_url": world.service_url,
         "tenant_id": TENANT,
         "team_id": TEAM["id"],
@@ -45,16 +43,16 @@ async def test_installing_the_bot_in_a_team_registers_its_channel(
         "bot_id": "28:escalations-bot",
         "bot_name": "Escalations",
     }
-    # Durable: a fresh directory over the same file knows the channel after a restart.
-    reopened = JsonFileChannelDirectory(tmp_path / "teams-channels.json")
-    assert await reopened.get(GENERAL_CHANNEL) == reference
+    assert world.channels_in_database() == {GENERAL_CHANNEL: reference}
+    # Durable and shared: another replica (a fresh directory over the database) knows it too.
+    assert await StorageChannelDirectory(world.database).get(GENERAL_CHANNEL) == reference
     assert f"channel 'General', id {GENERAL_CHANNEL}" in caplog.text
 
 
 async def test_bot_added_conversation_update_also_registers_the_channel(world: TeamsWorld) -> None:
     await world.send(bot_added_to_team(world.service_url))
 
-    assert list(await world.channels.all()) == [GENERAL_CHANNEL]
+    assert list(world.channels_in_database()) == [GENERAL_CHANNEL]
 
 
 async def test_mentioning_the_bot_in_a_channel_tells_its_id_for_the_rules(
@@ -67,12 +65,13 @@ async def test_mentioning_the_bot_in_a_channel_tells_its_id_for_the_rules(
 
     [answer] = world.connector.successful("reply")
     assert answer.body["text"] == f"This channel's id for rules.yaml is `{ESCALATIONS_CHANNEL}`."
-    assert (await world.channels.get(ESCALATIONS_CHANNEL) or {})["channel_name"] == "Escalations"
-    known = await world.integration.log_known_channels()
-    assert list(known) == [ESCALATIONS_CHANNEL]
+    assert world.channels_in_database()[ESCALATIONS_CHANNEL]["channel_name"] == "Escalations"
+    # What the service logs at start-up (the hook run when the app starts), now that it knows one.
+    for hook in world.service.startup:
+        await hook()
     assert (
         f"Teams channel known: team 'Support', channel 'Escalations', id {ESCALATIONS_CHANNEL}"
-        in (caplog.text)
+        in caplog.text
     )
 
 
@@ -85,35 +84,39 @@ async def _ask(world: TeamsWorld, text: str) -> str:
 
 
 async def test_personal_chat_answers_queue_my_escalations_and_stats(world: TeamsWorld) -> None:
-    world.handoff.add(sample_card(1))
-    world.handoff.add(sample_card(2, customer_name="Eli Park", level="warning"))
-    await world.handoff.claim(2, Actor("teams", ANA.aad_object_id, ANA.name))
+    await world.install()
+    waiting = await world.escalate("c-first")
+    held = await world.escalate("c-second")
+    await world.deliver()
+    world.clock.advance(minutes=2)
+    await world.click(ANA, CardAction.CLAIM, held)
 
     queue = await _ask(world, "queue")
     mine = await _ask(world, "my escalations")
     stats = await _ask(world, "stats")
     help_text = await _ask(world, "hello")
 
-    assert queue.startswith("1 waiting for an agent:\n- #1 critical — Dana Cruz (support)")
-    assert mine.startswith("You hold 1:\n- #2 warning — Eli Park (support): Claimed by Ana Lima")
+    assert queue.startswith(f"1 waiting for an agent:\n- #{waiting} urgent — Ana (support)")
+    assert mine.startswith(f"You hold 1:\n- #{held} urgent — Ana (support): Claimed by Ana Lima")
     assert stats == (
-        "Today: 2 opened, 1 claimed, 0 resolved, 1 waiting. Median time to claim: n/a."
+        "Today: 2 opened, 1 claimed, 0 resolved, 1 waiting. Median time to claim: 2m 00s."
     )
     assert "my escalations" in help_text
 
 
-async def test_with_an_app_id_unauthenticated_activities_are_refused(tmp_path: Path) -> None:
-    settings = TeamsSettings(app_id="8f2d5a40-0000-0000-0000-000000000001", password="s3cret")
-    channels = JsonFileChannelDirectory(tmp_path / "channels.json")
-    integration = create_teams_bot(MemoryHandoff(now=OPENED_AT), settings, channels)
-    app = web.Application()
-    app.add_routes(integration.routes())
+async def test_with_an_app_id_unauthenticated_activities_are_refused(
+    database: Database, tmp_path: Path
+) -> None:
+    environ = {
+        "ESCALATIONS_TEAMS_LOCAL_TESTING": "",
+        "MICROSOFT_APP_ID": "8f2d5a40-0000-0000-0000-000000000001",
+        "MICROSOFT_APP_PASSWORD": "s3cret",
+    }
+    async with open_world(database, tmp_path, environ=environ) as world:
+        response = await world.send(installed_in_team(world.service_url))
 
-    async with TestClient(TestServer(app)) as client:
-        response = await client.post("/api/messages", json=installed_in_team("http://127.0.0.1:9/"))
-
-    assert response.status == 401
-    assert await channels.all() == {}
+        assert response.status == 401
+        assert world.channels_in_database() == {}
 
 
 def test_settings_come_from_the_environment_and_hide_the_password() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev dependencies
 import pytest
 
+from bot.app import StorageChannelDirectory
 from bot.notifier import DeliveryError, Forbidden, NotFound, RateLimited, Unavailable
 from bot.teams.package import MANIFEST_DIR, build_package, main
 from bot.teams.throttle import ConversationThrottle
@@ -102,41 +103,41 @@ async def test_teams_failures_map_to_the_outbox_error_types(
     world.connector.fail_next(status, headers)
 
     with pytest.raises(expected, match=message):
-        await world.integration.notifier.post(sample_card(), ESCALATIONS_CHANNEL)
+        await world.notifier.post(sample_card(), ESCALATIONS_CHANNEL)
 
 
 async def test_updating_a_deleted_message_is_not_found(world: TeamsWorld) -> None:
     await world.install()
-    ref = await world.integration.notifier.post(sample_card(), ESCALATIONS_CHANNEL)
+    ref = await world.notifier.post(sample_card(), ESCALATIONS_CHANNEL)
     world.connector.messages.clear()
 
     with pytest.raises(NotFound):
-        await world.integration.notifier.update(ref, sample_card())
+        await world.notifier.update(ref, sample_card())
 
 
 async def test_teams_unreachable_is_unavailable(world: TeamsWorld) -> None:
     await world.install()
-    reference = await world.channels.get(ESCALATIONS_CHANNEL)
+    reference = await StorageChannelDirectory(world.database).get(ESCALATIONS_CHANNEL)
     assert reference is not None
     # Port 9 (discard) is closed on the test machine: the connection is refused.
-    await world.channels.save(
+    await StorageChannelDirectory(world.database).save(
         ESCALATIONS_CHANNEL, {**reference, "service_url": "http://127.0.0.1:9/"}
     )
 
     with pytest.raises(Unavailable):
-        await world.integration.notifier.post(sample_card(), ESCALATIONS_CHANNEL)
+        await world.notifier.post(sample_card(), ESCALATIONS_CHANNEL)
 
 
 async def test_a_failed_update_is_reported_at_once_not_retried_inside_the_sdk(
     world: TeamsWorld,
 ) -> None:
     await world.install()
-    ref = await world.integration.notifier.post(sample_card(), ESCALATIONS_CHANNEL)
+    ref = await world.notifier.post(sample_card(), ESCALATIONS_CHANNEL)
     world.connector.fail_next(503)
     world.connector.fail_next(503)
 
     with pytest.raises(Unavailable):
-        await world.integration.notifier.update(ref, sample_card())
+        await world.notifier.update(ref, sample_card())
 
     assert [call.status for call in world.connector.calls if call.operation == "update"] == [503]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
-from engine.assessment import Assessment, Decision, Reason, SummaryMessage
+from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, EventType, Role
 from engine.redact import redact_for
 from engine.routing import route_for
@@ -45,6 +45,7 @@ from engine.state import (
     MAX_WANTS,
     ConversationState,
     Hit,
+    RecentMessage,
     SentimentPoint,
 )
 
@@ -144,12 +145,15 @@ def _turns(first: int, last: int) -> str:
 
 
 def _on_customer(
-    state: ConversationState, event: ConversationEvent, text: str, rules: Rules
+    state: ConversationState,
+    event: ConversationEvent,
+    text: str,
+    lowered: str,
+    words: frozenset[str],
+    rules: Rules,
 ) -> None:
     signals = rules.signals
     turn = state.turns
-    lowered = text.lower()
-    words = message_words(lowered)
     tokens = repetition_tokens(words, lowered)
 
     asked = False
@@ -226,12 +230,17 @@ def _on_reply(state: ConversationState, event: ConversationEvent, rules: Rules) 
         state.waits.append(Hit(state.turns, event.event_id, str(int(waited))))
 
 
-def _on_bot(state: ConversationState, event: ConversationEvent, text: str, rules: Rules) -> bool:
+def _on_bot(
+    state: ConversationState,
+    event: ConversationEvent,
+    text: str,
+    lowered: str,
+    words: frozenset[str],
+    rules: Rules,
+) -> bool:
     """Update the state for a bot message; True when it was a fallback."""
     fallbacks = rules.signals.fallbacks
     turn = state.turns
-    lowered = text.lower()
-    words = message_words(lowered)
     fallback = is_bot_fallback(
         event,
         lowered,
@@ -270,13 +279,18 @@ def _on_bot(state: ConversationState, event: ConversationEvent, text: str, rules
     return False
 
 
-def _remember_message(state: ConversationState, event: ConversationEvent, role: Role) -> None:
-    text = event.text or ""
+def _remember_message(
+    state: ConversationState,
+    event: ConversationEvent,
+    role: Role,
+    text: str,
+    words: frozenset[str] | None,
+) -> None:
     state.recent.append(
-        SummaryMessage(role, _clip(text, RECENT_CHARS), event.timestamp, event.event_id)
+        RecentMessage(role, _clip(text, RECENT_CHARS), event.timestamp, event.event_id)
     )
     if len(state.identifiers) < MAX_IDENTIFIERS:
-        for identifier in find_identifiers(text):
+        for identifier in find_identifiers(text, words):
             if identifier not in state.identifiers and len(state.identifiers) < MAX_IDENTIFIERS:
                 state.identifiers.append(identifier)
 
@@ -300,7 +314,7 @@ def _sentiment_reason(state: ConversationState, rules: Rules) -> Reason | None:
     key = (state.sentiments[-1].event_id, mean, state.best_sentiment, state.best_sentiment_turn)
     remembered = _remembered(state, "sentiment", rules, key)
     if remembered is not _MISSING:
-        return cast(Reason | None, remembered)
+        return cast("Reason | None", remembered)
     reason = _build_sentiment_reason(state, config, mean)
     state.memo["sentiment"] = (rules, key, reason)
     return reason
@@ -343,7 +357,7 @@ def _human_reason(state: ConversationState, rules: Rules) -> Reason | None:
         return None
     remembered = _remembered(state, "human_request", rules, asked_at)
     if remembered is not _MISSING:
-        return cast(Reason, remembered)
+        return cast("Reason", remembered)
     text = f'asked for a human at {asked_at:%H:%M}: "{state.human_request_quote}"'
     ids = (state.human_request_event,) if state.human_request_event else ()
     reason = Reason("human_request", round(float(config.weight), 1), text, ids)
@@ -359,7 +373,7 @@ def _fallback_reason(state: ConversationState, rules: Rules) -> Reason | None:
     key = (streak, state.fallback_first_turn)
     remembered = _remembered(state, "fallbacks", rules, key)
     if remembered is not _MISSING:
-        return cast(Reason, remembered)
+        return cast("Reason", remembered)
     strength = min(1.0, (streak - config.streak + 1) / (config.full_at - config.streak + 1))
     where = _turns(state.fallback_first_turn, state.fallback_last_turn)
     text = (
@@ -392,7 +406,7 @@ def _repetition_reason(state: ConversationState, rules: Rules) -> Reason | None:
     key = (len(state.repeats), state.repeats[-1].event_id, start)
     remembered = _remembered(state, "repetition", rules, key)
     if remembered is not _MISSING:
-        return cast(Reason | None, remembered)
+        return cast("Reason | None", remembered)
     reason = _build_repetition_reason(list(state.repeats)[start:], config)
     state.memo["repetition"] = (rules, key, reason)
     return reason
@@ -424,7 +438,7 @@ def _frustration_reason(state: ConversationState, rules: Rules) -> Reason | None
     key = (len(state.frustrations), state.frustrations[-1].event_id, start)
     remembered = _remembered(state, "frustration", rules, key)
     if remembered is not _MISSING:
-        return cast(Reason | None, remembered)
+        return cast("Reason | None", remembered)
     reason = _build_frustration_reason(list(state.frustrations)[start:], config)
     state.memo["frustration"] = (rules, key, reason)
     return reason
@@ -475,7 +489,7 @@ def _hits_reason(
     key = (len(hits), hits[-1].event_id, start)
     remembered = _remembered(state, name, rules, key)
     if remembered is not _MISSING:
-        return cast(Reason | None, remembered)
+        return cast("Reason | None", remembered)
     live = list(hits)[start:]
     reason = None
     if live:
@@ -534,13 +548,16 @@ def _reasons(
     long_duration = signals.long_duration
     minutes = _minutes(state)
     if long_duration.enabled and minutes >= long_duration.minutes:
-        reasons.append(
-            Reason(
+        whole_minutes = int(minutes)
+        duration = _remembered(state, "long_duration", rules, whole_minutes)
+        if duration is _MISSING:
+            duration = Reason(
                 "long_duration",
                 round(float(long_duration.weight), 1),
-                f"running for {minutes:.0f} min",
+                f"running for {whole_minutes} min",
             )
-        )
+            state.memo["long_duration"] = (rules, whole_minutes, duration)
+        reasons.append(duration)
     abandonment = signals.abandonment
     if abandonment.enabled and state.abandoned:
         reasons.append(
@@ -554,15 +571,21 @@ def _reasons(
     tier_config = signals.customer_tier
     tier = meta.customer.tier
     if reasons and tier_config.enabled and tier is not None:
-        factor = tier_config.tiers.get(tier, tier_config.tiers.get(tier.lower(), 0.0))
-        if factor > 0:
-            reasons.append(
+        tier_reason = _remembered(state, "customer_tier", rules, tier)
+        if tier_reason is _MISSING:
+            factor = tier_config.tiers.get(tier, tier_config.tiers.get(tier.lower(), 0.0))
+            tier_reason = (
                 Reason(
                     "customer_tier",
                     round(tier_config.weight * min(1.0, factor), 1),
                     f"{tier} customer",
                 )
+                if factor > 0
+                else None
             )
+            state.memo["customer_tier"] = (rules, tier, tier_reason)
+        if tier_reason is not None:
+            reasons.append(tier_reason)
     reasons.sort(key=lambda reason: reason.points, reverse=True)
     return reasons
 
@@ -637,7 +660,7 @@ def _team_for(
     entry = state.memo.get("team")
     # The meta object itself is kept in the entry so its id cannot be reused by another one.
     if entry is not None and entry[0] is rules and entry[1] == key and entry[2][0] is meta:
-        return cast(str | None, entry[2][1])
+        return cast("str | None", entry[2][1])
     teams = route_for(
         rules,
         customer_tier=meta.customer.tier,
@@ -667,18 +690,22 @@ def assess(
         text = event.text or ""
         if role is Role.CUSTOMER:
             state.turns += 1
-            _on_customer(state, event, text, rules)
-            _remember_message(state, event, role)
+            lowered = text.lower()
+            words = message_words(lowered)
+            _on_customer(state, event, text, lowered, words, rules)
+            _remember_message(state, event, role, text, words)
         elif role is Role.BOT:
             state.turns += 1
-            bot_fallback = _on_bot(state, event, text, rules)
+            lowered = text.lower()
+            words = message_words(lowered)
+            bot_fallback = _on_bot(state, event, text, lowered, words, rules)
             bot_answer = not bot_fallback
-            _remember_message(state, event, role)
+            _remember_message(state, event, role, text, words)
         elif role is Role.AGENT:
             # A person is already talking to the customer: no new escalation from here on.
             state.handed_off = True
             _on_reply(state, event, rules)
-            _remember_message(state, event, role)
+            _remember_message(state, event, role, text, None)
     elif event.type is EventType.HANDOFF:
         state.handed_off = True
     elif event.type is EventType.SESSION_END:

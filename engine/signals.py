@@ -357,11 +357,21 @@ def _identifier(match: re.Match[str]) -> str:
 
 
 _DIGIT_OR_AT = re.compile(r"[\d@]")
+_IDENTIFIER_WORDS = _word_set(
+    "order bestellung pedido commande encomenda ticket case incident reference ref"
+)
+_IDENTIFIER_MARKS = ("#", "@", "+", "-", "INC")
 
 
-def find_identifiers(text: str) -> list[str]:
-    """Order numbers, ticket ids, emails and international phone numbers mentioned in `text`."""
+def find_identifiers(text: str, words: frozenset[str] | None = None) -> list[str]:
+    """Order numbers, ticket ids, emails and international phone numbers mentioned in `text`;
+    `words` is `message_words(text.lower())` when the caller has it."""
     # Every identifier has a digit or an "@"; most messages have neither.
     if _DIGIT_OR_AT.search(text) is None:
+        return []
+    # And a keyword or one of a few marks; checking those is cheaper than the pattern.
+    if words is None:
+        words = message_words(text.lower())
+    if _IDENTIFIER_WORDS.isdisjoint(words) and not any(mark in text for mark in _IDENTIFIER_MARKS):
         return []
     return list(dict.fromkeys(_identifier(match) for match in _IDENTIFIER.finditer(text)))

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from engine.assessment import SummaryMessage
 from engine.events import Role
 
 STATE_VERSION = 1
@@ -35,6 +34,15 @@ class Hit(NamedTuple):
     turn: int
     event_id: str
     what: str
+
+
+class RecentMessage(NamedTuple):
+    """One of the last few messages, for the hand-off summary."""
+
+    role: Role
+    text: str
+    timestamp: datetime
+    event_id: str
 
 
 class SentimentPoint(NamedTuple):
@@ -115,7 +123,7 @@ class ConversationState:
     # hand-off summary material
     wants: list[str] = field(default_factory=list)
     bot_tried: list[str] = field(default_factory=list)
-    recent: deque[SummaryMessage] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_MESSAGES))
+    recent: deque[RecentMessage] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_MESSAGES))
     identifiers: list[str] = field(default_factory=list)
 
     # Reasons and routes computed for the current inputs, reused while those inputs stay the
@@ -223,7 +231,7 @@ class ConversationState:
         for name in ("corrections", "shouts", "waits"):
             getattr(state, name).extend(Hit(t, e, w) for t, e, w in data.get(name, ()))
         state.recent.extend(
-            SummaryMessage(Role(role), text, datetime.fromisoformat(ts), event_id)
+            RecentMessage(Role(role), text, datetime.fromisoformat(ts), event_id)
             for role, text, ts, event_id in data["recent"]
         )
         return state

@@ -164,7 +164,8 @@ def _on_customer(
             state.human_request_quote = redact_for(_quote(text), rules)
             state.human_request_event = event.event_id
 
-    if signals.sentiment.enabled:
+    # An attachment or sticker has no words to score; a neutral 0 would dilute the window.
+    if signals.sentiment.enabled and words:
         compound = customer_sentiment(
             text, lowered=lowered, words=words, after_fallback=state.last_bot_fallback
         )
@@ -329,7 +330,9 @@ def _build_sentiment_reason(
         below = min(1.0, 0.5 + 0.5 * (config.negative_below - mean) / span)
     dropped = 0.0
     best = state.best_sentiment if state.best_sentiment is not None else mean
-    if best - mean >= config.drop:
+    # A drop only counts once the customer is actually negative: neutral questions after an
+    # enthusiastic "hi, love your shop!" are not trouble.
+    if mean < 0 and best - mean >= config.drop:
         dropped = min(1.0, 0.5 + 0.5 * (best - mean - config.drop) / config.drop)
     strength = max(below, dropped)
     if strength <= 0:

@@ -78,3 +78,21 @@ def test_sentiment_recovers_as_the_window_moves_on() -> None:
     assessment = chat.customer("perfect, have a nice day")
 
     assert [reason.signal for reason in assessment.reasons] == []
+
+
+def test_neutral_questions_after_an_enthusiastic_greeting_are_not_a_drop() -> None:
+    chat = Chat()
+    chat.customer("Hi! I love your shop, you are all wonderful")
+    chat.customer("how do I change my delivery address")
+    chat.customer("and where do I find my invoices")
+    assessment = chat.customer("is there a student discount")
+
+    assert assessment.reasons == ()
+
+
+def test_an_attachment_without_words_does_not_dilute_the_window() -> None:
+    chat = Chat()
+    chat.customer("this is awful, I am so angry")
+    chat.customer("")
+
+    assert [point.event_id for point in chat.state.sentiments] == ["e1"]

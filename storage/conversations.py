@@ -14,7 +14,6 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    literal,
     or_,
     select,
     text,
@@ -286,26 +285,50 @@ def save_state(
     """
     if status not in ("active", "ended"):
         raise ValueError(f"conversation status must be 'active' or 'ended', not {status!r}")
-    values: dict[str, Any] = {
-        "state": state,
-        "score": score,
-        "level": level,
-        "status": status,
-        "updated_at": now if now is not None else datetime.now(UTC),
-    }
-    if last_event_at is not None:
-        values["last_event_at"] = last_event_at
     first = first_event_at if first_event_at is not None else last_event_at
-    if first is not None:
-        # The earliest time seen wins: a late, older event moves the start back.
-        stored_first = _conversations.c.first_event_at
-        given = literal(first, UtcDateTime())
-        values["first_event_at"] = case(
-            (or_(stored_first.is_(None), stored_first > given), given), else_=stored_first
-        )
     connection(session).execute(
-        update(_conversations).where(_conversations.c.id == conversation_id).values(values)
+        _SAVE_STATE,
+        {
+            "b_id": conversation_id,
+            "b_state": state,
+            "b_score": score,
+            "b_level": level,
+            "b_status": status,
+            "b_updated_at": now if now is not None else datetime.now(UTC),
+            "b_last": last_event_at,
+            "b_first": first,
+        },
     )
+
+
+def _save_state_statement() -> Executable:
+    stored_first = _conversations.c.first_event_at
+    given_first = bindparam("b_first", type_=UtcDateTime())
+    return (
+        update(_conversations)
+        .where(_conversations.c.id == bindparam("b_id"))
+        .values(
+            state=bindparam("b_state", type_=_conversations.c.state.type),
+            score=bindparam("b_score"),
+            level=bindparam("b_level"),
+            status=bindparam("b_status"),
+            updated_at=bindparam("b_updated_at", type_=UtcDateTime()),
+            # No time given keeps the stored one.
+            last_event_at=func.coalesce(
+                bindparam("b_last", type_=UtcDateTime()), _conversations.c.last_event_at
+            ),
+            # The earliest time seen wins: a late, older event moves the start back.
+            first_event_at=case(
+                (given_first.is_(None), stored_first),
+                (or_(stored_first.is_(None), stored_first > given_first), given_first),
+                else_=stored_first,
+            ),
+        )
+    )
+
+
+# Built once: one UPDATE, compiled once per dialect, whatever the arguments.
+_SAVE_STATE = _save_state_statement()
 
 
 def _stored_event(row: RowMapping) -> StoredEvent:

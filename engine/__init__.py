@@ -3,11 +3,13 @@
 from engine.assess import assess
 from engine.assessment import Assessment, Decision, HandoffSummary, Reason, SummaryMessage
 from engine.redact import redact, redact_for
-from engine.sentiment import customer_sentiment, vader_compound
+from engine.sentiment import customer_sentiment, is_shouting, vader_compound
 from engine.signals import (
     asks_for_human,
+    find_identifiers,
     frustration_phrases,
     is_bot_fallback,
+    is_correction,
     is_fallback_intent,
     is_fallback_phrasing,
 )
@@ -24,10 +26,13 @@ __all__ = [
     "asks_for_human",
     "assess",
     "customer_sentiment",
+    "find_identifiers",
     "frustration_phrases",
     "is_bot_fallback",
+    "is_correction",
     "is_fallback_intent",
     "is_fallback_phrasing",
+    "is_shouting",
     "redact",
     "redact_for",
     "reset_escalation",

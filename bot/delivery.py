@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -37,6 +37,9 @@ from storage.outbox import OutboxItem
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# The handoff event recording that a card reached a channel (as the rules name it).
+CARD_POSTED = "card_posted"
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class DeliveryWorker:
         self._policy = policy or DeliveryPolicy()
         self._metrics = metrics or Metrics()
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._aliases: dict[tuple[str, str], str] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         # Posts `post_digest` rows; set by the service when digests are on.
@@ -164,7 +168,7 @@ class DeliveryWorker:
         return await asyncio.to_thread(in_thread)
 
     def _bucket(self, surface: str, channel: str, now: datetime) -> _Bucket:
-        key = (surface, channel)
+        key = (surface, self._aliases.get((surface, channel), channel))
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = _Bucket(self._policy.rate_for(surface), self._policy.channel_burst, now)
@@ -205,22 +209,21 @@ class DeliveryWorker:
             return
         if item.kind == "post_card":
             channel = str(item.payload.get("channel", ""))
-            if any(
-                ref.channel == channel
-                for ref in await self._refs(card.escalation_id, _surface(item))
-            ):
+            if await self._already_posted(card.escalation_id, _surface(item), channel):
                 await self._complete(item)  # posted before a crash; never post twice
                 return
             if not await self._throttle(item, channel):
                 return
-            await self._attempt(item, self._post(notifier, item, card, channel))
+            await self._attempt(item, self._post(notifier, item, card, channel), [channel])
         elif item.kind == "update_card":
             refs = await self._refs(card.escalation_id, _surface(item))
             # No message yet: the pending post will render the card as it stands then.
             for ref in refs:
                 if not await self._throttle(item, ref.channel):
                     return
-            await self._attempt(item, _update_all(notifier, refs, card))
+            await self._attempt(
+                item, _update_all(notifier, refs, card), [ref.channel for ref in refs]
+            )
         elif item.kind == "sla_step":
             # An SLA reminder or mention in the card's thread; without a posted card the
             # notice on the card (drawn when it is posted) says the same.
@@ -229,7 +232,9 @@ class DeliveryWorker:
                 if not await self._throttle(item, ref.channel):
                     return
             text = str(item.payload.get("text", ""))
-            await self._attempt(item, _reply_all(notifier, refs, text))
+            await self._attempt(
+                item, _reply_all(notifier, refs, text), [ref.channel for ref in refs]
+            )
         else:
             await self._give_up(item, f"unknown outbox kind {item.kind!r}")
 
@@ -237,13 +242,17 @@ class DeliveryWorker:
         if self.digests is None:
             await self._give_up(item, "digests are not configured on this service")
             return
-        if not await self._throttle(item, str(item.payload.get("channel", ""))):
+        channel = str(item.payload.get("channel", ""))
+        if not await self._throttle(item, channel):
             return
-        await self._attempt(item, self.digests.deliver(item))
+        await self._attempt(item, self.digests.deliver(item), [channel])
 
     async def _post(self, notifier: Notifier, item: OutboxItem, card: Card, channel: str) -> None:
         ref = await notifier.post(card, channel)
         now = self._clock()
+
+        # Surfaces answer with their own channel id ("#support" -> "C0123"): one bucket for both.
+        self._aliases[(ref.surface, channel)] = ref.channel
 
         def work(session: Session) -> None:
             escalations.record_card_message(
@@ -253,6 +262,15 @@ class DeliveryWorker:
                 channel=ref.channel,
                 message_id=ref.message_id,
                 now=now,
+            )
+            # The channel as the rules name it, so a retried post can tell it was done.
+            escalations.record_handoff_event(
+                session=session,
+                escalation_id=card.escalation_id,
+                kind=CARD_POSTED,
+                now=now,
+                surface=ref.surface,
+                detail={"channel": channel, "channel_id": ref.channel},
             )
             outbox.complete(session=session, item_id=item.id, now=now)
 
@@ -295,7 +313,7 @@ class DeliveryWorker:
                 await notifier.reply(ref, text)
         except DeliveryError as error:
             for item in group:
-                await self._failed(item, error)
+                await self._failed(item, error, [ref.channel for ref in refs])
             return
         now = self._clock()
         for item in group:
@@ -320,26 +338,30 @@ class DeliveryWorker:
             await self._reschedule(item, wait_until, "throttled")
         return False
 
-    async def _attempt(self, item: OutboxItem, action: Awaitable[None]) -> None:
+    async def _attempt(
+        self, item: OutboxItem, action: Awaitable[None], channels: Sequence[str]
+    ) -> None:
         try:
             await action
         except DeliveryError as error:
-            await self._failed(item, error)
+            await self._failed(item, error, channels)
             return
         except Exception as error:  # a bug or an unmapped SDK error: retry, but say so
             log.exception("delivery of outbox row %s failed unexpectedly", item.id)
-            await self._failed(item, error)
+            await self._failed(item, error, channels)
             return
         if item.kind != "post_card":
             await self._complete(item)
             self._succeeded(item, self._clock())
 
-    async def _failed(self, item: OutboxItem, error: BaseException) -> None:
+    async def _failed(
+        self, item: OutboxItem, error: BaseException, channels: Sequence[str]
+    ) -> None:
         surface = _surface(item)
         if isinstance(error, RateLimited):
             until = self._clock() + timedelta(seconds=error.retry_after)
-            channel = str(item.payload.get("channel", ""))
-            if channel:
+            # Everything else for the channels that said "slow down" waits as well.
+            for channel in channels:
                 self._bucket(surface, channel, self._clock()).blocked_until = until
             self._metrics.deliveries.inc(surface, item.kind, "rate_limited")
             await self._reschedule(item, until, str(error))
@@ -367,6 +389,17 @@ class DeliveryWorker:
         )
         await self._db(
             lambda s: outbox.retry_later(session=s, item_id=item.id, due_at=due_at, error=error)
+        )
+
+    async def _already_posted(self, escalation_id: int, surface: str, channel: str) -> bool:
+        history = await self._db(
+            lambda s: escalations.handoff_history(session=s, escalation_id=escalation_id)
+        )
+        return any(
+            event.kind == CARD_POSTED
+            and event.surface == surface
+            and event.detail.get("channel") == channel
+            for event in history
         )
 
     async def _post_pending(self, escalation_id: int, surface: str) -> bool:

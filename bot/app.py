@@ -15,7 +15,9 @@ from aiohttp import web
 from bot.admin import admin_routes
 from bot.config import Settings
 from bot.console import ConsoleNotifier
+from bot.conversation_status import status_routes
 from bot.delivery import DeliveryPolicy, DeliveryWorker
+from bot.handback import PlatformCalls
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.pipeline import Clock, Ingestor, IngestPipeline, utc_now
@@ -24,6 +26,7 @@ from bot.retention import RetentionJob, retention_days
 from bot.rules_store import RulesStore
 from bot.service import HandoffService
 from connectors.base import BaseConnector, Connector, ConnectorError, InboundRequest
+from connectors.outbound import clients_from_env
 from connectors.registry import CONNECTORS, get_connector
 from storage import outbox, teams_channels
 from storage.db import Database
@@ -81,8 +84,17 @@ def build_service(
     delivery = DeliveryWorker(
         database, notifiers, settings.base_url, clock=clock, policy=delivery_policy, metrics=metrics
     )
+    # Pause / resume the bot on its own platform (clients configured from the environment).
+    platform_calls = PlatformCalls(database, clients_from_env(settings.environ), surfaces, clock)
+    delivery.platform_calls = platform_calls
     handoff = HandoffService(
-        database, rules.current, surfaces, settings.base_url, clock, on_change=delivery.wake
+        database,
+        rules.current,
+        surfaces,
+        settings.base_url,
+        clock,
+        on_change=delivery.wake,
+        platform_calls=platform_calls,
     )
     ingestor = Ingestor(rules.current, surfaces, clock)
     pipeline = IngestPipeline(database, ingestor, on_commit=delivery.wake)
@@ -98,6 +110,7 @@ def build_service(
         clock=clock,
     )
     _add_chat_surfaces(service)
+    service.routes.extend(status_routes(database, settings.environ))
     surfaces_box["value"] = frozenset(name for name in notifiers if name != "console")
     service.surfaces = surfaces_box["value"]
 

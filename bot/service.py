@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlmodel import Session
 
@@ -20,11 +20,16 @@ from storage.codec import summary_from_json
 from storage.db import Database
 from storage.escalations import EscalationRecord, Refusal
 
+if TYPE_CHECKING:
+    from bot.handback import PlatformCalls
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 UNKNOWN = "This escalation no longer exists."
+# The outcome a "Hand back to bot" click resolves with.
+HANDED_BACK = "handed_back"
 
 
 def reason_texts(record: EscalationRecord) -> tuple[str, ...]:
@@ -38,10 +43,14 @@ def build_card(session: Session, record: EscalationRecord, base_url: str) -> Car
         session=session, conversation_id=record.conversation_id
     )
     history = escalations.handoff_history(session=session, escalation_id=record.id)
+    # A platform hand-off call answers once per attempt: the card shows only its latest answer.
+    last_call = max((e.id for e in history if e.kind == "platform_call"), default=None)
     notices = tuple(
         str(event.detail.get("notice"))
         for event in history
-        if isinstance(event.detail, dict) and event.detail.get("notice")
+        if isinstance(event.detail, dict)
+        and event.detail.get("notice")
+        and (event.kind != "platform_call" or event.id == last_call)
     )
     return Card(
         escalation_id=record.id,
@@ -84,8 +93,11 @@ class HandoffService:
         base_url: str,
         clock: Clock = utc_now,
         on_change: Callable[[], None] | None = None,
+        platform_calls: PlatformCalls | None = None,
     ) -> None:
         self._database = database
+        # Tells the source platform a human has the conversation (or not); None: nobody is told.
+        self._platform_calls = platform_calls
         self._rules = rules
         self._surfaces = surfaces
         self._base_url = base_url
@@ -129,6 +141,8 @@ class HandoffService:
             if record is None:
                 return ActionResult(False, UNKNOWN, None)
             if outcome.ok:
+                if self._platform_calls is not None:
+                    self._platform_calls.on_transition(session, record, now, actor.display_name)
                 enqueue_card_update(session, record.id, now, self._surfaces())
                 waited = format_wait((now - record.opened_at).total_seconds())
                 return ActionResult(
@@ -156,6 +170,10 @@ class HandoffService:
     ) -> ActionResult:
         """Close a claimed escalation with an outcome and a note (claimer or team admin only)."""
         return await self._close_or_release(escalation_id, actor, outcome, note)
+
+    async def hand_back(self, escalation_id: int, actor: Actor) -> ActionResult:
+        """Give the conversation back to the bot: resolve it as handed back, resume the bot."""
+        return await self._close_or_release(escalation_id, actor, HANDED_BACK, None)
 
     async def _close_or_release(
         self, escalation_id: int, actor: Actor, outcome: str | None, note: str | None
@@ -197,8 +215,12 @@ class HandoffService:
                 return ActionResult(False, _refusal(record, actor, now, done.refusal), card)
             if outcome is not None:
                 _reset_engine(session, record.conversation_id)
+            if self._platform_calls is not None:
+                self._platform_calls.on_transition(session, record, now, actor.display_name)
             enqueue_card_update(session, record.id, now, self._surfaces())
             verb = "Resolved" if outcome is not None else "Released to the queue"
+            if outcome == HANDED_BACK:
+                verb = "Handed back to the bot"
             return ActionResult(True, f"{verb}.", card)
 
         result = await self._run(work)

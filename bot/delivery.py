@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from bot.cards import Card
 from bot.digest import POST_DIGEST, DigestDelivery
+from bot.handback import PLATFORM_CALL, PlatformCalls
 from bot.metrics import Metrics
 from bot.notifier import (
     DeliveryError,
@@ -115,6 +116,8 @@ class DeliveryWorker:
         self._stopping = False
         # Posts `post_digest` rows; set by the service when digests are on.
         self.digests: DigestDelivery | None = None
+        # Runs `platform_call` rows (pause / resume the bot on its platform); set by the service.
+        self.platform_calls: PlatformCalls | None = None
 
     def wake(self) -> None:
         """Look at the outbox now (called after a commit that may have added rows)."""
@@ -196,6 +199,9 @@ class DeliveryWorker:
         if item.kind == POST_DIGEST:
             await self._deliver_digest(item)
             return
+        if item.kind == PLATFORM_CALL:
+            await self._deliver_platform_call(item)
+            return
         notifier = self._notifiers.get(_surface(item))
         if notifier is None:
             await self._give_up(item, f"surface {_surface(item)!r} is not configured")
@@ -246,6 +252,13 @@ class DeliveryWorker:
         if not await self._throttle(item, channel):
             return
         await self._attempt(item, self.digests.deliver(item), [channel])
+
+    async def _deliver_platform_call(self, item: OutboxItem) -> None:
+        if self.platform_calls is None:
+            await self._give_up(item, "platform calls are not configured on this service")
+            return
+        last_attempt = item.attempts + 1 >= self._policy.max_attempts
+        await self._attempt(item, self.platform_calls.deliver(item, last_attempt=last_attempt), [])
 
     async def _post(self, notifier: Notifier, item: OutboxItem, card: Card, channel: str) -> None:
         ref = await notifier.post(card, channel)

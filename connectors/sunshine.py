@@ -3,12 +3,14 @@
 Used: `conversation:create` (session start), `conversation:message`, `conversation:postback` (a
 button the customer pressed) and the switchboard's own hand-off, `switchboard:passControl` and
 `switchboard:offerControl` (recorded as EventType.HANDOFF). Every other event type is skipped.
-Authenticity: the webhook's secret, sent as is in `X-API-Key`.
+Authenticity: the webhook's secret, sent as is in `X-API-Key`. The post's `app.id` is kept as the
+conversation's `sunshine_app_id` metadata: the switchboard hand-off call needs it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from connectors.base import BadPayload, BaseConnector, InboundRequest
@@ -42,6 +44,7 @@ from engine.events import (
 )
 
 SECRET_HEADER = "X-API-Key"  # noqa: S105 (a header name)
+APP_ID_KEY = "sunshine_app_id"
 _HANDOFFS = {"switchboard:passControl", "switchboard:offerControl"}
 _USED = {"conversation:create", "conversation:message", "conversation:postback", *_HANDOFFS}
 # Business messages from Zendesk's own agent surfaces are written by people, not the bot.
@@ -69,11 +72,19 @@ class SunshineConnector(BaseConnector):
         if not isinstance(body, dict):
             raise BadPayload(f"body: expected a JSON object, got {json_type(body)}")
         items: list[Item] = []
+        app_id = loose_str(loose_object(body, "app"), "id")
         for index, raw in enumerate(req_list(body, "events", "")):
             item = _parse_event(raw, at("events", index))
             if item is not None:
-                items.append(item)
+                items.append(_with_app_id(item, app_id))
         return group(items)
+
+
+def _with_app_id(item: Item, app_id: str | None) -> Item:
+    if app_id is None:
+        return item
+    conversation_id, meta, event = item
+    return conversation_id, replace(meta, metadata={**meta.metadata, APP_ID_KEY: app_id}), event
 
 
 def _parse_event(raw: object, path: str) -> Item | None:

@@ -121,7 +121,12 @@ def test_a_mixed_post_splits_by_conversation_with_bot_fallback_agent_and_hand_of
         id="crm-4411", name="Ana Lima", tier="enterprise", email="ana@example.com"
     )
     assert first.meta.language == "en-gb"
-    assert first.meta.metadata == {"lang": "en-gb", "tier": "enterprise"}
+    # The post's app id is kept: the switchboard hand-off call names the app.
+    assert first.meta.metadata == {
+        "lang": "en-gb",
+        "tier": "enterprise",
+        "sunshine_app_id": "5ebee0975ac5304b664a12fa",
+    }
     assert [(e.type, e.role, e.text) for e in first.events] == [
         (EventType.MESSAGE, Role.CUSTOMER, "where is my refund??"),
         (EventType.MESSAGE, Role.BOT, "Sorry, I didn't get that."),

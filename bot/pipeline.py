@@ -215,7 +215,7 @@ class Ingestor:
             and event.text
             and active.status in ("open", "claimed")
         ):
-            self._enqueue_thread_reply(session, active.id, event, rules, now)
+            self._enqueue_thread_reply(session, active, event, rules, now)
         return state, active
 
     def _open(
@@ -260,7 +260,7 @@ class Ingestor:
     def _enqueue_thread_reply(
         self,
         session: Session,
-        escalation_id: int,
+        escalation: EscalationRecord,
         event: ConversationEvent,
         rules: Rules,
         now: datetime,
@@ -269,12 +269,14 @@ class Ingestor:
         if rules.redaction.enabled:
             text = redact(text, rules.redaction.kinds)
         payload = {"event_id": event.event_id, "at": event.timestamp.isoformat(), "text": text}
-        for surface in sorted(self._surfaces() | {"console"}):
+        # The surfaces the team's card went to; a surface without the card has no thread.
+        targets = team_surfaces(rules, escalation.team or "", self._surfaces())
+        for surface in sorted({surface for surface, _ in targets}):
             outbox.enqueue(
                 session=session,
                 kind="thread_reply",
                 surface=surface,
-                escalation_id=escalation_id,
+                escalation_id=escalation.id,
                 payload=payload,
                 due_at=now,
             )
@@ -370,6 +372,17 @@ class IngestPipeline:
             return [self._commit_single(pending) for pending in group]
 
     def _commit_once(self, group: list[_Pending]) -> list[IngestResult | BaseException]:
+        if len(group) > 1:
+            # Posts almost never fail, and a savepoint per post costs two statements each: try
+            # the group without them first; if any post raises, the whole transaction is rolled
+            # back and the group is done again below, one savepoint per post.
+            try:
+                with self._database.session() as session:
+                    return [self._ingestor.apply(session, pending.batches) for pending in group]
+            except DBAPIError:
+                raise
+            except Exception:
+                log.info("a post failed in a group of %d; redoing it post by post", len(group))
         outcomes: list[IngestResult | BaseException] = []
         with self._database.session() as session:
             for pending in group:

@@ -52,11 +52,52 @@ def load_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise BadPayload(f"body is not valid UTF-8: byte {exc.start}") from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadPayload(
             f"body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from None
+    except RecursionError:
+        raise BadPayload("body is not valid JSON: nested too deeply") from None
+    # Only a \u escape can produce NUL or a lone surrogate, which no database stores.
+    return _storable(value) if "\\u" in text else value
+
+
+def storable_text(text: str) -> str:
+    """`text` with NUL and unpaired surrogates (which databases refuse) replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+# json.loads joins escaped surrogate pairs into one character, so any surrogate left is unpaired.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    """A decoded JSON value with every string made storable (iterative: depth is untrusted)."""
+    if isinstance(value, str):
+        return storable_text(value)
+    root: list[Any] = [value]
+    stack: list[Any] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                if isinstance(item, str):
+                    node[index] = storable_text(item)
+                elif isinstance(item, list | dict):
+                    stack.append(item)
+        elif isinstance(node, dict):
+            for key in list(node):
+                item = node[key]
+                clean_key = storable_text(key)
+                if clean_key != key:
+                    del node[key]
+                if isinstance(item, str):
+                    item = storable_text(item)
+                elif isinstance(item, list | dict):
+                    stack.append(item)
+                node[clean_key] = item
+    return root[0]
 
 
 def load_form(body: bytes) -> dict[str, str]:
@@ -65,7 +106,10 @@ def load_form(body: bytes) -> dict[str, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadPayload(f"body is not valid UTF-8: byte {exc.start}") from None
-    return dict(parse_qsl(text, keep_blank_values=True))
+    return {
+        storable_text(key): storable_text(value)
+        for key, value in parse_qsl(text, keep_blank_values=True)
+    }
 
 
 def as_object(value: object, path: str) -> Mapping[str, Any]:

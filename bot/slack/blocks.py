@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.cards import Card, CardAction, CardStatus, format_wait
+from bot.cards import (
+    RESOLVE_OUTCOMES,
+    Card,
+    CardAction,
+    CardStatus,
+    format_wait,
+    outcome_label,
+)
 from bot.handoff import QueueStats
 from engine.events import Role
 
@@ -35,13 +42,8 @@ OUTCOME_BLOCK = "outcome"
 NOTE_BLOCK = "note"
 UNKNOWN_ESCALATION = "This escalation no longer exists."
 
-OUTCOMES: tuple[tuple[str, str], ...] = (
-    ("solved", "Solved"),
-    ("workaround", "Workaround given"),
-    ("needs_follow_up", "Needs follow-up"),
-    ("not_an_issue", "Not an issue"),
-    ("duplicate", "Duplicate"),
-)
+# The same outcomes on every surface, so a resolved escalation reads the same everywhere.
+OUTCOMES = RESOLVE_OUTCOMES
 OUTCOME_LABELS = dict(OUTCOMES)
 
 _LEVEL_EMOJI = {
@@ -205,7 +207,7 @@ def _status_line(card: Card) -> str:
     if card.status is CardStatus.RESOLVED:
         who = person(card.closed_by) if card.closed_by else "someone"
         when = f" at {slack_date(card.closed_at, '{time}')}" if card.closed_at else ""
-        outcome = OUTCOME_LABELS.get(card.outcome or "", card.outcome or "resolved")
+        outcome = outcome_label(card.outcome)
         line = f":white_check_mark: Resolved by {who}{when}: *{escape(outcome)}*"
         if card.note:
             line += f"\n>{escape(card.note)}"

@@ -1,0 +1,231 @@
+"""Webhook ingest throughput and latency, as ratios to the bare ceiling measured in the same run.
+
+The service (`escalations serve`) and the ceiling server (`bench.ceiling`) each run in their own
+process, pinned to one core; the load generator runs in a third process on the other core. Every
+post is a new conversation with new event ids, so every post is a real insert. Each run measures
+the ceiling and then each service configuration back to back; the figures are medians over runs.
+
+    python -m bench.webhook_bench                 # SQLite 1 and 100 events/post, PostgreSQL
+    python -m bench.webhook_bench --quick
+    python -m bench.webhook_bench --sweep 1,4,16,64,256 --json sweep.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench import _proc
+
+CEILING_RATIO_TARGET = 0.50
+POSTGRES_RATIO_TARGET = 0.40
+P99_TARGET_MS = 50.0
+BATCH_EVENTS_TARGET = 25_000.0
+
+
+def _configurations(args: argparse.Namespace) -> list[tuple[str, int, bool]]:
+    """(name, events per post, on PostgreSQL) for each service configuration to measure."""
+    wanted = []
+    if args.database in ("sqlite", "both"):
+        wanted.append(("sqlite", 1, False))
+        if args.events_per_post > 1:
+            wanted.append((f"sqlite x{args.events_per_post}", args.events_per_post, False))
+    if args.database in ("postgres", "both"):
+        if _proc.postgres_available():
+            wanted.append(("postgres", 1, True))
+        else:
+            print("PostgreSQL at 127.0.0.1:5432 does not answer: its figure is skipped")
+    return wanted
+
+
+@contextlib.contextmanager
+def _service(
+    log_dir: Path, pin: bool, on_postgres: bool, stack: contextlib.ExitStack
+) -> Iterator[_proc.Server]:
+    url = stack.enter_context(_proc.postgres_database()) if on_postgres else None
+    with _proc.service_server(log_dir, pin, database_url=url) as server:
+        yield server
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every configuration `args.runs` times; return the raw figures of each run."""
+    log_dir = _proc.new_log_dir()
+    pin = not args.no_pin
+    configurations = _configurations(args)
+    runs: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        ceiling = stack.enter_context(_proc.ceiling_server(log_dir, pin))
+        services = {
+            name: (stack.enter_context(_service(log_dir, pin, on_postgres, stack)), per_post)
+            for name, per_post, on_postgres in configurations
+        }
+        for run in range(args.runs):
+            figures: dict[str, Any] = {
+                "ceiling": _proc.load(
+                    ceiling.port, connections=args.connections, seconds=args.seconds, pin=pin
+                )
+            }
+            for name, (server, per_post) in services.items():
+                figures[name] = _proc.load(
+                    server.port,
+                    connections=args.connections if per_post == 1 else args.batch_connections,
+                    seconds=args.seconds,
+                    events_per_post=per_post,
+                    pin=pin,
+                )
+            runs.append(figures)
+            print(f"run {run + 1}/{args.runs}: " + _one_line(figures), flush=True)
+        sweep = _sweep(args, ceiling, services.get("sqlite", (None, 1))[0], pin)
+    return {"runs": runs, "sweep": sweep, "connections": args.connections}
+
+
+def _one_line(figures: dict[str, Any]) -> str:
+    parts = []
+    for name, result in figures.items():
+        rate = result["events_per_second"] if "x" in name else result["requests_per_second"]
+        unit = "events/s" if "x" in name else "req/s"
+        failed = f" ({result['failed']} failed)" if result["failed"] else ""
+        parts.append(f"{name} {rate:,.0f} {unit} p99 {result['p99_ms']:.1f} ms{failed}")
+    return "; ".join(parts)
+
+
+def _sweep(
+    args: argparse.Namespace,
+    ceiling: _proc.Server,
+    service: _proc.Server | None,
+    pin: bool,
+) -> list[dict[str, Any]]:
+    """Throughput against the number of connections, for the chart (one run per point)."""
+    points: list[dict[str, Any]] = []
+    if not args.sweep or service is None:
+        return points
+    for connections in args.sweep:
+        seconds = max(1.0, args.seconds / 2)
+        top = _proc.load(ceiling.port, connections=connections, seconds=seconds, pin=pin)
+        ours = _proc.load(service.port, connections=connections, seconds=seconds, pin=pin)
+        points.append(
+            {
+                "connections": connections,
+                "ceiling_rps": top["requests_per_second"],
+                "service_rps": ours["requests_per_second"],
+                "service_p99_ms": ours["p99_ms"],
+            }
+        )
+        print(
+            f"sweep {connections:>4} connections: ceiling {top['requests_per_second']:,.0f} "
+            f"req/s, service {ours['requests_per_second']:,.0f} req/s",
+            flush=True,
+        )
+    return points
+
+
+def report(raw: dict[str, Any], events_per_post: int) -> _proc.Report:
+    """The results table: medians over runs, as ratios to the ceiling of the same run."""
+    runs = raw["runs"]
+    connections = raw["connections"]
+    out = _proc.Report(f"webhook ingest ({len(runs)} runs, {connections} connections, medians)")
+    ceiling = _proc.median([run["ceiling"]["requests_per_second"] for run in runs])
+    out.add("ceiling: parse + VADER + 200", f"{ceiling:,.0f} req/s")
+    if "sqlite" in runs[0]:
+        ratio = _proc.median(
+            [
+                run["sqlite"]["requests_per_second"] / run["ceiling"]["requests_per_second"]
+                for run in runs
+            ]
+        )
+        rate = _proc.median([run["sqlite"]["requests_per_second"] for run in runs])
+        p99 = _proc.median([run["sqlite"]["p99_ms"] for run in runs])
+        out.add(
+            "SQLite, 1 event/post",
+            f"{rate:,.0f} req/s = {ratio:.0%} of ceiling",
+            f">= {CEILING_RATIO_TARGET:.0%}",
+            ratio >= CEILING_RATIO_TARGET,
+        )
+        out.add(
+            "SQLite, 1 event/post, p99",
+            f"{p99:.1f} ms",
+            f"< {P99_TARGET_MS:.0f} ms",
+            p99 < P99_TARGET_MS,
+        )
+    batch = f"sqlite x{events_per_post}"
+    if batch in runs[0]:
+        events = _proc.median([run[batch]["events_per_second"] for run in runs])
+        out.add(
+            f"SQLite, {events_per_post} events/post",
+            f"{events:,.0f} events/s",
+            f">= {BATCH_EVENTS_TARGET:,.0f}",
+            events >= BATCH_EVENTS_TARGET,
+        )
+    if "postgres" in runs[0]:
+        ratio = _proc.median(
+            [
+                run["postgres"]["requests_per_second"] / run["ceiling"]["requests_per_second"]
+                for run in runs
+            ]
+        )
+        rate = _proc.median([run["postgres"]["requests_per_second"] for run in runs])
+        p99 = _proc.median([run["postgres"]["p99_ms"] for run in runs])
+        out.add(
+            "PostgreSQL, 1 event/post",
+            f"{rate:,.0f} req/s = {ratio:.0%} of ceiling",
+            f">= {POSTGRES_RATIO_TARGET:.0%}",
+            ratio >= POSTGRES_RATIO_TARGET,
+            detail=f"p99 {p99:.1f} ms",
+        )
+    failed = sum(result["failed"] for run in runs for result in run.values())
+    if failed:
+        out.notes.append(f"{failed} posts were answered with an error status")
+    loadgen = max(result["loadgen_cpu"] for run in runs for result in run.values())
+    out.notes.append(f"load generator used at most {loadgen:.0%} of its core (it kept up)")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Options of the webhook benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--events-per-post", type=int, default=100)
+    parser.add_argument(
+        "--batch-connections", type=int, default=16, help="connections for the batched posts"
+    )
+    parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument(
+        "--sweep",
+        type=lambda text: [int(part) for part in text.split(",") if part],
+        default=[],
+        help="also measure these connection counts (for the chart), e.g. 1,4,16,64,256",
+    )
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    parser.add_argument("--quick", action="store_true", help="1 short run, no PostgreSQL")
+    parser.add_argument("--json", type=Path, help="write the raw figures here")
+    return parser
+
+
+def run(argv: list[str] | None = None) -> _proc.Report:
+    """Measure and return the report (run_all calls this)."""
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.runs, args.seconds = 1, min(args.seconds, 2.0)
+        args.database = "sqlite" if args.database == "both" else args.database
+    raw = measure(args)
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=2))
+    result = report(raw, args.events_per_post)
+    result.raw = raw
+    return result
+
+
+def main() -> None:
+    """Print the table."""
+    print(run(sys.argv[1:]).render())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """Retention: forget old transcripts and the personal data around them, keep the numbers.
 
-A conversation whose last event is older than the cut-off, and which no agent still holds (no
+A conversation last written to before the cut-off, and which no agent still holds (no
 open or claimed escalation), loses its events, its customer fields, its metadata and the engine's
 running state (which quotes the customer). Its escalations stay, with their times, levels,
 teams, scores, statuses and the signal behind each reason, so that digests and dashboard
@@ -47,7 +47,9 @@ def _expired_conversations(session: Session, cutoff: datetime) -> list[str]:
         _escalations.c.status.in_(tables.ACTIVE_ESCALATION_STATUSES),
     )
     statement = select(_conversations.c.id).where(
-        _conversations.c.last_event_at < cutoff,
+        # The service's own clock, not the platform's event times: a sender's wrong clock must
+        # neither keep a transcript forever nor delete a fresh one.
+        _conversations.c.updated_at < cutoff,
         # Already purged rows have no state left: skip them so a purge is cheap to repeat.
         _conversations.c.state.is_not(None),
         ~held,

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from connectors.base import Connector
 from connectors.botframework import BotFrameworkConnector
 from connectors.botpress import BotpressConnector
+from connectors.chatwoot import ChatwootConnector
 from connectors.dialogflow_cx import DialogflowCXConnector
 from connectors.dialogflow_es import DialogflowESConnector
 from connectors.generic import GenericConnector
@@ -30,6 +31,7 @@ _ALL: tuple[Connector, ...] = (
     LivePersonConnector(),
     TwilioConversationsConnector(),
     BotFrameworkConnector(),
+    ChatwootConnector(),
 )
 
 CONNECTORS: Mapping[str, Connector] = MappingProxyType({c.name: c for c in _ALL})

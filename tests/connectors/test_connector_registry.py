@@ -30,6 +30,7 @@ def test_every_platform_is_registered_under_its_url_name() -> None:
     assert sorted(CONNECTORS) == [
         "botframework",
         "botpress",
+        "chatwoot",
         "dialogflow-cx",
         "dialogflow-es",
         "generic",

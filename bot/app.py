@@ -17,6 +17,12 @@ from bot.config import Settings
 from bot.console import ConsoleNotifier
 from bot.conversation_status import status_routes
 from bot.delivery import DeliveryPolicy, DeliveryWorker
+from bot.digest import (
+    ConsoleDigestPublisher,
+    DigestDelivery,
+    DigestPublisher,
+    SlackDigestPublisher,
+)
 from bot.handback import PlatformCalls
 from bot.metrics import Metrics
 from bot.notifier import Notifier
@@ -24,6 +30,7 @@ from bot.pipeline import Clock, Ingestor, IngestPipeline, utc_now
 from bot.ratelimit import webhook_rate_limit
 from bot.retention import RetentionJob, retention_days
 from bot.rules_store import RulesStore
+from bot.scheduler import JobScheduler, Leadership, service_jobs
 from bot.service import HandoffService
 from connectors.base import BaseConnector, Connector, ConnectorError, InboundRequest
 from connectors.outbound import clients_from_env
@@ -54,6 +61,8 @@ class Service:
     startup: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
     surfaces: frozenset[str] = frozenset()
     clock: Clock = utc_now
+    scheduler: JobScheduler | None = None
+    digest_publishers: dict[str, DigestPublisher] = field(default_factory=dict)
 
 
 def build_service(
@@ -109,10 +118,17 @@ def build_service(
         notifiers=notifiers,
         clock=clock,
     )
+    service.digest_publishers["console"] = ConsoleDigestPublisher()
     _add_chat_surfaces(service)
     service.routes.extend(status_routes(database, settings.environ))
     surfaces_box["value"] = frozenset(name for name in notifiers if name != "console")
     service.surfaces = surfaces_box["value"]
+    delivery.digests = DigestDelivery(service.digest_publishers)
+    service.scheduler = JobScheduler(
+        service_jobs(database, rules.current, surfaces, settings.base_url, on_change=delivery.wake),
+        Leadership(database),
+        clock=clock,
+    )
 
     def outbox_stat(pick: Callable[[outbox.OutboxStats], float]) -> Callable[[], float]:
         def read() -> float:
@@ -141,6 +157,7 @@ def _add_chat_surfaces(service: Service) -> None:
     if slack_settings is not None:  # from_env has said why Slack is off
         slack = create_slack_app(service.handoff, slack_settings)
         service.notifiers["slack"] = slack.notifier
+        service.digest_publishers["slack"] = SlackDigestPublisher(slack.app.client)
         service.routes.extend(slack.routes())
         log.info("Slack is on (Web API at %s)", slack_settings.api_url)
 
@@ -303,12 +320,19 @@ async def _watch_rules(service: Service, interval: float) -> None:
 
 
 def create_app(
-    service: Service, *, watch_rules_every: float | None = 2.0, run_delivery: bool = True
+    service: Service,
+    *,
+    watch_rules_every: float | None = 2.0,
+    run_delivery: bool = True,
+    run_scheduler: bool | None = None,
 ) -> web.Application:
     """The aiohttp application; workers start and stop with it.
 
-    Tests pass `run_delivery=False` and drive `service.delivery.run_once()` themselves.
+    Tests pass `run_delivery=False` and drive `service.delivery.run_once()` and the scheduled
+    jobs themselves; the scheduler runs when delivery does unless `run_scheduler` says otherwise.
     """
+    if run_scheduler is None:
+        run_scheduler = run_delivery
     # Webhook bodies are size-checked by the handler itself, which answers 413 with a message.
     app = web.Application(client_max_size=service.settings.max_body_bytes + 1024)
     app.middlewares.append(
@@ -337,6 +361,8 @@ def create_app(
         for hook in service.startup:
             await hook()
         await service.pipeline.start()
+        if run_scheduler and service.scheduler is not None:
+            service.scheduler.start()
         if run_delivery:
             service.tasks.append(asyncio.create_task(service.delivery.run(), name="delivery"))
             retention = RetentionJob(service.database, retention_days(service.settings.environ))
@@ -351,6 +377,8 @@ def create_app(
             )
         yield
         service.delivery.stop()
+        if run_scheduler and service.scheduler is not None:
+            await service.scheduler.shutdown()
         await service.pipeline.stop()
         for task in service.tasks:
             task.cancel()

@@ -80,9 +80,10 @@ class ConsoleNotifier:
         """Print the card again, marked as an update."""
         self._write(f"\n[card #{card.escalation_id} updated]\n{render_text(card)}\n")
 
-    async def reply(self, ref: MessageRef, text: str) -> None:
+    async def reply(self, ref: MessageRef, text: str, *, mention: str | None = None) -> None:
         """Print a thread message under the card's id."""
-        self._write(f"[thread of {ref.message_id}] {text}\n")
+        called = f"{mention} " if mention else ""
+        self._write(f"[thread of {ref.message_id}] {called}{text}\n")
 
     def _write(self, text: str) -> None:
         self.stream.write(text)

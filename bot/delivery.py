@@ -238,8 +238,10 @@ class DeliveryWorker:
                 if not await self._throttle(item, ref.channel):
                     return
             text = str(item.payload.get("text", ""))
+            called = item.payload.get("mention")
+            mention = str(called) if called else None
             await self._attempt(
-                item, _reply_all(notifier, refs, text), [ref.channel for ref in refs]
+                item, _reply_all(notifier, refs, text, mention), [ref.channel for ref in refs]
             )
         else:
             await self._give_up(item, f"unknown outbox kind {item.kind!r}")
@@ -441,9 +443,11 @@ async def _update_all(notifier: Notifier, refs: list[MessageRef], card: Card) ->
         await notifier.update(ref, card)
 
 
-async def _reply_all(notifier: Notifier, refs: list[MessageRef], text: str) -> None:
+async def _reply_all(
+    notifier: Notifier, refs: list[MessageRef], text: str, mention: str | None = None
+) -> None:
     for ref in refs:
-        await notifier.reply(ref, text)
+        await notifier.reply(ref, text, mention=mention)
 
 
 def _surface(item: OutboxItem) -> str:

@@ -58,6 +58,10 @@ class Notifier(Protocol):
         """Replace the card in place for everyone; raises as `post`."""
         ...
 
-    async def reply(self, ref: MessageRef, text: str) -> None:
-        """Add a message in the card's thread; raises as `post`."""
+    async def reply(self, ref: MessageRef, text: str, *, mention: str | None = None) -> None:
+        """Add a message in the card's thread, calling `mention` first; raises as `post`.
+
+        `text` is shown as written (never as markup that could ping anyone); `mention` is a
+        rules-file mention ("@here", a group or user id) rendered the surface's own way.
+        """
         ...

@@ -19,6 +19,7 @@ from bot.notifier import (
     Unavailable,
 )
 from bot.slack.blocks import MAX_TEXT, cut, escape, render_card
+from bot.slack.blocks import mention as mention_markup
 from bot.slack.settings import SlackSettings
 
 SURFACE = "slack"
@@ -124,13 +125,14 @@ class SlackNotifier:
                 channel=ref.channel, ts=ref.message_id, text=message.text, blocks=message.blocks
             )
 
-    async def reply(self, ref: MessageRef, text: str) -> None:
+    async def reply(self, ref: MessageRef, text: str, *, mention: str | None = None) -> None:
         """Add a message in the card's thread (customer text is escaped); raises as `post`."""
+        called = f"{mention_markup(mention)} " if mention else ""
         async with _mapped_errors():
             await self._client.chat_postMessage(
                 channel=ref.channel,
                 thread_ts=ref.message_id,
-                text=cut(escape(text), MAX_TEXT),
+                text=called + cut(escape(text), MAX_TEXT - len(called)),
                 unfurl_links=False,
                 unfurl_media=False,
             )

@@ -12,11 +12,16 @@ from botbuilder.schema import (
     ConversationAccount,
     ConversationParameters,
     ConversationReference,
+    Mention,
 )
 
 from bot.cards import Card
 from bot.notifier import MessageRef, NotFound
-from bot.teams.adaptive_card import ADAPTIVE_CARD_CONTENT_TYPE, render_adaptive_card
+from bot.teams.adaptive_card import (
+    ADAPTIVE_CARD_CONTENT_TYPE,
+    render_adaptive_card,
+    teams_mention,
+)
 from bot.teams.channels import ChannelDirectory
 from bot.teams.errors import teams_errors
 from bot.teams.throttle import ConversationThrottle
@@ -128,8 +133,18 @@ class TeamsNotifier:
                 self._conversation(reference, conversation), replace, self._app_id
             )
 
-    async def reply(self, ref: MessageRef, text: str) -> None:
-        """Add a message to the card's reply thread."""
+    async def reply(self, ref: MessageRef, text: str, *, mention: str | None = None) -> None:
+        """Add a message to the card's reply thread, with a real Teams mention when possible."""
+        called = teams_mention(mention) if mention else None
+        message = MessageFactory.text(f"{called.text} {text}" if called else text)
+        # The SDK's ChannelAccount has no "type", so a tag mention would arrive as a user
+        # mention of an unknown id: tags are named in words only in thread replies.
+        if (
+            called is not None
+            and called.entity is not None
+            and called.entity.get("mentioned", {}).get("type") != "tag"
+        ):
+            message.entities = [Mention.deserialize(called.entity)]
         reference = await self._reference(ref.channel)
         conversation = thread_id(ref.channel, ref.message_id)
         self._throttle.acquire(conversation)
@@ -138,7 +153,7 @@ class TeamsNotifier:
             # The SDK replies to the turn's activity id, which for a proactive turn is a random
             # id Teams never saw: make it the card's, so the reply hangs under the card.
             turn_context.activity.id = ref.message_id
-            await turn_context.send_activity(MessageFactory.text(text))
+            await turn_context.send_activity(message)
 
         async with teams_errors("send to conversation"):
             await self._adapter.continue_conversation(

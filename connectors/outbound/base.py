@@ -87,7 +87,6 @@ async def call(
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
     json: Any = None,
-    auth: aiohttp.BasicAuth | None = None,
 ) -> Any:
     """Make one request and return its decoded JSON body (None when empty or not JSON).
 
@@ -99,9 +98,7 @@ async def call(
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
-            session.request(
-                method, url, headers=headers, params=params, json=json, auth=auth
-            ) as response,
+            session.request(method, url, headers=headers, params=params, json=json) as response,
         ):
             text = await response.text()
             status = response.status

@@ -9,10 +9,9 @@ normally the bot). Basic auth with an API key id and secret. The app id comes fr
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from urllib.parse import quote
-
-import aiohttp
 
 from connectors.outbound.base import HandoffTarget, NotFound, call, required
 
@@ -43,7 +42,8 @@ class SunshineClient:
         agent_integration: str = DEFAULT_AGENT_INTEGRATION,
         bot_integration: str | None = None,
     ) -> None:
-        self._auth = aiohttp.BasicAuth(key_id, key_secret)
+        credentials = base64.b64encode(f"{key_id}:{key_secret}".encode()).decode()
+        self._authorization = f"Basic {credentials}"
         self._api_url = api_url.rstrip("/")
         self._app_id = app_id
         self._agent_integration = agent_integration
@@ -86,4 +86,6 @@ class SunshineClient:
             f"{self._api_url}/v2/apps/{quote(app_id, safe='')}"
             f"/conversations/{quote(target.conversation_id, safe='')}/{verb}"
         )
-        await call(self.label, "POST", url, json=body, auth=self._auth)
+        await call(
+            self.label, "POST", url, json=body, headers={"Authorization": self._authorization}
+        )

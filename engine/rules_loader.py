@@ -617,6 +617,13 @@ class _CrossChecks:
             sla = team.get("sla")
             if isinstance(sla, dict):
                 self.check_sla_steps(name, sla.get("steps"), (*path, "sla", "steps"))
+                after_hours = sla.get("after_hours")
+                if isinstance(after_hours, str):
+                    if after_hours == name:
+                        message = f"team '{name}' cannot be its own after-hours target"
+                        self.loader.problem((*path, "sla", "after_hours"), message)
+                    else:
+                        self.check_team_name(after_hours, (*path, "sla", "after_hours"))
             digest = team.get("digest")
             if isinstance(digest, dict):
                 self.check_digest(digest, (*path, "digest"))

@@ -178,6 +178,16 @@ BAD_FILES: dict[str, list[str]] = {
             "defined teams: leads, support"
         ),
     ],
+    "bad.after-hours.yaml": [
+        (
+            "bad.after-hours.yaml:8: teams.support.sla.after_hours: team 'night-shift' is not "
+            "defined; defined teams: leads, support"
+        ),
+        (
+            "bad.after-hours.yaml:12: teams.leads.sla.after_hours: team 'leads' cannot be its "
+            "own after-hours target"
+        ),
+    ],
     "bad.team-without-channel.yaml": [
         (
             "bad.team-without-channel.yaml:7: teams.billing: the team has no slack or teams "

@@ -163,6 +163,8 @@ def load(
     warmup: float = 1.0,
     pin: bool = True,
     path: str = "/webhooks/generic",
+    max_requests: int | None = None,
+    session_end: bool = False,
 ) -> dict[str, Any]:
     """Run the load generator in its own process against a local port; its JSON result."""
     command = [
@@ -188,6 +190,10 @@ def load(
     ]
     if pin:
         command += ["--cpu", str(LOADGEN_CPU)]
+    if max_requests is not None:
+        command += ["--max-requests", str(max_requests)]
+    if session_end:
+        command.append("--session-end")
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, check=False, timeout=seconds + warmup + 120
     )

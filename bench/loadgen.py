@@ -253,7 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     """Run once and print the figures as one JSON line."""
-    args = build_parser().parse_args()
+    main_with(None)
+
+
+def main_with(argv: list[str] | None) -> None:
+    """`main` with explicit arguments."""
+    args = build_parser().parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("the load generator only targets this machine's loopback address")
     if args.cpu is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -81,8 +82,10 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = make_url(normalize_url(url))
         self.dialect = self.url.get_backend_name()
+        self._write_lock: threading.RLock | None = None
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(echo=echo)
+            self._write_lock = threading.RLock()
         elif self.dialect == "postgresql":
             self.engine = create_engine(self.url, echo=echo, pool_pre_ping=True)
         else:
@@ -132,15 +135,27 @@ class Database:
         `read_only=True` lets SQLite readers run beside a writer (no write lock up front); do not
         write in such a session.
         """
-        with Session(self.engine, expire_on_commit=False) as session:
-            if read_only:
-                session.connection(execution_options={"read_only": True})
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        # SQLite writers of this process queue on a lock of ours instead of in SQLite's busy
+        # handler, which polls with sleeps of up to 100 ms: under a steady ingest load a second
+        # writer (the delivery worker) would otherwise wait seconds for a free moment. A writer
+        # in another process still meets the busy handler. Reentrant: sessions may nest.
+        locked = False
+        if self._write_lock is not None and not read_only:
+            locked = self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                if read_only:
+                    session.connection(execution_options={"read_only": True})
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+        finally:
+            if locked:
+                assert self._write_lock is not None
+                self._write_lock.release()
 
     def schema_version(self) -> int | None:
         """The schema version in force, or None when the database has never been migrated."""

@@ -1,0 +1,122 @@
+"""Each benchmark runs end to end at tiny sizes and prints its figures (no timing is judged)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+from bench import (
+    _proc,
+    growth_bench,
+    latency_bench,
+    loadgen,
+    memory_bench,
+    replay_bench,
+    run_all,
+    webhook_bench,
+)
+from bench.chart import throughput_svg
+
+pytestmark = pytest.mark.slow
+
+
+def _names(report: _proc.Report) -> list[str]:
+    return [figure.name for figure in report.figures]
+
+
+def test_webhook_bench_measures_the_ceiling_and_sqlite_ingest() -> None:
+    report = webhook_bench.run(
+        [
+            "--quick",
+            "--no-pin",
+            "--database",
+            "sqlite",
+            "--seconds",
+            "0.5",
+            "--connections",
+            "4",
+            "--events-per-post",
+            "5",
+            "--batch-connections",
+            "2",
+            "--sweep",
+            "2",
+        ]
+    )
+    assert _names(report) == [
+        "ceiling: parse + VADER + 200",
+        "SQLite, 1 event/post",
+        "SQLite, 1 event/post, p99",
+        "SQLite, 5 events/post",
+    ]
+    first_run = report.raw["runs"][0]
+    assert first_run["sqlite"]["ok"] > 0
+    assert first_run["sqlite"]["failed"] == 0
+    assert [point["connections"] for point in report.raw["sweep"]] == [2]
+    assert "% of ceiling" in report.render()
+
+
+@pytest.mark.postgres
+def test_webhook_bench_runs_on_postgresql() -> None:
+    if not _proc.postgres_available():
+        pytest.skip("the local PostgreSQL server does not answer")
+    report = webhook_bench.run(
+        ["--quick", "--no-pin", "--database", "postgres", "--seconds", "0.5", "--connections", "4"]
+    )
+    assert _names(report)[-1] == "PostgreSQL, 1 event/post"
+    assert report.raw["runs"][0]["postgres"]["failed"] == 0
+
+
+def test_replay_bench_compares_the_engine_with_vader_and_times_a_replay() -> None:
+    report = replay_bench.run(["--quick", "--engine-events", "300", "--replay-events", "400"])
+    assert _names(report) == [
+        "VADER alone (customer messages)",
+        "engine alone: assess()",
+        "`escalations replay` of 400 events",
+    ]
+    assert report.raw["replay_events"] == 400
+
+
+def test_growth_bench_compares_a_late_event_with_event_ten() -> None:
+    report = growth_bench.run(["--quick", "--late", "30"])
+    assert _names(report) == ["event 10", "event 30"]
+    assert "x event 10" in report.render()
+
+
+def test_latency_bench_sees_every_card_reach_the_slack_api() -> None:
+    report = latency_bench.run(
+        ["--quick", "--no-pin", "--seconds", "3", "--rate", "50", "--interval", "1"]
+    )
+    assert report.raw["latencies_ms"]
+    assert report.raw["missing"] == 0
+
+
+def test_memory_bench_reads_the_service_rss_as_it_goes() -> None:
+    report = memory_bench.run(["--quick", "--no-pin", "--conversations", "40", "--steps", "2"])
+    assert len(report.raw["samples"]) == 3
+    assert report.raw["events"] == 400
+
+
+def test_run_all_prints_one_table_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_all.main(["--quick", "--only", "growth", "--json", str(tmp_path / "r.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "results (" in printed
+    assert (tmp_path / "r.json").read_text().startswith("{")
+
+
+def test_chart_is_well_formed_svg() -> None:
+    points = [
+        {"connections": 1, "ceiling_rps": 900.0, "service_rps": 300.0},
+        {"connections": 64, "ceiling_rps": 2000.0, "service_rps": 1200.0},
+    ]
+    root = ElementTree.fromstring(throughput_svg(points, "throughput"))  # noqa: S314 (our own)
+    assert root.tag.endswith("svg")
+
+
+def test_load_generator_refuses_other_hosts() -> None:
+    with pytest.raises(SystemExit):
+        loadgen.main_with(["--host", "192.0.2.1", "--port", "80"])

@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -218,17 +219,23 @@ class ChatPlatform:
     """Slack's Web API (chat.postMessage, chat.update, auth.test) with injectable faults."""
 
     token: str = SLACK_TOKEN
-    # Every card shown: (channel, ts) -> the card's text; a duplicate is two entries for one card.
+    # Every escalation card shown: (channel, ts) -> "Escalation #<id> · conversation <id>";
+    # a duplicate is two entries with one value.
     cards: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Every digest shown: (channel, ts) -> its title (team and period).
+    digests: dict[tuple[str, str], str] = field(default_factory=dict)
     calls: int = 0
     faults_injected: int = 0
     down: bool = False  # answer every call with 503
     holding: bool = False  # keep calls waiting until released (a slow or hanging Slack)
+    # Do the work, then keep the answer until released (the caller may die meanwhile).
+    holding_answers: bool = False
     _rate_limits: list[str] = field(default_factory=list)
     _errors: list[int] = field(default_factory=list)
     _released: asyncio.Event = field(default_factory=asyncio.Event)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     held: int = 0
+    sent_texts: list[str] = field(default_factory=list)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
     port: int = 0
@@ -266,13 +273,23 @@ class ChatPlatform:
         self.holding = True
         self._released.clear()
 
+    def hold_answers(self) -> None:
+        """Show cards at once but keep every answer waiting until `release()`."""
+        self.holding_answers = True
+        self._released.clear()
+
     def release(self) -> None:
         self.holding = False
+        self.holding_answers = False
         self._released.set()
 
     def card_texts(self) -> list[str]:
-        """The text of every card (top-level message) shown, in posting order."""
+        """The label of every escalation card shown, in posting order."""
         return list(self.cards.values())
+
+    def texts(self) -> list[str]:
+        """Every text sent (posts, edits, replies), for privacy checks."""
+        return list(self.sent_texts)
 
     async def wait_until(self, predicate: Any, limit: float = WAIT_LIMIT_SECONDS) -> None:
         """Wait until `predicate(self)` holds, re-checked after every call."""
@@ -311,26 +328,48 @@ class ChatPlatform:
                 return web.Response(status=self._errors.pop(0), text="<html>error</html>")
             if request.headers.get("Authorization") != f"Bearer {self.token}":
                 return web.json_response({"ok": False, "error": "invalid_auth"})
-            return web.json_response(self._answer(method, args))
+            answer = self._answer(method, args)
+            if self.holding_answers:
+                self.held += 1
+                await self._notify()
+                await self._released.wait()
+            return web.json_response(answer)
         finally:
             await self._notify()
 
     def _answer(self, method: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        self.sent_texts.append(json.dumps(args, ensure_ascii=False))
         if method == "auth.test":
             return {"ok": True, "user_id": "U0BOT", "team_id": "T0", "bot_id": "B0"}
         channel = str(args.get("channel", "")).lstrip("#")
         if method == "chat.postMessage":
             ts = f"1700000000.{next(self._ts):06d}"
             if not args.get("thread_ts"):
-                self.cards[(channel, ts)] = str(args.get("text", ""))
+                kind, label = _classify(args)
+                (self.cards if kind == "card" else self.digests)[(channel, ts)] = label
             return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
         if method == "chat.update":
             key = (channel, str(args.get("ts")))
             if key not in self.cards:
                 return {"ok": False, "error": "message_not_found"}
-            self.cards[key] = str(args.get("text", ""))
             return {"ok": True, "channel": channel, "ts": key[1]}
         return {"ok": False, "error": "unknown_method"}
+
+
+_CARD_LABEL = re.compile(r"Escalation #\d+ · conversation \S+")
+
+
+def _classify(args: Mapping[str, Any]) -> tuple[str, str]:
+    """("card", "Escalation #7 · conversation c-1") or ("digest", its title)."""
+    blocks = args.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    rendered = json.dumps(blocks, ensure_ascii=False)
+    match = _CARD_LABEL.search(rendered)
+    if match is not None:
+        return "card", match.group(0)
+    title = re.search(r"Hand-off digest[^\"]*", rendered)
+    return "digest", title.group(0) if title else str(args.get("text", ""))
 
 
 async def _arguments(request: web.Request) -> dict[str, Any]:

@@ -129,3 +129,40 @@ async def test_after_kill_9_every_acknowledged_event_is_stored_and_every_escalat
         slack.release()
         first.stop()
         second.stop()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: a card Slack showed whose answer never reached the database before a "
+    "crash is posted again after the restart (needs a look-up of the channel before re-posting)",
+)
+async def test_a_card_slack_showed_just_before_a_crash_is_not_posted_again(
+    tmp_path: Path, slack: ChatPlatform
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'escalations.db'}"
+    environ = service_environ(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        slack_api_url=slack.api_url,
+        ESCALATIONS_DELIVERY_LEASE_SECONDS="5",
+    )
+    first = ServiceProcess(environ, tmp_path / "first.log")
+    second = ServiceProcess(environ, tmp_path / "second.log")
+    await first.start()
+    slack.hold_answers()  # Slack shows the card; its answer is still on the way
+    try:
+        async with aiohttp.ClientSession() as http:
+            for event in angry_events():
+                assert await post_webhook(http, first.base_url, body("c-0", event)) == 200
+        # The card is on Slack; the answer that would record it is held.
+        await slack.wait_until(lambda platform: len(platform.cards) >= 1)
+        first.kill()
+        slack.release()
+        await second.start()
+        stored = await wait_for_outbox_drained(database_url)
+        assert len(slack.cards) == 1
+        assert stored.cards == set(slack.cards)
+    finally:
+        slack.release()
+        first.stop()
+        second.stop()

@@ -11,7 +11,8 @@ answer are retried, as platforms do. When the outbox has drained it prints:
 - events stored: distinct events in the database (must equal events sent)
 - escalations: escalations opened (one per conversation: each conversation escalates)
 - cards delivered: cards Slack shows
-- duplicates: stored events beyond one per event, plus cards beyond one per escalation
+- duplicates: stored events beyond one per event, cards beyond one per escalation (including a
+  card Slack showed but whose answer died with a killed process) and digests posted twice
 - faults injected: Slack errors answered plus processes killed
 
     python -m bench.reliability_run                       # SQLite file, 2 replicas
@@ -121,6 +122,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     cards = len(slack.cards)
     card_duplicates = sum(count - 1 for count in stored.cards_by_escalation.values())
     shown_not_recorded = len(set(slack.cards) - stored.cards)
+    digests_twice = len(slack.digests) - len(set(slack.digests.values()))
     return {
         "database": "postgresql" if database_url.startswith("postgres") else "sqlite",
         "replicas": args.replicas,
@@ -133,9 +135,11 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "duplicates": (len(stored.events) - min(sent, len(stored.events)))
         + card_duplicates
         + shown_not_recorded
+        + digests_twice
         + (escalations - len(stored.escalations_by_conversation)),
         "cards_posted_twice": card_duplicates,
         "cards_shown_but_not_recorded": shown_not_recorded,
+        "digests_posted_twice": digests_twice,
         "faults_injected": slack.faults_injected + kills,
         "slack_errors": slack.faults_injected,
         "processes_killed": kills,

@@ -27,12 +27,14 @@ from engine.rules import (
     ShoutingSignal,
     SlowReplySignal,
 )
-from engine.sentiment import customer_sentiment, is_shouting
+from engine.sentiment import is_shouting, read_customer
 from engine.signals import (
     MIN_REPEAT_TOKENS,
     asks_for_human_in,
+    confusion_phrase,
     find_identifiers,
     frustration_phrases,
+    gives_up,
     is_bot_fallback,
     is_correction,
     message_words,
@@ -164,11 +166,15 @@ def _on_customer(
             state.human_request_quote = redact_for(_quote(text), rules)
             state.human_request_event = event.event_id
 
+    # The bot's last reply failed the customer: a fallback, or the same answer again.
+    bot_failed = state.last_bot_fallback or _bot_just_repeated(state)
     # An attachment or sticker has no words to score; a neutral 0 would dilute the window.
     if signals.sentiment.enabled and words:
-        compound = customer_sentiment(
-            text, lowered=lowered, words=words, after_fallback=state.last_bot_fallback
+        compound, sarcasm = read_customer(
+            text, lowered=lowered, words=words, after_fallback=bot_failed
         )
+        if sarcasm is not None and signals.frustration.enabled:
+            state.frustrations.append(Hit(turn, event.event_id, f"{sarcasm} (sarcastic)"))
         state.sentiments.append(SentimentPoint(turn, event.event_id, compound))
         window = signals.sentiment.window
         recent = list(state.sentiments)[-window:]
@@ -184,13 +190,19 @@ def _on_customer(
         for phrase in found[:2]:
             state.frustrations.append(Hit(turn, event.event_id, phrase))
 
-    if (
-        signals.correction.enabled
-        and state.after_bot_answer
-        and not state.after_bot_question
-        and is_correction(lowered)
-    ):
-        state.corrections.append(Hit(turn, event.event_id, "correction"))
+    if signals.correction.enabled and state.turns > 1:
+        confused = confusion_phrase(lowered, words)
+        if confused is not None:
+            state.corrections.append(Hit(turn, event.event_id, confused))
+        elif state.after_bot_answer and not state.after_bot_question and is_correction(lowered):
+            state.corrections.append(Hit(turn, event.event_id, ""))
+    gave_up = gives_up(lowered, after_failure=bot_failed)
+    if gave_up is not None:
+        # Giving up right after the bot failed is leaving without a resolution, in words.
+        if bot_failed and signals.abandonment.enabled:
+            state.abandoned = True
+        elif signals.frustration.enabled:
+            state.frustrations.append(Hit(turn, event.event_id, gave_up))
     if signals.shouting.enabled and is_shouting(text):
         state.shouts.append(Hit(turn, event.event_id, redact_for(_quote(text, SHOUT_CHARS), rules)))
     if state.awaiting_reply_since is None:
@@ -217,6 +229,14 @@ def _on_customer(
         and _is_substantive(tokens)
     ):
         state.wants.append(_clip(text.strip(), WANT_CHARS))
+
+
+def _bot_just_repeated(state: ConversationState) -> bool:
+    # Called for a customer message, whose turn is already counted: the bot spoke the turn before.
+    if not state.repeats:
+        return False
+    last = state.repeats[-1]
+    return last.what == "bot" and last.turn == state.turns - 1
 
 
 def _on_reply(state: ConversationState, event: ConversationEvent, rules: Rules) -> None:
@@ -326,7 +346,7 @@ def _build_sentiment_reason(
 ) -> Reason | None:
     below = 0.0
     if mean < config.negative_below:
-        span = max(0.05, 1.0 + config.negative_below)
+        span = max(0.05, config.negative_below - config.strong_below)
         below = min(1.0, 0.5 + 0.5 * (config.negative_below - mean) / span)
     dropped = 0.0
     best = state.best_sentiment if state.best_sentiment is not None else mean
@@ -380,7 +400,9 @@ def _fallback_reason(state: ConversationState, rules: Rules) -> Reason | None:
     strength = min(1.0, (streak - config.streak + 1) / (config.full_at - config.streak + 1))
     where = _turns(state.fallback_first_turn, state.fallback_last_turn)
     text = (
-        f"{streak} bot fallbacks in a row ({where})" if streak > 1 else f"a bot fallback ({where})"
+        f"the bot failed {streak} times in a row ({where})"
+        if streak > 1
+        else f"the bot failed once ({where})"
     )
     reason = Reason(
         "fallbacks", round(config.weight * strength, 1), text, tuple(state.fallback_events)
@@ -428,7 +450,8 @@ def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reaso
     if bot:
         parts.append("the bot repeated itself" + ("" if bot == 1 else f" {bot} times"))
     text = f"{' and '.join(parts)} ({_turns(hits[0].turn, hits[-1].turn)})"
-    strength = min(1.0, len(hits) / (config.min_repeats + 1))
+    # Full weight two repeats after the first that counts: a loop of three is enough alone.
+    strength = min(1.0, len(hits) / (config.min_repeats + 2))
     ids = tuple(hit.event_id for hit in hits)
     return Reason("repetition", round(config.weight * strength, 1), text, ids)
 
@@ -463,7 +486,9 @@ def _times(count: int) -> str:
 
 
 def _describe_corrections(hits: list[Hit]) -> str:
-    return "the customer corrected the bot" + _times(len(hits))
+    quoted = list(dict.fromkeys(f'"{hit.what}"' for hit in hits if hit.what))[:3]
+    said = f": {', '.join(quoted)}" if quoted else ""
+    return "the customer corrected the bot" + _times(len(hits)) + said
 
 
 def _describe_shouting(hits: list[Hit]) -> str:
@@ -567,7 +592,9 @@ def _reasons(
             Reason(
                 "abandonment",
                 round(float(abandonment.weight), 1),
-                "the customer left without a resolution",
+                "the customer left without a resolution"
+                if state.ended
+                else "the customer gave up after the bot failed them",
                 (event.event_id,) if event.type is EventType.SESSION_END else (),
             )
         )
@@ -715,7 +742,9 @@ def assess(
         outcome = (event.outcome or "").lower()
         unresolved = not outcome or outcome in UNRESOLVED_OUTCOMES
         if not state.ended and unresolved:
-            state.abandoned = state.score >= rules.signals.abandonment.after_score
+            state.abandoned = (
+                state.abandoned or state.score >= rules.signals.abandonment.after_score
+            )
         state.ended = True
 
     reasons = _reasons(state, event, rules, meta)

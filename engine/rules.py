@@ -32,6 +32,8 @@ class SentimentSignal(SignalBase):
     weight: float = Field(default=30, ge=0, le=100)
     window: int = Field(default=3, ge=1, le=20)
     negative_below: float = Field(default=-0.25, ge=-1, le=1)
+    # At or below this average the signal adds its full weight: strong anger alone is enough.
+    strong_below: float = Field(default=-0.6, ge=-1, le=1)
     drop: float = Field(default=0.6, gt=0, le=2)
 
 

@@ -16,7 +16,8 @@ _NEGATED_EMOTICON = re.compile(
 _SARCASM_ALWAYS = re.compile(
     r"\b(?:thanks? (?:a lot )?for nothing|oh (?:great|wonderful|perfect|brilliant|nice|fantastic|"
     r"awesome|joy|good)|just (?:great|perfect|wonderful|brilliant)|yeah,? right|"
-    r"very funny|what a (?:great|wonderful) (?:help|bot|service))\b"
+    r"very funny|what a (?:great|wonderful) (?:help|bot|service)|"
+    r"(?:just |really )?love (?:waiting|being (?:ignored|on hold|kept waiting)))\b"
 )
 # Praise that is sarcastic when it answers a fallback ("great job." after "I didn't get that").
 _PRAISE = re.compile(
@@ -42,7 +43,7 @@ def vader_compound(text: str) -> float:
 
 _NEGATION_WORDS = frozenset({"not", "no", "nope"})
 _SARCASM_ANCHORS = frozenset(
-    {"nothing", "oh", "just", "yeah", "funny", "what", "great", "wonderful", "perfect"}
+    {"nothing", "oh", "just", "yeah", "funny", "what", "great", "wonderful", "perfect", "love"}
 )
 _SHOUT_MIN_CHARS = 8
 
@@ -63,21 +64,31 @@ def customer_sentiment(
     """Sentiment of one customer message in [-1, 1], corrected for sarcasm, negated emoticons
     and shouting; `lowered` and `words` are the message lower-cased and split (the caller has
     them), `after_fallback` says the bot's last reply was a fallback."""
+    compound, _sarcasm = read_customer(
+        text, lowered=lowered, words=words, after_fallback=after_fallback
+    )
+    return compound
+
+
+def read_customer(
+    text: str, *, lowered: str, words: frozenset[str], after_fallback: bool
+) -> tuple[float, str | None]:
+    """`customer_sentiment` and, when the message is sarcastic, the sarcastic words (for a
+    reason on the card); None otherwise."""
     compound = vader_compound(text)
+    sarcasm: str | None = None
     if compound > 0:
-        negated_emoticon = not _NEGATION_WORDS.isdisjoint(words) and _NEGATED_EMOTICON.search(
-            lowered
+        negated_emoticon = (
+            _NEGATED_EMOTICON.search(lowered) if not _NEGATION_WORDS.isdisjoint(words) else None
         )
-        sarcastic = not _SARCASM_ANCHORS.isdisjoint(words) and _SARCASM_ALWAYS.search(lowered)
-        if negated_emoticon or sarcastic:
-            compound = min(-compound, _SARCASM_FLOOR)
-        elif (
-            after_fallback
-            and lowered.count(" ") < _SHORT_MESSAGE_TOKENS
-            and _PRAISE.search(lowered)
-        ):
+        always = _SARCASM_ALWAYS.search(lowered) if not _SARCASM_ANCHORS.isdisjoint(words) else None
+        found = negated_emoticon or always
+        if found is None and after_fallback and lowered.count(" ") < _SHORT_MESSAGE_TOKENS:
             # Short praise right after the bot failed is nearly always sarcasm.
+            found = _PRAISE.search(lowered)
+        if found is not None:
             compound = min(-compound, _SARCASM_FLOOR)
+            sarcasm = found.group(0)
     if compound < 0.3 and is_shouting(text):
         compound = max(-1.0, compound - _SHOUT_PENALTY)
-    return compound
+    return compound, sarcasm

@@ -23,19 +23,21 @@ def _word_set(words: str) -> frozenset[str]:
 _EN_PERSON = (
     r"(?:a |an |the |some |one of your |your )?(?:real |live |actual |human |proper )?"
     r"(?:human(?: being)?|person|people|agent|representative|rep|someone|somebody|anyone|anybody|"
-    r"operator|staff(?: member)?|employee|manager|supervisor|advisor|adviser|"
+    r"operator|staff(?: member)?|member of (?:staff|the team|your team)|employee|manager|"
+    r"supervisor|advisor|adviser|"
     r"support(?: team| staff| person)?|customer (?:service|support|care))\b"
 )
 _EN_PERSON_WORDS = (
     "human person people agent representative rep someone somebody anyone anybody operator staff "
-    "employee manager supervisor advisor adviser support customer"
+    "member employee manager supervisor advisor adviser support customer"
 )
 # Each pattern with the words one of which it needs: only patterns whose words occur are run.
 _HUMAN_PATTERNS = (
     # English
     (
         _EN_PERSON_WORDS,
-        r"(?:(?:talk|speak|chat)(?:ing)?|connect(?:ing)?(?: me)?|transfer(?:ring)?(?: me)?|"
+        r"(?:(?:talk|speak|chat)(?:ing)?(?: (?:it|this|that) (?:through|over))?|"
+        r"connect(?:ing)?(?: me)?|transfer(?:ring)?(?: me)?|"
         r"put me through|pass me|hand me over|escalate me|forward me|get me through)"
         r" (?:to|with|through to) " + _EN_PERSON,
     ),
@@ -53,6 +55,8 @@ _HUMAN_PATTERNS = (
         r"(?:agent|human|representative|operator|person) (?:please|pls|plz|now|asap)\b",
     ),
     ("representative operator", r"(?:representative|operator)\b"),
+    # A call back is a person calling: "can someone from your team call me back?".
+    ("call ring phone", r"(?:call|ring|phone) me back\b"),
     (
         "human person one body agent anyone anybody",
         r"is there (?:a|an|any)(?: real)? ?(?:human|person|one|body|agent)\b",
@@ -80,10 +84,10 @@ _HUMAN_PATTERNS = (
     (
         "persona humano agente alguien asesor asesora representante operador operadora empleado "
         "ejecutivo atención atencion",
-        r"(?:hablar|comunicarme|conversar|chatear|p[aá]same|comun[ií]came|con[eé]ctame|"
-        r"transfi[eé]reme)\b[^.?!,]{0,15}\b(?:una persona|un humano|un ser humano|un agente|"
-        r"alguien|un asesor|una asesora|un representante|un operador|una operadora|un empleado|"
-        r"un ejecutivo|atenci[oó]n al cliente)\b",
+        r"(?:hablar|comunicarme|conversar|chatear|p[aá]s[ae]me|pasar(?:me)?|comun[ií]c[ae]me|"
+        r"con[eé]ct[ae]me|transfi[eé]r[ae]me)\b[^.?!,]{0,15}\b(?:una persona|un humano|"
+        r"un ser humano|un agente|alguien|un asesor|una asesora|un representante|un operador|"
+        r"una operadora|un empleado|un ejecutivo|atenci[oó]n al cliente)\b",
     ),
     (
         "persona humano agente asesor",
@@ -171,6 +175,11 @@ _NEGATION = re.compile(
 )
 # Negations that are not about the request: "is there no way to talk to a human?".
 _NOT_A_NEGATION = re.compile(r"\bno way\b|\bno one (?:answers|replies)\b")
+# "How do I become a sales representative?" is about a job, not a request for one.
+_JOB_CONTEXT = re.compile(
+    r"\b(?:become|becoming|apply|applying|application|job|jobs|position|career|careers|hiring|"
+    r"vacancy|vacancies|work as|working as)\b"
+)
 _AFTER_NEGATION = re.compile(r"^\W*(?:is |are )?(?:not needed|not necessary|unnecessary|no thanks)")
 _CLAUSE_BREAK = re.compile(r"[.;!?,]|\b(?:but|aber|pero|mais|mas|just|only)\b")
 _LOOKBEHIND_WORDS = 5
@@ -192,6 +201,8 @@ def _negated(lowered: str, start: int, end: int) -> bool:
         before = before[breaks[-1].end() :]
     window = " ".join(before.split()[-_LOOKBEHIND_WORDS:])
     if window and _NEGATION.search(window) and not _NOT_A_NEGATION.search(window):
+        return True
+    if window and _JOB_CONTEXT.search(window):
         return True
     return _AFTER_NEGATION.match(lowered[end:]) is not None
 
@@ -258,6 +269,33 @@ _FALLBACK_PHRASING = re.compile(
 )
 
 
+# The bot saying it could not do what was asked: understood, but failed.
+_FAILURE_PHRASING = re.compile(
+    r"(?:was|were|am|is|are)(?: not|n['’]t)(?: able| successful)\b|(?:unable|failed) to\b"
+    r"|(?:could(?:n['’]?t| not)|can(?:['’]?t|not| not)) (?:make|complete|process|find|locate|"
+    r"place|book|reserve|do|help|play|get|access|retrieve|update|change|cancel)\b"
+    r"|(?:no|zero) (?:results|matches|matching)\b|(?:was|were) unsuccessful\b"
+    r"|(?:did|do)(?:n['’]?t| not) find (?:any|a|an)\b|nothing (?:found|matches|matching)\b"
+    r"|something went wrong\b|system (?:crashed|error|is down)\b"
+    r"|(?:is|are|was|were) (?:currently )?(?:unavailable|not available)\b"
+)
+_FAILURE_ANCHORS = _word_set(
+    """not isn aren wasn weren unable failed couldn couldnt can cannot cant could no zero t
+    unsuccessful didn didnt don dont did do nothing something system unavailable"""
+)
+
+
+def is_failure_phrasing(lowered: str, words: frozenset[str] | None = None) -> bool:
+    """True when a bot reply says it could not do what was asked ("I was unable to book it")."""
+    if words is None:
+        words = message_words(lowered)
+    if _FAILURE_ANCHORS.isdisjoint(words):
+        return False
+    for _match in _word_starts(_FAILURE_PHRASING, lowered):
+        return True
+    return False
+
+
 @lru_cache(maxsize=4096)
 def is_fallback_intent(intent: str) -> bool:
     """True when an intent name is a platform's fallback / no-match intent under any spelling."""
@@ -295,8 +333,8 @@ def is_bot_fallback(
     extra_phrases: tuple[str, ...] = (),
     words: frozenset[str] | None = None,
 ) -> bool:
-    """True when a bot message is a fallback: platform flag, fallback intent, low confidence or
-    fallback phrasing."""
+    """True when a bot message is a fallback: platform flag, fallback intent, low confidence,
+    fallback phrasing, or the bot saying it could not do what was asked."""
     if event.fallback:
         return True
     if event.intent and is_fallback_intent(event.intent):
@@ -304,7 +342,9 @@ def is_bot_fallback(
     confidence = event.confidence
     if low_confidence is not None and confidence is not None and confidence < low_confidence:
         return True
-    return is_fallback_phrasing(lowered, extra_phrases, words)
+    return is_fallback_phrasing(lowered, extra_phrases, words) or is_failure_phrasing(
+        lowered, words
+    )
 
 
 # --- frustration ---------------------------------------------------------------------------------
@@ -321,7 +361,15 @@ _FRUSTRATION = _Phrases(
             r"(?:third|3rd|fourth|fifth|second|2nd) time\b|how many times\b|for the last time\b"
             r"|waste of (?:my )?time\b",
         ),
-        ("again over circles", r"(?:again and again|over and over|going in circles)\b"),
+        (
+            "again over circles nowhere",
+            r"(?:again and again|over and over|going in circles|going nowhere|getting nowhere)\b",
+        ),
+        (
+            "forever ages hour hours days weeks",
+            r"taking (?:forever|ages|so long)\b|(?:waiting|trying|been) (?:for )?"
+            r"(?:forever|ages|an hour|hours|days|weeks)\b",
+        ),
         (
             "cancel close delete",
             r"(?:cancel|close|delete) my (?:account|subscription|membership|contract)\b",
@@ -414,6 +462,66 @@ _CORRECTION = re.compile(
 def is_correction(lowered: str) -> bool:
     """True when a customer message opens by contradicting what was just said ("no, ...")."""
     return _CORRECTION.search(lowered) is not None
+
+
+# The customer lost by the bot's reply: "what?", "what do you mean", "I never said that".
+_CONFUSION = _Phrases(
+    (
+        ("what", r"what\W*$|what (?:do|did) you mean\b|what are you (?:talking about|saying)\b"),
+        ("huh", r"huh\b"),
+        ("understand", r"i (?:don['’]?t|do not|didn['’]?t|did not) understand\b"),
+        (
+            "sense",
+            r"(?:makes?|making) no sense\b"
+            r"|(?:doesn['’]?t|does not|don['’]?t) make (?:any )?sense\b",
+        ),
+        (
+            "said say meant",
+            r"i (?:never|didn['’]?t|did not) (?:say|said|mean|ask)\b|when did i (?:say|said)\b"
+            r"|i meant\b",
+        ),
+        ("asked", r"(?:that['’]?s|that is|this is|it['’]?s) not what i\b|i asked (?:about|for)\b"),
+    )
+)
+
+
+def confusion_phrase(lowered: str, words: frozenset[str]) -> str | None:
+    """The phrase by which a customer says the bot's reply lost them ("what?"), or None."""
+    for match in _CONFUSION.matches(lowered, words):
+        return match.group(0).strip(" ?!.")
+    return None
+
+
+# The customer giving up on what they came for: "forget it", "never mind", "thanks anyway", or
+# declining what the bot offers instead ("no, thank you") right after it failed.
+_GIVING_UP = re.compile(
+    r"\b(?:forget it|never ?mind|i give up|(?:thanks|thank you) anyway|i['’]?ll (?:go|look|try) "
+    r"elsewhere|i['’]?ll (?:call|phone) (?:you|instead)|don['’]?t bother)\b"
+)
+_DECLINING = re.compile(
+    r"^\W*(?:no|nope|nah)\b[\W]*(?:thanks?|thank you|that['’]?s (?:all|it|ok)|that is (?:all|it)|"
+    r"that will be all|that['’]?ll be all|i don['’]?t want|"
+    r"that (?:will not|won['’]?t|doesn['’]?t) work|not necessary|$)"
+)
+
+
+def gives_up(lowered: str, *, after_failure: bool) -> str | None:
+    """The words with which a customer gives up, or None; declining ("no, thanks") counts only
+    `after_failure`, when the bot has just failed them."""
+    found = _GIVING_UP.search(lowered)
+    if found is not None:
+        return found.group(0)
+    if after_failure:
+        declined = _DECLINING.search(lowered)
+        if declined is not None:
+            return _quote_words(lowered)
+    return None
+
+
+def _quote_words(lowered: str, limit: int = 6) -> str:
+    words = lowered.split()
+    text = " ".join(words[:limit])
+    return text if len(words) <= limit else text + "…"
 
 
 # --- repetition ----------------------------------------------------------------------------------

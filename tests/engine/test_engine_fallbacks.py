@@ -74,7 +74,7 @@ def test_three_fallbacks_in_a_row_are_reported_with_their_turns() -> None:
     assessment = chat.bot("Let me see.", fallback=True)
 
     fallbacks = next(reason for reason in assessment.reasons if reason.signal == "fallbacks")
-    assert fallbacks.text == "3 bot fallbacks in a row (turns 2-6)"
+    assert fallbacks.text == "the bot failed 3 times in a row (turns 2-6)"
     assert fallbacks.points == 23.3
     assert fallbacks.event_ids == ("e2", "e4", "e6")
 

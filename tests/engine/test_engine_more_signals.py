@@ -50,7 +50,7 @@ def test_the_customer_correcting_an_answer_is_a_reason() -> None:
 
     correction = next(reason for reason in assessment.reasons if reason.signal == "correction")
     assert (correction.text, correction.points, correction.event_ids) == (
-        "the customer corrected the bot (turn 3)",
+        'the customer corrected the bot: "i meant" (turn 3)',
         9.0,
         ("e3",),
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from engine.rules import RepetitionSignal, Signals
 from engine.signals import similarity, token_set
-from tests.engine.engine_factory import Chat
+from tests.engine.engine_factory import Chat, make_rules
 
 
 def test_token_set_similarity_ignores_case_punctuation_and_order() -> None:
@@ -20,7 +21,8 @@ def test_a_customer_rephrasing_the_same_question_is_a_repeat() -> None:
     assessment = chat.customer("where is my REFUND for order 1234")
 
     assert chat.reason_texts() == ["the customer repeated themselves (turn 3)"]
-    assert assessment.reasons[0].points == 10.0
+    # One repeat is a third of the weight (20): a hint, not yet a loop.
+    assert assessment.reasons[0].points == 6.7
     assert assessment.reasons[0].event_ids == ("e3",)
 
 
@@ -45,7 +47,7 @@ def test_the_bot_asking_the_same_question_again_is_a_loop() -> None:
     assert assessment.reasons[0].event_ids == ("e4",)
 
 
-def test_repeats_on_both_sides_add_up_to_full_strength() -> None:
+def test_repeats_on_both_sides_add_up() -> None:
     chat = Chat()
     chat.customer("I want to change my delivery address")
     chat.bot("Can you give me your order number please?")
@@ -55,7 +57,20 @@ def test_repeats_on_both_sides_add_up_to_full_strength() -> None:
     assert chat.reason_texts() == [
         "the customer repeated themselves and the bot repeated itself (turns 3-4)"
     ]
-    assert assessment.reasons[0].points == 20.0
+    assert assessment.reasons[0].points == 13.3
+
+
+def test_the_bot_sending_the_same_menu_four_times_escalates_on_its_own() -> None:
+    chat = Chat(make_rules(signals=Signals(repetition=RepetitionSignal(weight=50))))
+    menu = "Please choose: 1) Balance 2) Cards 3) Payments"
+    chat.customer("I need to report a fraudulent transaction.")
+    chat.bot(menu)
+    for answer in ("2", "Cards. Fraud.", "cards"):
+        chat.customer(answer)
+        assessment = chat.bot(menu)
+
+    assert chat.reason_texts() == ["the bot repeated itself 3 times (turns 4-8)"]
+    assert (assessment.score, assessment.level) == (50.0, "escalate")
 
 
 def test_old_repeats_stop_counting() -> None:

@@ -57,7 +57,8 @@ def test_one_angry_message_counts_only_half() -> None:
     assessment = chat.customer("the app is broken and I am very angry")
 
     assert chat.reason_texts() == ["negative sentiment -0.77 (turn 1)"]
-    assert assessment.reasons[0].points == 12.7
+    # -0.77 is past `strong_below` (-0.6): the full weight (30), halved for a lone message.
+    assert assessment.reasons[0].points == 15.0
 
 
 def test_the_bots_own_apologies_are_not_scored() -> None:

@@ -23,6 +23,7 @@ class CardAction(StrEnum):
     CLAIM = "escalation_claim"
     RELEASE = "escalation_release"
     RESOLVE = "escalation_resolve"
+    HAND_BACK = "escalation_hand_back"
     OPEN_TRANSCRIPT = "escalation_open_transcript"
 
 
@@ -36,9 +37,14 @@ RESOLVE_OUTCOMES: tuple[tuple[str, str], ...] = (
 )
 
 
+# Outcomes set by an action rather than chosen in the resolve form.
+HANDED_BACK = "handed_back"
+_OUTCOME_LABELS = {**dict(RESOLVE_OUTCOMES), HANDED_BACK: "Handed back to the bot"}
+
+
 def outcome_label(outcome: str | None) -> str:
     """The label of a stored outcome (an unknown value shows as written)."""
-    return dict(RESOLVE_OUTCOMES).get(outcome or "", outcome or "resolved")
+    return _OUTCOME_LABELS.get(outcome or "", outcome or "resolved")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,12 @@ class Card:
         if self.status is CardStatus.OPEN:
             return (CardAction.CLAIM, CardAction.OPEN_TRANSCRIPT)
         if self.status is CardStatus.CLAIMED:
-            return (CardAction.RELEASE, CardAction.RESOLVE, CardAction.OPEN_TRANSCRIPT)
+            return (
+                CardAction.RELEASE,
+                CardAction.HAND_BACK,
+                CardAction.RESOLVE,
+                CardAction.OPEN_TRANSCRIPT,
+            )
         return (CardAction.OPEN_TRANSCRIPT,)
 
 

@@ -57,6 +57,10 @@ class Handoff(Protocol):
         """Close a claimed escalation with an outcome and a note (claimer or team admin only)."""
         ...
 
+    async def hand_back(self, escalation_id: int, actor: Actor) -> ActionResult:
+        """Close a claimed escalation by giving the conversation back to the bot."""
+        ...
+
     async def card(self, escalation_id: int) -> Card | None:
         """The card as it stands now, or None for an unknown id."""
         ...

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlmodel import Session
 
-from bot.cards import Card, CardStatus, format_wait
+from bot.cards import HANDED_BACK, Card, CardStatus, format_wait
 from bot.handoff import ActionResult, Actor, QueueStats
 from bot.pipeline import Clock, enqueue_card_update, utc_now
 from engine import ConversationState, reset_escalation
@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 UNKNOWN = "This escalation no longer exists."
-# The outcome a "Hand back to bot" click resolves with.
-HANDED_BACK = "handed_back"
 
 
 def reason_texts(record: EscalationRecord) -> tuple[str, ...]:

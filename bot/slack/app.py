@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cards import CardAction, CardStatus
-from bot.handoff import Actor, Handoff
+from bot.handoff import ActionResult, Actor, Handoff
 from bot.slack.blocks import (
     NOTE_BLOCK,
     OPEN_PLATFORM_ACTION,
@@ -49,6 +50,7 @@ COMMAND_HELP = (
 )
 
 Body = dict[str, Any]
+Operation = Callable[[int, Actor], Awaitable[ActionResult]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,26 +138,32 @@ def create_slack_app(handoff: Handoff, settings: SlackSettings) -> SlackIntegrat
     @app.action(CardAction.CLAIM)
     async def claim(ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
         await ack()
+        await act(body, client, handoff.claim)
+
+    async def act(
+        body: Body,
+        client: AsyncWebClient,
+        operation: Callable[[int, Actor], Awaitable[ActionResult]],
+    ) -> None:
+        """One button, one hand-off operation; only a refusal is said, privately."""
         actor = _clicking_actor(body)
         escalation_id = parse_escalation_id(_clicked_value(body))
         if escalation_id is None:
             await tell(client, body, actor, UNKNOWN_ESCALATION)
             return
-        result = await handoff.claim(escalation_id, actor)
+        result = await operation(escalation_id, actor)
         refusal = None if result.ok else (result.message if result.card else UNKNOWN_ESCALATION)
         await tell(client, body, actor, refusal)
 
     @app.action(CardAction.RELEASE)
     async def release(ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
         await ack()
-        actor = _clicking_actor(body)
-        escalation_id = parse_escalation_id(_clicked_value(body))
-        if escalation_id is None:
-            await tell(client, body, actor, UNKNOWN_ESCALATION)
-            return
-        result = await handoff.release(escalation_id, actor)
-        refusal = None if result.ok else (result.message if result.card else UNKNOWN_ESCALATION)
-        await tell(client, body, actor, refusal)
+        await act(body, client, handoff.release)
+
+    @app.action(CardAction.HAND_BACK)
+    async def hand_back(ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:
+        await ack()
+        await act(body, client, handoff.hand_back)
 
     @app.action(CardAction.RESOLVE)
     async def open_resolve_modal(ack: AsyncAck, body: Body, client: AsyncWebClient) -> None:

@@ -231,6 +231,8 @@ def card_actions(card: Card) -> list[dict[str, Any]]:
             buttons.append(_button("Claim", action, value, style="primary"))
         elif action is CardAction.RELEASE:
             buttons.append(_button("Release", action, value))
+        elif action is CardAction.HAND_BACK:
+            buttons.append(_button("Hand back to bot", action, value))
         elif action is CardAction.RESOLVE:
             buttons.append(_button("Resolve…", action, value, style="primary"))
         elif action is CardAction.OPEN_TRANSCRIPT and card.transcript_url:

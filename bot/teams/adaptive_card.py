@@ -165,6 +165,8 @@ def _actions(card: Card) -> list[dict[str, Any]]:
             actions.append(_execute("Claim", action, card, style="positive"))
         elif action is CardAction.RELEASE:
             actions.append(_execute("Release", action, card))
+        elif action is CardAction.HAND_BACK:
+            actions.append(_execute("Hand back to bot", action, card))
         elif action is CardAction.RESOLVE:
             actions.append(_resolve_form(card))
         elif action is CardAction.OPEN_TRANSCRIPT and card.transcript_url:

@@ -236,6 +236,8 @@ class EscalationBot:
             result = await self._handoff.claim(escalation_id, actor)
         elif verb == CardAction.RELEASE:
             result = await self._handoff.release(escalation_id, actor)
+        elif verb == CardAction.HAND_BACK:
+            result = await self._handoff.hand_back(escalation_id, actor)
         elif verb == CardAction.RESOLVE:
             outcome = str(data.get(OUTCOME_INPUT_ID) or "").strip()
             if outcome not in dict(RESOLVE_OUTCOMES):

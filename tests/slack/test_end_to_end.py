@@ -109,7 +109,12 @@ async def test_claiming_a_card_claims_the_escalation_and_redraws_the_card_for_ev
     card = bench.card(escalation_id)
     assert "Claimed by *ana*" in shown(card)
     assert "waited 2m 00s" in shown(card)
-    assert buttons(card) == [CardAction.RELEASE, CardAction.RESOLVE, CardAction.OPEN_TRANSCRIPT]
+    assert buttons(card) == [
+        CardAction.RELEASE,
+        CardAction.HAND_BACK,
+        CardAction.RESOLVE,
+        CardAction.OPEN_TRANSCRIPT,
+    ]
     assert bench.fake.calls_to("chat.postEphemeral") == []
 
 

@@ -74,3 +74,28 @@ async def test_claiming_a_resolved_escalation_from_an_old_card_explains_why_not(
 
     (ephemeral,) = bench.fake.calls_to("chat.postEphemeral")
     assert ephemeral.args["text"] == "Already resolved by ana."
+
+
+async def test_the_claimer_hands_the_conversation_back_to_the_bot(bench: SlackBench) -> None:
+    escalation_id = await bench.escalate_and_deliver()
+    await bench.click_on_card(CardAction.CLAIM, escalation_id, ANA)
+
+    await bench.click_on_card(CardAction.HAND_BACK, escalation_id, ANA)
+
+    record = bench.escalation(escalation_id)
+    assert (record.status, record.outcome) == ("resolved", "handed_back")
+    assert bench.fake.calls_to("chat.postEphemeral") == []
+
+
+async def test_only_the_claimer_may_hand_back_and_the_other_agent_is_told_why(
+    bench: SlackBench,
+) -> None:
+    escalation_id = await bench.escalate_and_deliver()
+    await bench.click_on_card(CardAction.CLAIM, escalation_id, ANA)
+
+    await bench.click_on_card(CardAction.HAND_BACK, escalation_id, BEN)
+
+    assert bench.escalation(escalation_id).status == "claimed"
+    [told] = bench.fake.calls_to("chat.postEphemeral")
+    assert told.args["user"] == BEN.id
+    assert told.args["text"].startswith("Only ")

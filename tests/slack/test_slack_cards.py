@@ -68,8 +68,9 @@ async def test_a_claimed_card_says_who_has_it_and_how_long_the_customer_waited(
     assert "waited 2m 10s" in shown
     assert "<!here>" not in shown  # an update must not ping the channel again
     (actions,) = [block for block in call.args["blocks"] if block["type"] == "actions"]
-    assert [button["action_id"] for button in actions["elements"]][:2] == [
+    assert [button["action_id"] for button in actions["elements"]][:3] == [
         CardAction.RELEASE,
+        CardAction.HAND_BACK,
         CardAction.RESOLVE,
     ]
 

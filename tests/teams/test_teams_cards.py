@@ -17,7 +17,7 @@ from tests.bot.conftest import conversation, message
 from tests.teams.teams_activities import ANA, BEN, ESCALATIONS_CHANNEL, LEAD
 from tests.teams.teams_world import MESSAGE, TeamsWorld, buttons, card_text
 
-CLAIMED_BUTTONS = ["escalation_release", "Resolve", "Open transcript"]
+CLAIMED_BUTTONS = ["escalation_release", "escalation_hand_back", "Resolve", "Open transcript"]
 
 
 def _card_posts(world: TeamsWorld) -> list[int]:
@@ -162,6 +162,19 @@ async def test_only_the_claimer_or_a_team_admin_can_release(world: TeamsWorld) -
     assert refused["value"] == "Only Ana Lima (who claimed it) or a team admin can do that."
     assert "Open — waiting for an agent" in card_text(allowed["value"])
     assert world.escalation(escalation_id).status == "open"
+
+
+async def test_the_claimer_hands_the_conversation_back_to_the_bot(world: TeamsWorld) -> None:
+    escalation_id, _ = await _card_in_channel(world)
+    await world.click(ANA, CardAction.CLAIM, escalation_id)
+
+    refused = await world.click(BEN, CardAction.HAND_BACK, escalation_id)
+    answer = await world.click(ANA, CardAction.HAND_BACK, escalation_id)
+
+    assert refused["value"] == "Only Ana Lima (who claimed it) or a team admin can do that."
+    record = world.escalation(escalation_id)
+    assert (record.status, record.outcome) == ("resolved", "handed_back")
+    assert "Handed back to the bot" in card_text(answer["value"])
 
 
 async def test_the_claimer_resolves_with_an_outcome_and_a_note(world: TeamsWorld) -> None:

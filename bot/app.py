@@ -161,7 +161,7 @@ def _add_chat_surfaces(service: Service) -> None:
         service.routes.extend(slack.routes())
         log.info("Slack is on (Web API at %s)", slack_settings.api_url)
 
-    from bot.teams import TeamsSettings, create_teams_bot
+    from bot.teams import TeamsDigestPublisher, TeamsSettings, create_teams_bot
 
     teams_settings = TeamsSettings.from_env(env)
     if teams_settings is None:
@@ -171,6 +171,7 @@ def _add_chat_surfaces(service: Service) -> None:
             service.handoff, teams_settings, StorageChannelDirectory(service.database)
         )
         service.notifiers["teams"] = teams.notifier
+        service.digest_publishers["teams"] = TeamsDigestPublisher(teams.notifier)
         service.routes.extend(teams.routes())
         service.startup.append(teams.log_known_channels)
         log.info("Teams is on (POST /api/messages)")

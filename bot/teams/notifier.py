@@ -16,6 +16,8 @@ from botbuilder.schema import (
 )
 
 from bot.cards import Card
+from bot.digest import DigestReport
+from bot.digest import render_adaptive_card as render_digest_card
 from bot.notifier import MessageRef, NotFound
 from bot.teams.adaptive_card import (
     ADAPTIVE_CARD_CONTENT_TYPE,
@@ -94,9 +96,13 @@ class TeamsNotifier:
 
     async def post(self, card: Card, channel: str) -> MessageRef:
         """Post a new card as a new thread in the channel."""
+        return await self.post_attachment(card_attachment(card), channel)
+
+    async def post_attachment(self, attachment: Attachment, channel: str) -> MessageRef:
+        """Start a new thread in the channel with one attachment (a card or a digest)."""
         reference = await self._reference(channel)
         self._throttle.acquire(channel)
-        activity = MessageFactory.attachment(card_attachment(card))
+        activity = MessageFactory.attachment(attachment)
         parameters = ConversationParameters(
             is_group=True,
             bot=ChannelAccount(id=reference.get("bot_id")),
@@ -159,3 +165,20 @@ class TeamsNotifier:
             await self._adapter.continue_conversation(
                 self._conversation(reference, conversation), send, self._app_id
             )
+
+
+class TeamsDigestPublisher:
+    """Posts hand-off digests to Teams channels as Adaptive Cards."""
+
+    surface = SURFACE
+
+    def __init__(self, notifier: TeamsNotifier) -> None:
+        self._notifier = notifier
+
+    async def post_digest(self, report: DigestReport, channel: str) -> str:
+        """A new thread in the channel holding the digest card; returns its message id."""
+        attachment = Attachment(
+            content_type=ADAPTIVE_CARD_CONTENT_TYPE, content=render_digest_card(report)
+        )
+        ref = await self._notifier.post_attachment(attachment, channel)
+        return ref.message_id

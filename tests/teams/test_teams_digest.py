@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bot.teams import TeamsDigestPublisher
 from tests.scheduler.test_digest_render import busy_report
-from tests.teams.teams_world import ESCALATIONS_CHANNEL, TeamsWorld, card_text
+from tests.teams.teams_activities import ESCALATIONS_CHANNEL
+from tests.teams.teams_world import TeamsWorld, card_text
 
 
 async def test_the_digest_is_posted_to_the_teams_channel_as_a_valid_adaptive_card(

@@ -307,8 +307,8 @@ yaml_text = st.one_of(
     st.tuples(st.integers(0, len(GOOD_RULES)), st.integers(0, len(GOOD_RULES))).map(
         lambda cut: GOOD_RULES[: min(cut)] + GOOD_RULES[max(cut) :]
     ),
-    st.integers(1, 50_000).map(lambda depth: "a: " + "[" * depth + "]" * depth),
-    st.integers(1, 50_000).map(lambda depth: "{a: " * depth + "1" + "}" * depth),
+    st.integers(1, 3_000).map(lambda depth: "a: " + "[" * depth + "]" * depth),
+    st.integers(1, 3_000).map(lambda depth: "{a: " * depth + "1" + "}" * depth),
     st.sampled_from(
         [
             "&a [*a]",

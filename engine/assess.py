@@ -168,10 +168,15 @@ def _on_customer(
 
     # The bot's last reply failed the customer: a fallback, or the same answer again.
     bot_failed = state.last_bot_fallback or _bot_just_repeated(state)
+    gave_up = gives_up(lowered, words, after_failure=bot_failed)
     # An attachment or sticker has no words to score; a neutral 0 would dilute the window.
     if signals.sentiment.enabled and words:
         compound, sarcasm = read_customer(
-            text, lowered=lowered, words=words, after_fallback=bot_failed
+            text,
+            lowered=lowered,
+            words=words,
+            # "No, thank you anyway" after a failure is resignation, not sarcastic praise.
+            after_fallback=bot_failed and gave_up is None,
         )
         if sarcasm is not None and signals.frustration.enabled:
             state.frustrations.append(Hit(turn, event.event_id, f"{sarcasm} (sarcastic)"))
@@ -196,7 +201,6 @@ def _on_customer(
             state.corrections.append(Hit(turn, event.event_id, confused))
         elif state.after_bot_answer and not state.after_bot_question and is_correction(lowered):
             state.corrections.append(Hit(turn, event.event_id, ""))
-    gave_up = gives_up(lowered, after_failure=bot_failed)
     if gave_up is not None:
         # Giving up right after the bot failed is leaving without a resolution, in words.
         if bot_failed and signals.abandonment.enabled:

@@ -505,12 +505,16 @@ _DECLINING = re.compile(
 )
 
 
-def gives_up(lowered: str, *, after_failure: bool) -> str | None:
+_GIVING_UP_ANCHORS = _word_set("forget never nevermind give anyway elsewhere instead bother")
+
+
+def gives_up(lowered: str, words: frozenset[str], *, after_failure: bool) -> str | None:
     """The words with which a customer gives up, or None; declining ("no, thanks") counts only
     `after_failure`, when the bot has just failed them."""
-    found = _GIVING_UP.search(lowered)
-    if found is not None:
-        return found.group(0)
+    if not _GIVING_UP_ANCHORS.isdisjoint(words):
+        found = _GIVING_UP.search(lowered)
+        if found is not None:
+            return found.group(0)
     if after_failure:
         declined = _DECLINING.search(lowered)
         if declined is not None:

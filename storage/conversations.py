@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Decision, Reason
@@ -261,10 +262,48 @@ def insert_events(
         _event_values(conversation_id, event, assessment, received_at) for event, assessment in rows
     ]
     conn = connection(session)
+    if conn.dialect.name == "sqlite":
+        # One plain INSERT, prepared once by sqlite3 and run over every row with executemany:
+        # in-process SQLite answers in microseconds, so SQLAlchemy's per-row work was the cost.
+        sql, columns, processors = _sqlite_insert_events(conn.dialect)
+        rows_out = [
+            tuple(
+                value if process is None or value is None else process(value)
+                for value, process in zip((row[name] for name in columns), processors, strict=True)
+            )
+            for row in values
+        ]
+        # sqlite3 counts only the rows inserted, not those ON CONFLICT skipped.
+        return int(conn.exec_driver_sql(sql, rows_out).rowcount)
     # One prepared INSERT run over all rows: SQLAlchemy sends them as multi-row VALUES pages
     # ("insertmanyvalues"), so a 100-event post is a few round trips, compiled once per process.
     result = conn.execute(_insert_events_statement(conn.dialect.name), values)
     return len(result.all())
+
+
+_SqliteInsert = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]
+_SQLITE_INSERT_EVENTS: list[_SqliteInsert] = []
+
+
+def _sqlite_insert_events(dialect: Dialect) -> _SqliteInsert:
+    """The events INSERT as SQL text, its columns, and each column's own bind conversion
+    (the same SQLAlchemy applies: UTC datetimes, JSON text)."""
+    if not _SQLITE_INSERT_EVENTS:
+        columns = tuple(
+            column.name for column in _events.columns if column.name != _events.c.pk.name
+        )
+        processors = tuple(
+            _events.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+        )
+        # Every name comes from the table definition, none from input.
+        names = ", ".join(f'"{name}"' for name in columns)
+        sql = (
+            f'INSERT INTO "{_events.name}" ({names}) '  # noqa: S608
+            f"VALUES ({', '.join('?' for _ in columns)}) "
+            "ON CONFLICT (conversation_id, event_id) DO NOTHING"
+        )
+        _SQLITE_INSERT_EVENTS.append((sql, columns, processors))
+    return _SQLITE_INSERT_EVENTS[0]
 
 
 def save_state(

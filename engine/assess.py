@@ -490,7 +490,9 @@ def _times(count: int) -> str:
 
 
 def _describe_corrections(hits: list[Hit]) -> str:
-    quoted = list(dict.fromkeys(f'"{hit.what}"' for hit in hits if hit.what))[:3]
+    # States stored before the phrase was kept say "correction" for a plain correction.
+    phrases = (hit.what for hit in hits if hit.what and hit.what != "correction")
+    quoted = list(dict.fromkeys(f'"{phrase}"' for phrase in phrases))[:3]
     said = f": {', '.join(quoted)}" if quoted else ""
     return "the customer corrected the bot" + _times(len(hits)) + said
 

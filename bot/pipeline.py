@@ -196,7 +196,9 @@ class Ingestor:
                 summary=summary_to_json(summarize(state, rules)),
                 now=now,
             )
-            self._enqueue_update(session, active.id, now)
+            # A card opened in this very post is not out yet: its post will show the upgrade.
+            if active.id not in result.opened:
+                self._enqueue_update(session, active.id, now)
         elif decision in (Decision.RECOVERED, Decision.ENDED):
             status = "recovered" if decision is Decision.RECOVERED else "expired"
             closed = escalations.close_unclaimed(

@@ -65,7 +65,8 @@ def test_replay_prints_one_json_decision_per_conversation(
     assert [line["conversation_id"] for line in lines] == ["c-angry", "c-happy"]
     angry, happy = lines
     assert angry["escalated"] is True
-    assert angry["escalated_at_event"] == "m5"
+    # The second failed answer to a repeated question is where a person is needed.
+    assert angry["escalated_at_event"] == "m4"
     assert angry["team"] == "support"
     assert angry["level"] in ("escalate", "urgent")
     assert any("human" in reason for reason in angry["reasons"])
@@ -88,12 +89,13 @@ def test_replay_explain_shows_the_score_after_every_event(
     recorded = write_jsonl(tmp_path / "recorded.jsonl", angry_conversation())
     assert main(["replay", str(recorded), "--explain", "--rules", str(REPO / "rules.yaml")]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("c-angry: ESCALATED at event m5 -> level ")
+    assert out[0].startswith("c-angry: ESCALATED at event m4 -> level ")
     explained = [
         line for line in out if line.strip().split(" ")[0] in {"m1", "m2", "m3", "m4", "m5"}
     ]
     assert [line.split()[0] for line in explained] == ["m1", "m2", "m3", "m4", "m5"]
-    assert explained[-1].endswith("<- open")
+    assert explained[3].endswith("<- open")
+    assert explained[-1].endswith("<- upgrade")
     assert "human_request +" in explained[-1]
     assert out[-1] == "1 conversations, 1 escalated"
 

@@ -119,8 +119,8 @@ async def test_one_event_per_post_gives_the_same_escalation_as_one_batch(
     assert set(by_conversation) == {"c-batch", "c-single"}
     assert by_conversation["c-batch"].level == by_conversation["c-single"].level
     assert by_conversation["c-batch"].score == pytest.approx(by_conversation["c-single"].score)
-    assert by_conversation["c-batch"].opened_at_event_id == "m5"
-    assert by_conversation["c-single"].opened_at_event_id == "m5"
+    assert by_conversation["c-batch"].opened_at_event_id == "m4"
+    assert by_conversation["c-single"].opened_at_event_id == "m4"
 
 
 async def test_out_of_order_events_are_stored_in_time_order(running: Running) -> None:

@@ -24,6 +24,8 @@ class CardAction(StrEnum):
     RELEASE = "escalation_release"
     RESOLVE = "escalation_resolve"
     HAND_BACK = "escalation_hand_back"
+    # The claimer's answer to an idle reminder: restarts the clock that would release it.
+    STILL_ON_IT = "escalation_still_on_it"
     OPEN_TRANSCRIPT = "escalation_open_transcript"
 
 
@@ -74,6 +76,9 @@ class Card:
     note: str | None = None
     # Free-form status lines appended by the lifecycle ("SLA: re-alerted @here at 10:14").
     notices: tuple[str, ...] = ()
+    # The claimer was reminded that nobody has answered the customer, and has not said yet
+    # whether they are still on it (the card offers *Still on it* while this holds).
+    reminder_open: bool = False
 
     @property
     def actions(self) -> tuple[CardAction, ...]:
@@ -81,7 +86,9 @@ class Card:
         if self.status is CardStatus.OPEN:
             return (CardAction.CLAIM, CardAction.OPEN_TRANSCRIPT)
         if self.status is CardStatus.CLAIMED:
+            still_on_it = (CardAction.STILL_ON_IT,) if self.reminder_open else ()
             return (
+                *still_on_it,
                 CardAction.RELEASE,
                 CardAction.HAND_BACK,
                 CardAction.RESOLVE,

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from bot.cards import Card
 from bot.digest import POST_DIGEST, DigestDelivery
 from bot.handback import PLATFORM_CALL, PlatformCalls
+from bot.idle import IDLE_REMINDER
 from bot.metrics import Metrics
 from bot.notifier import (
     DeliveryError,
@@ -230,9 +231,9 @@ class DeliveryWorker:
             await self._attempt(
                 item, _update_all(notifier, refs, card), [ref.channel for ref in refs]
             )
-        elif item.kind == "sla_step":
-            # An SLA reminder or mention in the card's thread; without a posted card the
-            # notice on the card (drawn when it is posted) says the same.
+        elif item.kind in ("sla_step", IDLE_REMINDER):
+            # An SLA reminder or mention, or a word to an idle claimer, in the card's thread;
+            # without a posted card the notice on the card (drawn when it is posted) says it.
             refs = await self._refs(card.escalation_id, _surface(item))
             for ref in refs:
                 if not await self._throttle(item, ref.channel):

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -25,10 +25,14 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from bot.digest import run_digests
+from bot.idle import run_idle
 from bot.pipeline import Clock, utc_now
 from bot.sla import run_sla
 from engine.rules import Rules
 from storage.db import Database
+
+if TYPE_CHECKING:
+    from bot.handback import PlatformCalls
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ SCHEDULER_LOCK_KEY = 0x45534A4A
 
 SLA_JOB = "sla-chains"
 DIGEST_JOB = "handoff-digests"
+IDLE_JOB = "idle-claims"
 
 JobFunction = Callable[[datetime], Awaitable[object]]
 
@@ -62,8 +67,12 @@ def service_jobs(
     surfaces: Callable[[], frozenset[str]],
     base_url: str,
     on_change: Callable[[], None] | None = None,
+    platform_calls: PlatformCalls | None = None,
 ) -> list[ScheduledJob]:
-    """Every scheduled job of the service, in one place."""
+    """Every scheduled job of the service, in one place.
+
+    `platform_calls` lets an automatic release resume the bot on its platform, as a Release does.
+    """
 
     def changed(result: list[Any]) -> None:
         if result and on_change is not None:
@@ -73,6 +82,13 @@ def service_jobs(
         fired = await asyncio.to_thread(run_sla, database, rules(), surfaces(), now)
         changed(fired)
         return fired
+
+    async def idle_claims(now: datetime) -> object:
+        taken = await asyncio.to_thread(
+            run_idle, database, rules(), surfaces(), now, platform_calls
+        )
+        changed(taken)
+        return taken
 
     async def handoff_digests(now: datetime) -> object:
         posted = await asyncio.to_thread(run_digests, database, rules(), surfaces(), base_url, now)
@@ -84,6 +100,8 @@ def service_jobs(
         # Due periods come from each team's cron and the digests record (bot/digest.py), so
         # checking every minute posts on time, after a restart, and after a rules reload.
         ScheduledJob(DIGEST_JOB, every_minute(), handoff_digests),
+        # Claimed escalations nobody answers: remind the claimer, then release (bot/idle.py).
+        ScheduledJob(IDLE_JOB, every_minute(), idle_claims),
     ]
 
 

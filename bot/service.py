@@ -12,6 +12,8 @@ from sqlmodel import Session
 
 from bot.cards import HANDED_BACK, Card, CardStatus, format_wait
 from bot.handoff import ActionResult, Actor, QueueStats
+from bot.idle import call_off_after_claim, call_off_after_release, reminder_open
+from bot.idle import still_on_it as record_still_on_it
 from bot.pipeline import Clock, enqueue_card_update, utc_now
 from engine import ConversationState, reset_escalation
 from engine.rules import Rules
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 UNKNOWN = "This escalation no longer exists."
+BACK_IN_QUEUE = "This escalation is back in the queue: claim it again to take it."
 
 
 def reason_texts(record: EscalationRecord) -> tuple[str, ...]:
@@ -77,6 +80,7 @@ def build_card(session: Session, record: EscalationRecord, base_url: str) -> Car
         outcome=record.outcome,
         note=record.note,
         notices=notices,
+        reminder_open=record.status == "claimed" and reminder_open(history),
     )
 
 
@@ -139,6 +143,8 @@ class HandoffService:
             if record is None:
                 return ActionResult(False, UNKNOWN, None)
             if outcome.ok:
+                # Nothing queued to call people to an unclaimed card may go out after this.
+                call_off_after_claim(session, record.id, now)
                 if self._platform_calls is not None:
                     self._platform_calls.on_transition(session, record, now, actor.display_name)
                 enqueue_card_update(session, record.id, now, self._surfaces())
@@ -211,6 +217,7 @@ class HandoffService:
             card = build_card(session, record, self._base_url)
             if not done.ok:
                 return ActionResult(False, _refusal(record, actor, now, done.refusal), card)
+            call_off_after_release(session, record.id, now)
             if outcome is not None:
                 _reset_engine(session, record.conversation_id)
             if self._platform_calls is not None:
@@ -220,6 +227,39 @@ class HandoffService:
             if outcome == HANDED_BACK:
                 verb = "Handed back to the bot"
             return ActionResult(True, f"{verb}.", card)
+
+        result = await self._run(work)
+        if result.ok:
+            self._changed()
+        return result
+
+    async def still_on_it(self, escalation_id: int, actor: Actor) -> ActionResult:
+        """Answer an idle reminder: the claimer (or a team admin) is still working on it."""
+        now = self._clock()
+
+        def work(session: Session) -> ActionResult:
+            record = escalations.get_escalation(session=session, escalation_id=escalation_id)
+            if record is None:
+                return ActionResult(False, UNKNOWN, None)
+            done, message = record_still_on_it(
+                session,
+                record,
+                actor,
+                self._rules(),
+                self._surfaces(),
+                now,
+                allow_admin=self._is_admin(record, actor),
+            )
+            if done.escalation is None:
+                return ActionResult(False, UNKNOWN, None)
+            card = build_card(session, done.escalation, self._base_url)
+            if done.refusal is Refusal.NOT_CLAIMED:
+                return ActionResult(False, BACK_IN_QUEUE, card)
+            if not done.ok:
+                return ActionResult(
+                    False, _refusal(done.escalation, actor, now, done.refusal), card
+                )
+            return ActionResult(True, message, card)
 
         result = await self._run(work)
         if result.ok:

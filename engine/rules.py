@@ -241,6 +241,20 @@ class Sla(Strict):
     after_hours: str | None = None
 
 
+class Idle(Strict):
+    """A claimed escalation nobody answers: remind the claimer, then give it back to the queue.
+
+    Both clocks count wall minutes: a claim is a promise that someone is at work now.
+    """
+
+    # Minutes after the claim (or the last "Still on it") with no agent message before the
+    # claimer is reminded in the card's thread.
+    remind_after_minutes: float = Field(default=10, gt=0, le=24 * 60)
+    # Minutes after that reminder, still without an answer, before the escalation returns to
+    # the queue; null: remind only, never release.
+    release_after_minutes: float | None = Field(default=10, gt=0, le=24 * 60)
+
+
 class Digest(Strict):
     cron: str = "0 9 * * 1-5"
     timezone: str = "UTC"
@@ -254,6 +268,8 @@ class Team(Strict):
     # Chat user ids (Slack "U…", Teams AAD object ids) who may release or resolve anyone's claim.
     admins: tuple[str, ...] = ()
     pause_bot_on_claim: bool = True
+    # Reminders for claimed escalations with no agent reply; None: the claimer is never nudged.
+    idle: Idle | None = None
 
 
 class RouteMatch(Strict):

@@ -229,6 +229,8 @@ def card_actions(card: Card) -> list[dict[str, Any]]:
     for action in card.actions:
         if action is CardAction.CLAIM:
             buttons.append(_button("Claim", action, value, style="primary"))
+        elif action is CardAction.STILL_ON_IT:
+            buttons.append(_button("Still on it", action, value, style="primary"))
         elif action is CardAction.RELEASE:
             buttons.append(_button("Release", action, value))
         elif action is CardAction.HAND_BACK:

@@ -163,6 +163,8 @@ def _actions(card: Card) -> list[dict[str, Any]]:
     for action in card.actions:
         if action is CardAction.CLAIM:
             actions.append(_execute("Claim", action, card, style="positive"))
+        elif action is CardAction.STILL_ON_IT:
+            actions.append(_execute("Still on it", action, card, style="positive"))
         elif action is CardAction.RELEASE:
             actions.append(_execute("Release", action, card))
         elif action is CardAction.HAND_BACK:

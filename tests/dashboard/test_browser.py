@@ -107,6 +107,7 @@ async def test_the_transcript_shows_warnings_at_the_turns_where_signals_fired(
     await expect(page.locator("li.turn")).to_have_count(5)
     for event_id, signal in (
         ("m2", "unresolved"),
+        ("m2", "fallbacks"),
         ("m3", "repetition"),
         ("m4", "fallbacks"),
         ("m4", "unresolved"),
@@ -115,12 +116,17 @@ async def test_the_transcript_shows_warnings_at_the_turns_where_signals_fired(
     ):
         marker = page.locator(f"[data-event-id='{event_id}'] .marker[data-signal='{signal}']")
         await expect(marker).to_be_visible()
-    await expect(page.locator("[data-event-id='m5'] [data-decision='open']")).to_have_text(
+    await expect(page.locator("[data-event-id='m4'] [data-decision='open']")).to_have_text(
         "Escalated: a card was posted for a human"
+    )
+    await expect(page.locator("[data-event-id='m5'] [data-decision='upgrade']")).to_have_text(
+        "Escalation upgraded to a higher level"
     )
     await expect(page.locator("[data-event-id='m1'] .marker")).to_have_count(0)
     await expect(page.locator("svg circle.dot")).to_have_count(5)
-    await expect(page.locator("tr[data-kind]")).to_have_count(3)
+    await expect(page.locator("tr[data-kind]")).to_have_count(
+        4
+    )  # opened, upgraded, claimed, resolved
     await visit.screenshot("conversation")
 
 

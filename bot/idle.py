@@ -159,6 +159,13 @@ def _clock(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%H:%M")
 
 
+def _mention(surface: str, claimed: ClaimedEscalation) -> str:
+    """The claimer as the surface calls people: a Slack user id; in Teams "Name <AAD id>"."""
+    if surface == "teams":
+        return f"{claimed.display_name} <{claimed.claimed_by}>"
+    return claimed.claimed_by
+
+
 def _thread_message(
     session: Session,
     claimed: ClaimedEscalation,
@@ -177,7 +184,7 @@ def _thread_message(
             escalation_id=claimed.id,
             payload={
                 "text": text if mentioned else f"{claimed.display_name}: {text}",
-                "mention": claimed.claimed_by if mentioned else None,
+                "mention": _mention(surface, claimed) if mentioned else None,
             },
             due_at=now,
             now=now,

@@ -374,17 +374,19 @@ class IngestPipeline:
             return [self._commit_single(pending) for pending in group]
 
     def _commit_once(self, group: list[_Pending]) -> list[IngestResult | BaseException]:
-        if len(group) > 1:
-            # Posts almost never fail, and a savepoint per post costs two statements each: try
-            # the group without them first; if any post raises, the whole transaction is rolled
-            # back and the group is done again below, one savepoint per post.
-            try:
-                with self._database.session() as session:
-                    return [self._ingestor.apply(session, pending.batches) for pending in group]
-            except DBAPIError:
-                raise
-            except Exception:
-                log.info("a post failed in a group of %d; redoing it post by post", len(group))
+        # Posts almost never fail, and a savepoint per post costs two statements each: try the
+        # group without them first; if any post raises, the whole transaction is rolled back
+        # and (for more than one post) the group is done again below, one savepoint per post.
+        try:
+            with self._database.session() as session:
+                return [self._ingestor.apply(session, pending.batches) for pending in group]
+        except DBAPIError:
+            raise
+        except Exception as error:
+            if len(group) == 1:
+                log.exception("ingest of one post failed")
+                return [error]
+            log.info("a post failed in a group of %d; redoing it post by post", len(group))
         outcomes: list[IngestResult | BaseException] = []
         with self._database.session() as session:
             for pending in group:

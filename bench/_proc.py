@@ -29,6 +29,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 SERVER_CPU = 0
 LOADGEN_CPU = 1 if (os.cpu_count() or 1) > 1 else 0
 START_TIMEOUT_S = 60.0
+# Set to another checkout's root to run that version of the service under the same load.
+SERVICE_ROOT_ENV = "BENCH_SERVICE_ROOT"
 
 
 def free_port() -> int:
@@ -87,13 +89,18 @@ class Server:
 
 @contextlib.contextmanager
 def started(
-    command: Sequence[str], port: int, env: Mapping[str, str] | None, log_dir: Path, pin: bool
+    command: Sequence[str],
+    port: int,
+    env: Mapping[str, str] | None,
+    log_dir: Path,
+    pin: bool,
+    cwd: Path = REPO,
 ) -> Iterator[Server]:
     """Run a server process until the block ends."""
     log_path = log_dir / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            list(command), cwd=REPO, env=dict(env or os.environ), stdout=log, stderr=log
+            list(command), cwd=cwd, env=dict(env or os.environ), stdout=log, stderr=log
         )
     server = Server(process, port, log_path)
     try:
@@ -147,8 +154,11 @@ def service_server(
     data_dir = Path(tempfile.mkdtemp(prefix="escalations-bench-"))
     command = [sys.executable, "-m", "bot.cli", "serve"]
     env = service_env(data_dir, port, database_url, **extra)
+    # Another checkout of the project (to compare two versions with the same load generator).
+    root = Path(os.environ.get(SERVICE_ROOT_ENV) or REPO)
+    env["PYTHONPATH"] = str(root)
     try:
-        with started(command, port, env, log_dir, pin) as server:
+        with started(command, port, env, log_dir, pin, cwd=root) as server:
             yield server
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -2,6 +2,7 @@
 
     python -m bench.run_all                   # default sizes, about ten minutes
     python -m bench.run_all --quick           # small sizes, a smoke run
+    python -m bench.run_all --full            # the targets' own sizes (1M events), much longer
     python -m bench.run_all --only webhook,replay --json results.json --chart docs/chart.svg
 
 Throughput figures are ratios to ceilings measured in the same run, and medians over runs: the
@@ -32,8 +33,22 @@ BENCHMARKS: dict[str, Callable[[list[str] | None], _proc.Report]] = {
 SWEEP = "1,4,16,64,256"
 
 
+# Default sizes keep the whole run near ten minutes on two cores; `--full` uses the sizes the
+# targets name (1,000,000 events for replay and memory), which takes much longer.
+DEFAULT_SIZES = {
+    "replay": ["--replay-events", "200000"],
+    "memory": ["--conversations", "20000"],
+}
+FULL_SIZES = {
+    "replay": ["--replay-events", "1000000"],
+    "memory": ["--conversations", "100000"],
+}
+
+
 def _arguments(name: str, args: argparse.Namespace) -> list[str]:
     extra: list[str] = ["--quick"] if args.quick else []
+    if not args.quick:
+        extra += (FULL_SIZES if args.full else DEFAULT_SIZES).get(name, [])
     if name == "webhook" and args.chart:
         extra += ["--sweep", "4,64" if args.quick else SWEEP]
     return extra
@@ -43,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen benchmarks, print each table and then every figure together."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--full", action="store_true", help="1,000,000-event replay and memory")
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated names")
     parser.add_argument("--json", type=Path, help="write every raw figure here")
     parser.add_argument("--chart", type=Path, help="write the throughput/concurrency SVG here")

@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--events-per-post", type=int, default=100)
     parser.add_argument(
-        "--batch-connections", type=int, default=16, help="connections for the batched posts"
+        "--batch-connections", type=int, default=4, help="connections for the batched posts"
     )
     parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument(

@@ -125,7 +125,14 @@ def build_service(
     service.surfaces = surfaces_box["value"]
     delivery.digests = DigestDelivery(service.digest_publishers)
     service.scheduler = JobScheduler(
-        service_jobs(database, rules.current, surfaces, settings.base_url, on_change=delivery.wake),
+        service_jobs(
+            database,
+            rules.current,
+            surfaces,
+            settings.base_url,
+            on_change=delivery.wake,
+            platform_calls=platform_calls,
+        ),
         Leadership(database),
         clock=clock,
     )

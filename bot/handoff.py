@@ -57,6 +57,10 @@ class Handoff(Protocol):
         """Close a claimed escalation with an outcome and a note (claimer or team admin only)."""
         ...
 
+    async def still_on_it(self, escalation_id: int, actor: Actor) -> ActionResult:
+        """The claimer answers an idle reminder: restart the idle clock (claimer or admin)."""
+        ...
+
     async def hand_back(self, escalation_id: int, actor: Actor) -> ActionResult:
         """Close a claimed escalation by giving the conversation back to the bot."""
         ...

@@ -25,13 +25,13 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from bot.handoff import ActionResult, Actor, Handoff
+from bot.handoff import Actor
 from bot.pipeline import enqueue_card_update
 from bot.sla import SLA_STEP
 from engine.rules import Idle, Rules, Team
@@ -59,14 +59,6 @@ REMIND = "idle:remind"
 RELEASE = "idle:release"
 ANSWERED = "idle:answered"
 REALERT = "idle:realert"
-
-
-class IdleHandoff(Handoff, Protocol):
-    """The hand-off operations, plus the answer to an idle reminder (what the buttons call)."""
-
-    async def still_on_it(self, escalation_id: int, actor: Actor) -> ActionResult:
-        """The claimer is still working on it: restart the idle clock (claimer or admin)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

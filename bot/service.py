@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 UNKNOWN = "This escalation no longer exists."
+_CLOSED_CARDS = (CardStatus.RESOLVED, CardStatus.EXPIRED, CardStatus.RECOVERED)
 BACK_IN_QUEUE = "This escalation is back in the queue: claim it again to take it."
 
 
@@ -154,6 +155,9 @@ class HandoffService:
                     f"You have it: the customer waited {waited}.",
                     build_card(session, record, self._base_url),
                 )
+            if outcome.refusal is Refusal.CLOSED:
+                # The clicker saw a stale card (closed meanwhile): redraw it for everyone.
+                enqueue_card_update(session, record.id, now, self._surfaces())
             return ActionResult(
                 False,
                 _refusal(record, actor, now, outcome.refusal),
@@ -161,7 +165,7 @@ class HandoffService:
             )
 
         result = await self._run(work)
-        if result.ok:
+        if result.ok or (result.card is not None and result.card.status in _CLOSED_CARDS):
             self._changed()
         return result
 

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -22,7 +22,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cards import CardAction, CardStatus
-from bot.handoff import ActionResult, Actor
+from bot.handoff import ActionResult, Actor, Handoff
 from bot.slack.blocks import (
     NOTE_BLOCK,
     OPEN_PLATFORM_ACTION,
@@ -38,9 +38,6 @@ from bot.slack.blocks import (
 )
 from bot.slack.notifier import SURFACE, SlackNotifier, create_web_client
 from bot.slack.settings import SlackSettings
-
-if TYPE_CHECKING:
-    from bot.idle import IdleHandoff
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +106,7 @@ def _metadata(view: Body) -> Body:
     return data if isinstance(data, dict) else {}
 
 
-def create_slack_app(handoff: IdleHandoff, settings: SlackSettings) -> SlackIntegration:
+def create_slack_app(handoff: Handoff, settings: SlackSettings) -> SlackIntegration:
     """The bolt app wired to `handoff`, and the notifier the outbox delivers cards with."""
     client = create_web_client(settings)
     # AsyncApp never calls auth.test while being built (unlike the sync App), so start-up needs

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from botbuilder.core import MessageFactory, TurnContext
@@ -28,7 +28,7 @@ from botframework.connector.auth import (
 from msrest.serialization import Model
 
 from bot.cards import RESOLVE_OUTCOMES, Card, CardAction, format_wait
-from bot.handoff import ActionResult, Actor
+from bot.handoff import ActionResult, Actor, Handoff
 from bot.teams.adaptive_card import (
     ADAPTIVE_CARD_CONTENT_TYPE,
     NOTE_INPUT_ID,
@@ -39,9 +39,6 @@ from bot.teams.adaptive_card import (
 from bot.teams.channels import ChannelDirectory
 from bot.teams.notifier import SURFACE, TeamsNotifier, split_thread_id
 from bot.teams.settings import TeamsSettings
-
-if TYPE_CHECKING:
-    from bot.idle import IdleHandoff
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +187,7 @@ def _card_lines(cards: list[Card]) -> str:
 class EscalationBot:
     """Turns Teams activities into hand-off calls; knows nothing of storage or rules."""
 
-    def __init__(self, handoff: IdleHandoff, channels: ChannelDirectory) -> None:
+    def __init__(self, handoff: Handoff, channels: ChannelDirectory) -> None:
         self._handoff = handoff
         self._channels = channels
 
@@ -334,7 +331,7 @@ class TeamsIntegration:
 
 
 def create_teams_bot(
-    handoff: IdleHandoff, settings: TeamsSettings, channels: ChannelDirectory
+    handoff: Handoff, settings: TeamsSettings, channels: ChannelDirectory
 ) -> TeamsIntegration:
     """Wire the adapter, the bot and the notifier for one service."""
     adapter = _adapter(settings)

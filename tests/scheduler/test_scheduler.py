@@ -14,7 +14,7 @@ from sqlalchemy import text
 from bot.console import ConsoleNotifier
 from bot.delivery import DeliveryWorker
 from bot.digest import ConsoleDigestPublisher, DigestDelivery, run_digests
-from bot.scheduler import DIGEST_JOB, SLA_JOB, JobScheduler, Leadership, service_jobs
+from bot.scheduler import DIGEST_JOB, IDLE_JOB, SLA_JOB, JobScheduler, Leadership, service_jobs
 from engine.rules import Rules
 from engine.rules_loader import load_rules_file
 from storage import digests, outbox
@@ -56,7 +56,8 @@ def digest_posts(database: Database) -> list[str | None]:
 
 def test_the_jobs_have_stable_names(sqlite_database: Database, rules: Rules) -> None:
     scheduler = scheduler_for(sqlite_database, rules, Clock(LATE_TUESDAY))
-    assert scheduler.job_names == [SLA_JOB, DIGEST_JOB] == ["sla-chains", "handoff-digests"]
+    assert scheduler.job_names == [SLA_JOB, DIGEST_JOB, IDLE_JOB]
+    assert scheduler.job_names == ["sla-chains", "handoff-digests", "idle-claims"]
 
 
 async def test_a_missed_digest_is_posted_when_the_service_comes_back(

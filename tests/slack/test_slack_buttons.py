@@ -99,3 +99,21 @@ async def test_only_the_claimer_may_hand_back_and_the_other_agent_is_told_why(
     [told] = bench.fake.calls_to("chat.postEphemeral")
     assert told.args["user"] == BEN.id
     assert told.args["text"].startswith("Only ")
+
+
+async def test_a_claim_on_a_card_closed_meanwhile_redraws_the_stale_card(
+    bench: SlackBench,
+) -> None:
+    escalation_id = await bench.escalate_and_deliver()
+    await bench.click_on_card(CardAction.CLAIM, escalation_id, ANA)
+    await bench.click_on_card(CardAction.HAND_BACK, escalation_id, ANA)
+    await bench.deliver()
+    updates_before = len(bench.fake.calls_to("chat.update"))
+
+    await bench.click_on_card(CardAction.CLAIM, escalation_id, BEN)
+    await bench.deliver()
+
+    (ephemeral,) = bench.fake.calls_to("chat.postEphemeral")
+    assert ephemeral.args["text"] == "Already resolved by ana."
+    assert len(bench.fake.calls_to("chat.update")) == updates_before + 1
+    assert bench.escalation(escalation_id).status == "resolved"

@@ -122,6 +122,8 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
                 str(args.rate / args.background_events_per_post),
                 "--events-per-post",
                 str(args.background_events_per_post),
+                # Calm conversations: their cards would queue before ours in the same channel.
+                "--plain",
                 "--seconds",
                 str(args.seconds),
                 "--warmup",

@@ -30,10 +30,21 @@ MESSAGES = (
     "can I change the delivery address to 12 Baker Street?",
     "the app crashes every time I open the payment page",
 )
+# Calm traffic that should not escalate (the background of the latency benchmark).
+PLAIN_MESSAGES = (
+    "can you check the status of my order please",
+    "what are your opening hours on saturday",
+    "I would like to update my delivery address",
+    "which sizes does the blue jacket come in",
+    "do you ship to Norway",
+    "how do I download my invoice",
+)
 SIGNATURE_HEADER = "X-Escalations-Signature"
 
 
-def post_body(prefix: str, number: int, events_per_post: int, end: bool = False) -> bytes:
+def post_body(
+    prefix: str, number: int, events_per_post: int, end: bool = False, plain: bool = False
+) -> bytes:
     """A generic-format post for a new conversation with `events_per_post` messages; with
     `end`, the last event closes the conversation (session_end)."""
     events: list[dict[str, str]] = []
@@ -44,12 +55,16 @@ def post_body(prefix: str, number: int, events_per_post: int, end: bool = False)
             )
             continue
         role = "customer" if index % 2 == 0 else "bot"
+        lines = PLAIN_MESSAGES if plain else MESSAGES
+        text = lines[(number + index) % len(lines)]
+        if plain and role == "bot":
+            text = "Here is what I found about that."
         events.append(
             {
                 "id": f"e{index}",
                 "type": "message",
                 "role": role,
-                "text": MESSAGES[(number + index) % len(MESSAGES)],
+                "text": text,
                 "timestamp": f"2026-03-02T09:{index // 60 % 60:02d}:{index % 60:02d}Z",
             }
         )
@@ -173,7 +188,11 @@ class _Run:
     def next_request(self) -> bytes:
         self.counter += 1
         body = post_body(
-            self.args.prefix, self.counter, self.args.events_per_post, self.args.session_end
+            self.args.prefix,
+            self.counter,
+            self.args.events_per_post,
+            self.args.session_end,
+            self.args.plain,
         )
         return b"".join(
             (
@@ -245,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--events-per-post", type=int, default=1)
     parser.add_argument("--prefix", default=f"load{os.getpid()}")
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s in all (0: flat out)")
+    parser.add_argument("--plain", action="store_true", help="calm messages that do not escalate")
     parser.add_argument("--session-end", action="store_true", help="each post ends its chat")
     parser.add_argument("--drain-timeout", type=float, default=30.0)
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")

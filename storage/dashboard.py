@@ -31,8 +31,9 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
-from storage import tables
+from storage import outbox, tables
 from storage._sql import connection, is_postgres
+from storage.outbox import OutboxStats
 from storage.tables import ACTIVE_ESCALATION_STATUSES
 from storage.types import UtcDateTime
 
@@ -90,6 +91,7 @@ class Overview:
     heatmap: tuple[tuple[int, ...], ...]  # [weekday Monday=0][hour 0-23], UTC
     open_now: int  # open or claimed, whenever opened
     unclaimed_now: int
+    deliveries: OutboxStats  # cards and messages waiting to reach Slack / Teams, now
 
     @property
     def handoff_rate(self) -> float | None:
@@ -246,9 +248,17 @@ def _heatmap(session: Session, window: ColumnElement[bool]) -> tuple[tuple[int, 
 
 
 def overview(
-    *, session: Session, since: datetime, until: datetime, bucket: Bucket = "hour"
+    *,
+    session: Session,
+    since: datetime,
+    until: datetime,
+    bucket: Bucket = "hour",
+    now: datetime | None = None,
 ) -> Overview:
-    """Every overview figure for escalations opened (and conversations started) in the window."""
+    """Every overview figure for escalations opened (and conversations started) in the window.
+
+    The "now" figures (open, unclaimed, deliveries waiting) are as of `now` (default `until`).
+    """
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, not {bucket!r}")
     db = connection(session)
@@ -298,6 +308,7 @@ def overview(
         heatmap=_heatmap(session, window),
         open_now=int(open_now),
         unclaimed_now=int(unclaimed_now),
+        deliveries=outbox.stats(session=session, now=now or until),
     )
 
 

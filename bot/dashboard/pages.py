@@ -137,6 +137,13 @@ def overview_page(
         )
         + _tile("Open now", str(data.open_now), "open-now")
         + _tile("Unclaimed now", str(data.unclaimed_now), "unclaimed-now")
+        + _tile(
+            "Deliveries waiting",
+            str(data.deliveries.depth),
+            "deliveries-waiting",
+            f"oldest {_seconds(data.deliveries.oldest_age_seconds)}"
+            + (f" · {data.deliveries.failed} given up" if data.deliveries.failed else ""),
+        )
         + "</div>"
     )
     breakdowns = "".join(

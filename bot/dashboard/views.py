@@ -260,6 +260,11 @@ def overview_json(data: figures.Overview) -> dict[str, Any]:
         "heatmap": {"weekdays": list(figures.WEEKDAYS), "counts": [list(r) for r in data.heatmap]},
         "open_now": data.open_now,
         "unclaimed_now": data.unclaimed_now,
+        "deliveries": {
+            "waiting": data.deliveries.depth,
+            "oldest_age_seconds": data.deliveries.oldest_age_seconds,
+            "given_up": data.deliveries.failed,
+        },
     }
 
 
@@ -292,7 +297,7 @@ async def _overview(
     range_key, since, until, bucket = _window(request, now)
 
     def work(session: Session) -> tuple[figures.Overview, list[figures.QueueItem]]:
-        data = figures.overview(session=session, since=since, until=until, bucket=bucket)
+        data = figures.overview(session=session, since=since, until=until, bucket=bucket, now=now)
         return data, figures.queue(session=session)
 
     data, items = await _in_thread(service, work)

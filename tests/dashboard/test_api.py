@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from storage import outbox
 from tests.dashboard.conftest import TOKEN, Dashboard
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -53,6 +54,16 @@ async def test_the_overview_gives_the_figures_of_the_seeded_day(dashboard: Dashb
     }
     assert cells == {(1, 10): 2, (1, 11): 1}
     assert (data["open_now"], data["unclaimed_now"]) == (2, 1)
+    # Nothing was delivered in this seed: every queued card and message is still waiting.
+    with dashboard.service.database.session() as session:
+        waiting = outbox.pending(session=session)
+    oldest = min(item.created_at for item in waiting)
+    assert data["deliveries"] == {
+        "waiting": len(waiting),
+        "oldest_age_seconds": (dashboard.clock() - oldest).total_seconds(),
+        "given_up": 0,
+    }
+    assert len(waiting) > 0
 
 
 async def test_a_week_in_days_and_an_explicit_window(dashboard: Dashboard) -> None:

@@ -9,9 +9,10 @@ callers that need the state from before the event take `state.copy()` first.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, cast
+from itertools import islice
+from typing import TypeVar, cast
 
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, EventType, Role
@@ -19,6 +20,7 @@ from engine.redact import redact_for
 from engine.routing import route_for
 from engine.rules import (
     CorrectionSignal,
+    FallbackSignal,
     FrustrationSignal,
     Level,
     RepetitionSignal,
@@ -29,6 +31,7 @@ from engine.rules import (
 )
 from engine.sentiment import is_shouting, read_customer
 from engine.signals import (
+    MAX_TOKENS,
     MIN_REPEAT_TOKENS,
     asks_for_human_in,
     confusion_phrase,
@@ -39,7 +42,7 @@ from engine.signals import (
     is_correction,
     message_words,
     most_similar,
-    repetition_tokens,
+    token_set,
 )
 from engine.state import (
     MAX_BOT_TRIED,
@@ -143,6 +146,211 @@ def _turns(first: int, last: int) -> str:
     return f"turn {last}" if first == last else f"turns {first}-{last}"
 
 
+# --- the rules, flattened once -------------------------------------------------------------------
+
+
+class _Plan:
+    """The parts of one Rules object that every event reads, as plain attributes.
+
+    Reading `rules.signals.sentiment.window` walks three models; an event reads a few dozen such
+    settings, so they are looked up once per Rules object instead.
+    """
+
+    __slots__ = (
+        "abandonment",
+        "abandonment_after_score",
+        "abandonment_on",
+        "bot_loop_similarity",
+        "correction_on",
+        "duration_minutes",
+        "duration_points",
+        "fallbacks",
+        "fallbacks_extra",
+        "fallbacks_low_confidence",
+        "fallbacks_on",
+        "fallbacks_streak",
+        "frustration",
+        "frustration_extra",
+        "frustration_on",
+        "human_extra",
+        "human_on",
+        "human_points",
+        "level_min",
+        "levels",
+        "long_points",
+        "long_turns",
+        "recovery_answers",
+        "recovery_below",
+        "repetition",
+        "repetition_lookback",
+        "repetition_on",
+        "repetition_similarity",
+        "rules",
+        "sentiment",
+        "sentiment_on",
+        "sentiment_window",
+        "shouting_on",
+        "signals",
+        "slow_reply_minutes",
+        "slow_reply_on",
+        "tier",
+        "tier_on",
+    )
+
+    def __init__(self, rules: Rules) -> None:
+        signals = rules.signals
+        self.rules = rules
+        self.signals = signals
+        self.sentiment = signals.sentiment
+        self.sentiment_on = signals.sentiment.enabled
+        self.sentiment_window = signals.sentiment.window
+        self.human_on = signals.human_request.enabled
+        self.human_extra = signals.human_request.extra_phrases
+        self.human_points = round(float(signals.human_request.weight), 1)
+        self.fallbacks = signals.fallbacks
+        self.fallbacks_on = signals.fallbacks.enabled
+        self.fallbacks_streak = signals.fallbacks.streak
+        self.fallbacks_low_confidence = signals.fallbacks.low_confidence
+        self.fallbacks_extra = signals.fallbacks.extra_phrases
+        self.repetition = signals.repetition
+        self.repetition_on = signals.repetition.enabled
+        self.repetition_lookback = signals.repetition.lookback
+        self.repetition_similarity = signals.repetition.similarity
+        self.bot_loop_similarity = max(signals.repetition.similarity, BOT_LOOP_SIMILARITY)
+        self.frustration = signals.frustration
+        self.frustration_on = signals.frustration.enabled
+        self.frustration_extra = signals.frustration.extra_phrases
+        self.correction_on = signals.correction.enabled
+        self.shouting_on = signals.shouting.enabled
+        self.slow_reply_on = signals.slow_reply.enabled
+        self.slow_reply_minutes = signals.slow_reply.minutes
+        long_conversation = signals.long_conversation
+        self.long_turns = long_conversation.turns if long_conversation.enabled else None
+        self.long_points = round(float(long_conversation.weight), 1)
+        long_duration = signals.long_duration
+        self.duration_minutes = long_duration.minutes if long_duration.enabled else None
+        self.duration_points = round(float(long_duration.weight), 1)
+        self.abandonment = signals.abandonment
+        self.abandonment_on = signals.abandonment.enabled
+        self.abandonment_after_score = signals.abandonment.after_score
+        self.tier = signals.customer_tier
+        self.tier_on = signals.customer_tier.enabled
+        self.levels = rules.levels
+        # The first level of each name, as `_level_named` would find it.
+        self.level_min: dict[str, float] = {}
+        for level in rules.levels:
+            self.level_min.setdefault(level.name, level.min_score)
+        self.recovery_below = rules.recovery.below_score
+        self.recovery_answers = rules.recovery.bot_answers
+
+
+# Plans by the identity of their Rules (Rules holds dicts, so it cannot be a dict key itself);
+# each entry keeps its Rules alive, so an id cannot be reused while its entry exists.
+_PLANS: dict[int, _Plan] = {}
+_MAX_PLANS = 16
+
+
+def _plan_for(rules: Rules) -> _Plan:
+    plan = _PLANS.get(id(rules))
+    if plan is not None and plan.rules is rules:
+        return plan
+    if len(_PLANS) >= _MAX_PLANS:
+        _PLANS.clear()
+    plan = _PLANS[id(rules)] = _Plan(rules)
+    return plan
+
+
+# --- what was derived from the state, for reuse --------------------------------------------------
+
+_NEVER = 1 << 62
+
+
+class _HitsMemo:
+    """A counting signal's reason, valid while its newest hit is `last` and the turn count is
+    below `until` (the turn at which its oldest live hit stops counting)."""
+
+    __slots__ = ("last", "reason", "until")
+
+    def __init__(self) -> None:
+        self.last: Hit | None = None
+        self.until = 0
+        self.reason: Reason | None = None
+
+
+class _Derived:
+    """Reasons, score, level and team computed for the state's current inputs, reused while those
+    inputs stay the same. Never stored: a state read back, or reset, starts without it."""
+
+    __slots__ = (
+        "abandonment",
+        "abandonment_key",
+        "correction",
+        "duration",
+        "duration_minutes",
+        "fallbacks",
+        "fallbacks_key",
+        "found",
+        "frustration",
+        "human",
+        "human_at",
+        "level",
+        "level_score",
+        "long",
+        "long_turns",
+        "plan",
+        "reasons",
+        "repetition",
+        "score",
+        "sentiment",
+        "sentiment_point",
+        "shouting",
+        "slow_reply",
+        "team",
+        "team_level",
+        "team_meta",
+        "tier",
+        "tier_reason",
+    )
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan = plan
+        self.human_at: datetime | None = None
+        self.human: Reason | None = None
+        self.fallbacks_key: tuple[int, int] | None = None
+        self.fallbacks: Reason | None = None
+        self.sentiment_point: SentimentPoint | None = None
+        self.sentiment: Reason | None = None
+        self.repetition = _HitsMemo()
+        self.frustration = _HitsMemo()
+        self.correction = _HitsMemo()
+        self.shouting = _HitsMemo()
+        self.slow_reply = _HitsMemo()
+        self.long_turns = -1
+        self.long: Reason | None = None
+        self.duration_minutes = -1
+        self.duration: Reason | None = None
+        self.abandonment_key: tuple[bool, str | None] | None = None
+        self.abandonment: Reason | None = None
+        self.tier: object = _MISSING
+        self.tier_reason: Reason | None = None
+        self.found: list[Reason] | None = None
+        self.reasons: tuple[Reason, ...] = ()
+        self.score: float = 0.0
+        self.level_score: float | None = None
+        self.level: Level | None = None
+        self.team_meta: ConversationMeta | None = None
+        self.team_level: str | None = None
+        self.team: str | None = None
+
+
+def _derived(state: ConversationState, rules: Rules) -> _Derived:
+    derived = state.derived
+    if derived is not None and derived.plan.rules is rules:
+        return cast("_Derived", derived)
+    derived = state.derived = _Derived(_plan_for(rules))
+    return derived
+
+
 # --- per-message updates -------------------------------------------------------------------------
 
 
@@ -152,15 +360,15 @@ def _on_customer(
     text: str,
     lowered: str,
     words: frozenset[str],
-    rules: Rules,
+    plan: _Plan,
 ) -> None:
-    signals = rules.signals
+    rules = plan.rules
     turn = state.turns
-    tokens = repetition_tokens(words, lowered)
+    tokens = words if len(words) <= MAX_TOKENS else token_set(lowered)
 
     asked = False
-    if signals.human_request.enabled and state.human_requested_at is None:
-        asked = asks_for_human_in(lowered, words, signals.human_request.extra_phrases)
+    if plan.human_on and state.human_requested_at is None:
+        asked = asks_for_human_in(lowered, words, plan.human_extra)
         if asked:
             state.human_requested_at = event.timestamp
             state.human_request_quote = redact_for(_quote(text), rules)
@@ -170,7 +378,7 @@ def _on_customer(
     bot_failed = state.last_bot_fallback or _bot_just_repeated(state)
     gave_up = gives_up(lowered, words, after_failure=bot_failed)
     # An attachment or sticker has no words to score; a neutral 0 would dilute the window.
-    if signals.sentiment.enabled and words:
+    if plan.sentiment_on and words:
         compound, sarcasm = read_customer(
             text,
             lowered=lowered,
@@ -178,24 +386,30 @@ def _on_customer(
             # "No, thank you anyway" after a failure is resignation, not sarcastic praise.
             after_fallback=bot_failed and gave_up is None,
         )
-        if sarcasm is not None and signals.frustration.enabled:
+        if sarcasm is not None and plan.frustration_on:
             state.frustrations.append(Hit(turn, event.event_id, f"{sarcasm} (sarcastic)"))
-        state.sentiments.append(SentimentPoint(turn, event.event_id, compound))
-        window = signals.sentiment.window
-        recent = list(state.sentiments)[-window:]
-        mean = sum(point.compound for point in recent) / len(recent)
+        sentiments = state.sentiments
+        sentiments.append(SentimentPoint(turn, event.event_id, compound))
+        window = plan.sentiment_window
+        count = len(sentiments)
+        # The same additions in the same order as summing the last `window` points.
+        if count <= window:
+            mean = sum([point.compound for point in sentiments]) / count
+        else:
+            recent = [point.compound for point in islice(sentiments, count - window, count)]
+            mean = sum(recent) / window
         state.sentiment_mean = mean
         state.sentiment_trend.append(round(mean, 3))
         if state.best_sentiment is None or mean > state.best_sentiment:
             state.best_sentiment = mean
             state.best_sentiment_turn = turn
 
-    if signals.frustration.enabled:
-        found = frustration_phrases(lowered, signals.frustration.extra_phrases, words)
+    if plan.frustration_on:
+        found = frustration_phrases(lowered, plan.frustration_extra, words)
         for phrase in found[:2]:
             state.frustrations.append(Hit(turn, event.event_id, phrase))
 
-    if signals.correction.enabled and state.turns > 1:
+    if plan.correction_on and turn > 1:
         confused = confusion_phrase(lowered, words)
         if confused is not None:
             state.corrections.append(Hit(turn, event.event_id, confused))
@@ -203,11 +417,11 @@ def _on_customer(
             state.corrections.append(Hit(turn, event.event_id, ""))
     if gave_up is not None:
         # Giving up right after the bot failed is leaving without a resolution, in words.
-        if bot_failed and signals.abandonment.enabled:
+        if bot_failed and plan.abandonment_on:
             state.abandoned = True
-        elif signals.frustration.enabled:
+        elif plan.frustration_on:
             state.frustrations.append(Hit(turn, event.event_id, gave_up))
-    if signals.shouting.enabled and is_shouting(text):
+    if plan.shouting_on and is_shouting(text):
         state.shouts.append(Hit(turn, event.event_id, redact_for(_quote(text, SHOUT_CHARS), rules)))
     if state.awaiting_reply_since is None:
         state.awaiting_reply_since = event.timestamp
@@ -216,10 +430,9 @@ def _on_customer(
 
     repeated = False
     if len(tokens) >= MIN_REPEAT_TOKENS:
-        repetition = signals.repetition
-        if repetition.enabled:
-            previous = list(state.customer_tokens)[-repetition.lookback :]
-            if most_similar(tokens, previous) >= repetition.similarity:
+        if plan.repetition_on:
+            previous = _last(state.customer_tokens, plan.repetition_lookback)
+            if most_similar(tokens, previous) >= plan.repetition_similarity:
                 state.repeats.append(Hit(turn, event.event_id, "customer"))
                 repeated = True
         state.customer_tokens.append(tokens)
@@ -235,6 +448,12 @@ def _on_customer(
         state.wants.append(_clip(text.strip(), WANT_CHARS))
 
 
+def _last(items: deque[frozenset[str]], count: int) -> Iterable[frozenset[str]]:
+    """The last `count` items, oldest first (what `list(items)[-count:]` holds)."""
+    size = len(items)
+    return items if size <= count else islice(items, size - count, size)
+
+
 def _bot_just_repeated(state: ConversationState) -> bool:
     # Called for a customer message, whose turn is already counted: the bot spoke the turn before.
     if not state.repeats:
@@ -243,15 +462,14 @@ def _bot_just_repeated(state: ConversationState) -> bool:
     return last.what == "bot" and last.turn == state.turns - 1
 
 
-def _on_reply(state: ConversationState, event: ConversationEvent, rules: Rules) -> None:
+def _on_reply(state: ConversationState, event: ConversationEvent, plan: _Plan) -> None:
     """A bot or agent replied: note whether the customer was left waiting too long."""
     since = state.awaiting_reply_since
     if since is None:
         return
     state.awaiting_reply_since = None
-    config = rules.signals.slow_reply
     waited = (event.timestamp - since).total_seconds() / 60
-    if config.enabled and waited >= config.minutes:
+    if plan.slow_reply_on and waited >= plan.slow_reply_minutes:
         state.waits.append(Hit(state.turns, event.event_id, str(int(waited))))
 
 
@@ -261,19 +479,18 @@ def _on_bot(
     text: str,
     lowered: str,
     words: frozenset[str],
-    rules: Rules,
+    plan: _Plan,
 ) -> bool:
     """Update the state for a bot message; True when it was a fallback."""
-    fallbacks = rules.signals.fallbacks
     turn = state.turns
     fallback = is_bot_fallback(
         event,
         lowered,
-        low_confidence=fallbacks.low_confidence,
-        extra_phrases=fallbacks.extra_phrases,
+        low_confidence=plan.fallbacks_low_confidence,
+        extra_phrases=plan.fallbacks_extra,
         words=words,
     )
-    _on_reply(state, event, rules)
+    _on_reply(state, event, plan)
     state.last_bot_fallback = fallback
     state.after_bot_answer = not fallback
     state.after_bot_question = not fallback and text.rstrip().endswith("?")
@@ -292,13 +509,11 @@ def _on_bot(
         tried = event.intent or _clip(" ".join(text.split()), BOT_TRIED_CHARS)
         if tried and tried not in state.bot_tried:
             state.bot_tried.append(tried)
-    tokens = repetition_tokens(words, lowered)
+    tokens = words if len(words) <= MAX_TOKENS else token_set(lowered)
     if len(tokens) >= MIN_REPEAT_TOKENS:
-        repetition = rules.signals.repetition
-        if repetition.enabled:
-            previous = list(state.bot_tokens)[-repetition.lookback :]
-            threshold = max(repetition.similarity, BOT_LOOP_SIMILARITY)
-            if most_similar(tokens, previous) >= threshold:
+        if plan.repetition_on:
+            previous = _last(state.bot_tokens, plan.repetition_lookback)
+            if most_similar(tokens, previous) >= plan.bot_loop_similarity:
                 state.repeats.append(Hit(turn, event.event_id, "bot"))
         state.bot_tokens.append(tokens)
     return False
@@ -312,37 +527,24 @@ def _remember_message(
     words: frozenset[str] | None,
 ) -> None:
     state.recent.append(
-        RecentMessage(role, _clip(text, RECENT_CHARS), event.timestamp, event.event_id)
+        RecentMessage(
+            role,
+            text if len(text) <= RECENT_CHARS else _clip(text, RECENT_CHARS),
+            event.timestamp,
+            event.event_id,
+        )
     )
-    if len(state.identifiers) < MAX_IDENTIFIERS:
+    identifiers = state.identifiers
+    if len(identifiers) < MAX_IDENTIFIERS:
         for identifier in find_identifiers(text, words):
-            if identifier not in state.identifiers and len(state.identifiers) < MAX_IDENTIFIERS:
-                state.identifiers.append(identifier)
+            if identifier not in identifiers and len(identifiers) < MAX_IDENTIFIERS:
+                identifiers.append(identifier)
 
 
 # --- scoring -------------------------------------------------------------------------------------
-
-
-def _remembered(state: ConversationState, name: str, rules: Rules, key: object) -> Any:
-    """The value memoised under `name` for these rules and key, or `_MISSING`."""
-    entry = state.memo.get(name)
-    if entry is not None and entry[0] is rules and entry[1] == key:
-        return entry[2]
-    return _MISSING
-
-
-def _sentiment_reason(state: ConversationState, rules: Rules) -> Reason | None:
-    config = rules.signals.sentiment
-    mean = state.sentiment_mean
-    if not config.enabled or mean is None or not state.sentiments:
-        return None
-    key = (state.sentiments[-1].event_id, mean, state.best_sentiment, state.best_sentiment_turn)
-    remembered = _remembered(state, "sentiment", rules, key)
-    if remembered is not _MISSING:
-        return cast("Reason | None", remembered)
-    reason = _build_sentiment_reason(state, config, mean)
-    state.memo["sentiment"] = (rules, key, reason)
-    return reason
+#
+# Each reason is built from a few inputs in the state and rebuilt only when one of them changed:
+# a new hit, sentiment point or fallback, a hit growing too old to count, another turn or minute.
 
 
 def _build_sentiment_reason(
@@ -377,30 +579,14 @@ def _build_sentiment_reason(
     return Reason("sentiment", round(config.weight * strength, 1), text, ids)
 
 
-def _human_reason(state: ConversationState, rules: Rules) -> Reason | None:
-    config = rules.signals.human_request
-    asked_at = state.human_requested_at
-    if not config.enabled or asked_at is None:
-        return None
-    remembered = _remembered(state, "human_request", rules, asked_at)
-    if remembered is not _MISSING:
-        return cast("Reason", remembered)
+def _build_human_reason(state: ConversationState, asked_at: datetime, points: float) -> Reason:
     text = f'asked for a human at {asked_at:%H:%M}: "{state.human_request_quote}"'
     ids = (state.human_request_event,) if state.human_request_event else ()
-    reason = Reason("human_request", round(float(config.weight), 1), text, ids)
-    state.memo["human_request"] = (rules, asked_at, reason)
-    return reason
+    return Reason("human_request", points, text, ids)
 
 
-def _fallback_reason(state: ConversationState, rules: Rules) -> Reason | None:
-    config = rules.signals.fallbacks
+def _build_fallback_reason(state: ConversationState, config: FallbackSignal) -> Reason:
     streak = state.fallback_streak
-    if not config.enabled or streak < config.streak:
-        return None
-    key = (streak, state.fallback_first_turn)
-    remembered = _remembered(state, "fallbacks", rules, key)
-    if remembered is not _MISSING:
-        return cast("Reason", remembered)
     strength = min(1.0, (streak - config.streak + 1) / (config.full_at - config.streak + 1))
     where = _turns(state.fallback_first_turn, state.fallback_last_turn)
     text = (
@@ -408,37 +594,21 @@ def _fallback_reason(state: ConversationState, rules: Rules) -> Reason | None:
         if streak > 1
         else f"the bot failed once ({where})"
     )
-    reason = Reason(
+    return Reason(
         "fallbacks", round(config.weight * strength, 1), text, tuple(state.fallback_events)
     )
-    state.memo["fallbacks"] = (rules, key, reason)
-    return reason
 
 
-def _first_live(hits: deque[Hit], state: ConversationState, memory: int) -> int:
+def _first_live(hits: deque[Hit], turns: int, memory: int) -> int:
     # Old trouble stops counting, so a conversation that got back on track can recover. Hits are
     # in turn order, so the live ones are a suffix.
-    cutoff = state.turns - memory
+    cutoff = turns - memory
     start = 0
     for hit in hits:
         if hit.turn > cutoff:
             break
         start += 1
     return start
-
-
-def _repetition_reason(state: ConversationState, rules: Rules) -> Reason | None:
-    config = rules.signals.repetition
-    if not config.enabled or not state.repeats:
-        return None
-    start = _first_live(state.repeats, state, config.memory)
-    key = (len(state.repeats), state.repeats[-1].event_id, start)
-    remembered = _remembered(state, "repetition", rules, key)
-    if remembered is not _MISSING:
-        return cast("Reason | None", remembered)
-    reason = _build_repetition_reason(list(state.repeats)[start:], config)
-    state.memo["repetition"] = (rules, key, reason)
-    return reason
 
 
 def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reason | None:
@@ -458,20 +628,6 @@ def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reaso
     strength = min(1.0, len(hits) / (config.min_repeats + 2))
     ids = tuple(hit.event_id for hit in hits)
     return Reason("repetition", round(config.weight * strength, 1), text, ids)
-
-
-def _frustration_reason(state: ConversationState, rules: Rules) -> Reason | None:
-    config = rules.signals.frustration
-    if not config.enabled or not state.frustrations:
-        return None
-    start = _first_live(state.frustrations, state, config.memory)
-    key = (len(state.frustrations), state.frustrations[-1].event_id, start)
-    remembered = _remembered(state, "frustration", rules, key)
-    if remembered is not _MISSING:
-        return cast("Reason | None", remembered)
-    reason = _build_frustration_reason(list(state.frustrations)[start:], config)
-    state.memo["frustration"] = (rules, key, reason)
-    return reason
 
 
 def _build_frustration_reason(hits: list[Hit], config: FrustrationSignal) -> Reason | None:
@@ -508,31 +664,205 @@ def _describe_waits(hits: list[Hit]) -> str:
     return f"the customer was left waiting{_times(len(hits))}, up to {longest} min"
 
 
-def _hits_reason(
-    state: ConversationState,
-    rules: Rules,
+def _counted_reason(
     name: str,
-    hits: deque[Hit],
-    config: CorrectionSignal | ShoutingSignal | SlowReplySignal,
     describe: Callable[[list[Hit]], str],
+    live: list[Hit],
+    config: CorrectionSignal | ShoutingSignal | SlowReplySignal,
 ) -> Reason | None:
     """The reason of a signal that counts recent evidence: one hit 60%, two or more in full."""
-    if not config.enabled or not hits:
+    if not live:
         return None
-    start = _first_live(hits, state, config.memory)
-    key = (len(hits), hits[-1].event_id, start)
-    remembered = _remembered(state, name, rules, key)
-    if remembered is not _MISSING:
-        return cast("Reason | None", remembered)
-    live = list(hits)[start:]
-    reason = None
-    if live:
-        strength = min(1.0, 0.6 + 0.4 * (len(live) - 1))
-        text = f"{describe(live)} ({_turns(live[0].turn, live[-1].turn)})"
-        ids = tuple(dict.fromkeys(hit.event_id for hit in live))
-        reason = Reason(name, round(config.weight * strength, 1), text, ids)
-    state.memo[name] = (rules, key, reason)
+    strength = min(1.0, 0.6 + 0.4 * (len(live) - 1))
+    text = f"{describe(live)} ({_turns(live[0].turn, live[-1].turn)})"
+    ids = tuple(dict.fromkeys(hit.event_id for hit in live))
+    return Reason(name, round(config.weight * strength, 1), text, ids)
+
+
+def _build_correction_reason(live: list[Hit], config: CorrectionSignal) -> Reason | None:
+    return _counted_reason("correction", _describe_corrections, live, config)
+
+
+def _build_shouting_reason(live: list[Hit], config: ShoutingSignal) -> Reason | None:
+    return _counted_reason("shouting", _describe_shouting, live, config)
+
+
+def _build_slow_reply_reason(live: list[Hit], config: SlowReplySignal) -> Reason | None:
+    return _counted_reason("slow_reply", _describe_waits, live, config)
+
+
+_Config = TypeVar(
+    "_Config",
+    RepetitionSignal,
+    FrustrationSignal,
+    CorrectionSignal,
+    ShoutingSignal,
+    SlowReplySignal,
+)
+
+
+def _hits_reason(
+    memo: _HitsMemo,
+    hits: deque[Hit],
+    turns: int,
+    config: _Config,
+    build: Callable[[list[Hit], _Config], Reason | None],
+) -> Reason | None:
+    """The reason of a counting signal over its live hits, from `memo` while still valid."""
+    last = hits[-1]
+    if last is memo.last and turns < memo.until:
+        return memo.reason
+    memory = config.memory
+    start = _first_live(hits, turns, memory)
+    memo.last = last
+    memo.until = hits[start].turn + memory if start < len(hits) else _NEVER
+    memo.reason = reason = build(list(hits)[start:], config)
     return reason
+
+
+def _points(reason: Reason) -> float:
+    return reason.points
+
+
+def _reasons(
+    state: ConversationState,
+    event: ConversationEvent,
+    derived: _Derived,
+    meta: ConversationMeta,
+) -> tuple[tuple[Reason, ...], float]:
+    """The reasons, strongest first, and the score they add up to."""
+    plan = derived.plan
+    signals = plan.signals
+    turns = state.turns
+    found: list[Reason] = []
+    append = found.append
+
+    asked_at = state.human_requested_at
+    if asked_at is not None and plan.human_on:
+        if asked_at is not derived.human_at:
+            derived.human = _build_human_reason(state, asked_at, plan.human_points)
+            derived.human_at = asked_at
+        append(cast("Reason", derived.human))
+
+    streak = state.fallback_streak
+    if plan.fallbacks_on and streak >= plan.fallbacks_streak:
+        key = (streak, state.fallback_first_turn)
+        if key != derived.fallbacks_key:
+            derived.fallbacks = _build_fallback_reason(state, plan.fallbacks)
+            derived.fallbacks_key = key
+        append(cast("Reason", derived.fallbacks))
+
+    sentiments = state.sentiments
+    mean = state.sentiment_mean
+    if plan.sentiment_on and mean is not None and sentiments:
+        point = sentiments[-1]
+        if point is not derived.sentiment_point:
+            derived.sentiment = _build_sentiment_reason(state, plan.sentiment, mean)
+            derived.sentiment_point = point
+        if derived.sentiment is not None:
+            append(derived.sentiment)
+
+    if plan.repetition_on and state.repeats:
+        reason = _hits_reason(
+            derived.repetition, state.repeats, turns, plan.repetition, _build_repetition_reason
+        )
+        if reason is not None:
+            append(reason)
+    if plan.frustration_on and state.frustrations:
+        reason = _hits_reason(
+            derived.frustration,
+            state.frustrations,
+            turns,
+            plan.frustration,
+            _build_frustration_reason,
+        )
+        if reason is not None:
+            append(reason)
+    if plan.correction_on and state.corrections:
+        reason = _hits_reason(
+            derived.correction,
+            state.corrections,
+            turns,
+            signals.correction,
+            _build_correction_reason,
+        )
+        if reason is not None:
+            append(reason)
+    if plan.shouting_on and state.shouts:
+        reason = _hits_reason(
+            derived.shouting, state.shouts, turns, signals.shouting, _build_shouting_reason
+        )
+        if reason is not None:
+            append(reason)
+    if plan.slow_reply_on and state.waits:
+        reason = _hits_reason(
+            derived.slow_reply,
+            state.waits,
+            turns,
+            signals.slow_reply,
+            _build_slow_reply_reason,
+        )
+        if reason is not None:
+            append(reason)
+
+    long_turns = plan.long_turns
+    if long_turns is not None and turns >= long_turns:
+        if turns != derived.long_turns:
+            derived.long = Reason("long_conversation", plan.long_points, f"{turns} messages so far")
+            derived.long_turns = turns
+        append(cast("Reason", derived.long))
+    duration_minutes = plan.duration_minutes
+    if duration_minutes is not None:
+        minutes = _minutes(state)
+        if minutes >= duration_minutes:
+            whole_minutes = int(minutes)
+            if whole_minutes != derived.duration_minutes:
+                derived.duration = Reason(
+                    "long_duration", plan.duration_points, f"running for {whole_minutes} min"
+                )
+                derived.duration_minutes = whole_minutes
+            append(cast("Reason", derived.duration))
+    if plan.abandonment_on and state.abandoned:
+        ended_here = event.event_id if event.type is EventType.SESSION_END else None
+        abandonment_key = (state.ended, ended_here)
+        if abandonment_key != derived.abandonment_key:
+            derived.abandonment = Reason(
+                "abandonment",
+                round(float(plan.abandonment.weight), 1),
+                "the customer left without a resolution"
+                if state.ended
+                else "the customer gave up after the bot failed them",
+                (ended_here,) if ended_here is not None else (),
+            )
+            derived.abandonment_key = abandonment_key
+        append(cast("Reason", derived.abandonment))
+    tier = meta.customer.tier
+    if found and plan.tier_on and tier is not None:
+        if tier != derived.tier:
+            tiers = plan.tier.tiers
+            factor = tiers.get(tier, tiers.get(tier.lower(), 0.0))
+            derived.tier_reason = (
+                Reason(
+                    "customer_tier",
+                    round(plan.tier.weight * min(1.0, factor), 1),
+                    f"{tier} customer",
+                )
+                if factor > 0
+                else None
+            )
+            derived.tier = tier
+        if derived.tier_reason is not None:
+            append(derived.tier_reason)
+
+    # The same reasons as last time (the same objects, mostly): the same order and score.
+    if found == derived.found:
+        return derived.reasons, derived.score
+    derived.found = found
+    ordered = sorted(found, key=_points, reverse=True)
+    score = round(min(100.0, sum(reason.points for reason in ordered)), 1)
+    derived.reasons = reasons = tuple(ordered)
+    derived.score = score
+    return reasons, score
 
 
 def _minutes(state: ConversationState) -> float:
@@ -541,128 +871,27 @@ def _minutes(state: ConversationState) -> float:
     return (state.last_at - state.started_at).total_seconds() / 60
 
 
-def _reasons(
-    state: ConversationState, event: ConversationEvent, rules: Rules, meta: ConversationMeta
-) -> list[Reason]:
-    signals = rules.signals
-    reasons = [
-        reason
-        for reason in (
-            _human_reason(state, rules),
-            _fallback_reason(state, rules),
-            _sentiment_reason(state, rules),
-            _repetition_reason(state, rules),
-            _frustration_reason(state, rules),
-            _hits_reason(
-                state,
-                rules,
-                "correction",
-                state.corrections,
-                signals.correction,
-                _describe_corrections,
-            ),
-            _hits_reason(
-                state, rules, "shouting", state.shouts, signals.shouting, _describe_shouting
-            ),
-            _hits_reason(
-                state, rules, "slow_reply", state.waits, signals.slow_reply, _describe_waits
-            ),
-        )
-        if reason is not None
-    ]
-    long_conversation = signals.long_conversation
-    if long_conversation.enabled and state.turns >= long_conversation.turns:
-        reasons.append(
-            Reason(
-                "long_conversation",
-                round(float(long_conversation.weight), 1),
-                f"{state.turns} messages so far",
-            )
-        )
-    long_duration = signals.long_duration
-    minutes = _minutes(state)
-    if long_duration.enabled and minutes >= long_duration.minutes:
-        whole_minutes = int(minutes)
-        duration = _remembered(state, "long_duration", rules, whole_minutes)
-        if duration is _MISSING:
-            duration = Reason(
-                "long_duration",
-                round(float(long_duration.weight), 1),
-                f"running for {whole_minutes} min",
-            )
-            state.memo["long_duration"] = (rules, whole_minutes, duration)
-        reasons.append(duration)
-    abandonment = signals.abandonment
-    if abandonment.enabled and state.abandoned:
-        reasons.append(
-            Reason(
-                "abandonment",
-                round(float(abandonment.weight), 1),
-                "the customer left without a resolution"
-                if state.ended
-                else "the customer gave up after the bot failed them",
-                (event.event_id,) if event.type is EventType.SESSION_END else (),
-            )
-        )
-    tier_config = signals.customer_tier
-    tier = meta.customer.tier
-    if reasons and tier_config.enabled and tier is not None:
-        tier_reason = _remembered(state, "customer_tier", rules, tier)
-        if tier_reason is _MISSING:
-            factor = tier_config.tiers.get(tier, tier_config.tiers.get(tier.lower(), 0.0))
-            tier_reason = (
-                Reason(
-                    "customer_tier",
-                    round(tier_config.weight * min(1.0, factor), 1),
-                    f"{tier} customer",
-                )
-                if factor > 0
-                else None
-            )
-            state.memo["customer_tier"] = (rules, tier, tier_reason)
-        if tier_reason is not None:
-            reasons.append(tier_reason)
-    reasons.sort(key=lambda reason: reason.points, reverse=True)
-    return reasons
-
-
-def _level_for(score: float, rules: Rules) -> Level | None:
+def _level_for(score: float, levels: tuple[Level, ...]) -> Level | None:
     chosen: Level | None = None
-    for level in rules.levels:
+    for level in levels:
         if level.min_score <= score and (chosen is None or level.min_score > chosen.min_score):
             chosen = level
     return chosen
 
 
-def _level_named(name: str, rules: Rules) -> Level | None:
-    for level in rules.levels:
-        if level.name == name:
-            return level
-    return None
-
-
 # --- the engine ----------------------------------------------------------------------------------
-
-
-def _advance_clock(state: ConversationState, timestamp: datetime) -> None:
-    # Events can arrive out of order; the state's time never goes backwards.
-    if state.started_at is None or timestamp < state.started_at:
-        state.started_at = timestamp
-    if state.last_at is None or timestamp > state.last_at:
-        state.last_at = timestamp
 
 
 def _decide(
     state: ConversationState,
     event: ConversationEvent,
-    rules: Rules,
+    plan: _Plan,
     level: Level | None,
     score: float,
     bot_answer: bool,
     bot_fallback: bool,
 ) -> Decision:
-    recovery = rules.recovery
-    if score >= recovery.below_score or bot_fallback:
+    if score >= plan.recovery_below or bot_fallback:
         state.recovery_answers = 0
     elif bot_answer:
         state.recovery_answers += 1
@@ -671,12 +900,11 @@ def _decide(
         if event.type is EventType.SESSION_END:
             state.escalated_level = None
             return Decision.ENDED
-        current = _level_named(state.escalated_level, rules)
-        current_min = current.min_score if current is not None else -1.0
+        current_min = plan.level_min.get(state.escalated_level, -1.0)
         if level is not None and level.notify and level.min_score > current_min:
             state.escalated_level = level.name
             return Decision.UPGRADE
-        if state.human_requested_at is None and state.recovery_answers >= recovery.bot_answers:
+        if state.human_requested_at is None and state.recovery_answers >= plan.recovery_answers:
             state.escalated_level = None
             state.recovery_answers = 0
             return Decision.RECOVERED
@@ -689,16 +917,11 @@ def _decide(
     return Decision.NONE
 
 
-def _team_for(
-    state: ConversationState, rules: Rules, meta: ConversationMeta, level: str
-) -> str | None:
-    key = (id(meta), level)
-    entry = state.memo.get("team")
-    # The meta object itself is kept in the entry so its id cannot be reused by another one.
-    if entry is not None and entry[0] is rules and entry[1] == key and entry[2][0] is meta:
-        return cast("str | None", entry[2][1])
+def _team_for(derived: _Derived, meta: ConversationMeta, level: str) -> str | None:
+    if meta is derived.team_meta and level == derived.team_level:
+        return derived.team
     teams = route_for(
-        rules,
+        derived.plan.rules,
         customer_tier=meta.customer.tier,
         platform=meta.platform,
         language=meta.language,
@@ -706,7 +929,10 @@ def _team_for(
         level=level,
     )
     team = teams[0] if teams else None
-    state.memo["team"] = (rules, key, (meta, team))
+    # The meta object itself is kept, so its identity stands for its contents.
+    derived.team_meta = meta
+    derived.team_level = level
+    derived.team = team
     return team
 
 
@@ -717,57 +943,65 @@ def assess(
 
     Updates `state` in place and returns it with the Assessment.
     """
-    _advance_clock(state, event.timestamp)
+    derived = _derived(state, rules)
+    plan = derived.plan
+    # Events can arrive out of order; the state's time never goes backwards.
+    timestamp = event.timestamp
+    if state.started_at is None or timestamp < state.started_at:
+        state.started_at = timestamp
+    if state.last_at is None or timestamp > state.last_at:
+        state.last_at = timestamp
     bot_answer = False
     bot_fallback = False
 
-    if event.type is EventType.MESSAGE:
+    kind = event.type
+    if kind is EventType.MESSAGE:
         role = event.role
         text = event.text or ""
         if role is Role.CUSTOMER:
             state.turns += 1
             lowered = text.lower()
             words = message_words(lowered)
-            _on_customer(state, event, text, lowered, words, rules)
+            _on_customer(state, event, text, lowered, words, plan)
             _remember_message(state, event, role, text, words)
         elif role is Role.BOT:
             state.turns += 1
             lowered = text.lower()
             words = message_words(lowered)
-            bot_fallback = _on_bot(state, event, text, lowered, words, rules)
+            bot_fallback = _on_bot(state, event, text, lowered, words, plan)
             bot_answer = not bot_fallback
             _remember_message(state, event, role, text, words)
         elif role is Role.AGENT:
             # A person is already talking to the customer: no new escalation from here on.
             state.handed_off = True
-            _on_reply(state, event, rules)
+            _on_reply(state, event, plan)
             _remember_message(state, event, role, text, None)
-    elif event.type is EventType.HANDOFF:
+    elif kind is EventType.HANDOFF:
         state.handed_off = True
-    elif event.type is EventType.SESSION_END:
+    elif kind is EventType.SESSION_END:
         outcome = (event.outcome or "").lower()
         unresolved = not outcome or outcome in UNRESOLVED_OUTCOMES
         if not state.ended and unresolved:
-            state.abandoned = (
-                state.abandoned or state.score >= rules.signals.abandonment.after_score
-            )
+            state.abandoned = state.abandoned or state.score >= plan.abandonment_after_score
         state.ended = True
 
-    reasons = _reasons(state, event, rules, meta)
-    score = round(min(100.0, sum(reason.points for reason in reasons)), 1)
-    level = _level_for(score, rules)
-    decision = _decide(state, event, rules, level, score, bot_answer, bot_fallback)
+    reasons, score = _reasons(state, event, derived, meta)
+    if score != derived.level_score:
+        derived.level = _level_for(score, plan.levels)
+        derived.level_score = score
+    level = derived.level
+    decision = _decide(state, event, plan, level, score, bot_answer, bot_fallback)
     state.score = score
 
-    team = _team_for(state, rules, meta, level.name) if level is not None else None
-    assessment = Assessment(
-        event_id=event.event_id,
-        score=score,
-        level=level.name if level is not None else None,
-        notify=level.notify if level is not None else False,
-        reasons=tuple(reasons),
-        team=team,
-        decision=decision,
-        mention=level.mention if level is not None else None,
+    if level is None:
+        return state, Assessment(event.event_id, score, None, False, reasons, None, decision, None)
+    return state, Assessment(
+        event.event_id,
+        score,
+        level.name,
+        level.notify,
+        reasons,
+        _team_for(derived, meta, level.name),
+        decision,
+        level.mention,
     )
-    return state, assessment

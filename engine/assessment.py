@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from engine.events import Role
 
@@ -19,8 +20,10 @@ class Decision(StrEnum):
     ENDED = "ended"  # the conversation ended while escalated: close it as expired
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+# Reason and Assessment are named tuples rather than frozen dataclasses: the engine makes one
+# Assessment per event, and a frozen dataclass costs several times as much to build. Both stay
+# immutable and hashable, and read the same by attribute.
+class Reason(NamedTuple):
     """One signal's contribution, readable on a card: "3 bot fallbacks in a row (turns 4-6)"."""
 
     signal: str
@@ -30,8 +33,7 @@ class Reason:
     event_ids: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Assessment:
+class Assessment(NamedTuple):
     """The engine's verdict after one event."""
 
     event_id: str

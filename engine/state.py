@@ -126,9 +126,10 @@ class ConversationState:
     recent: deque[RecentMessage] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_MESSAGES))
     identifiers: list[str] = field(default_factory=list)
 
-    # Reasons and routes computed for the current inputs, reused while those inputs stay the
-    # same: (rules, key, value) per name. Never stored; a state read back starts without it.
-    memo: dict[str, tuple[Any, Any, Any]] = field(default_factory=dict, repr=False, compare=False)
+    # What the engine derived from the fields above (reasons, score, level, team), reused while
+    # their inputs stay the same; private to `engine.assess`. Never stored: a state read back, or
+    # reset, starts without it.
+    derived: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def new(cls) -> ConversationState:
@@ -264,5 +265,5 @@ def reset_escalation(state: ConversationState) -> ConversationState:
     state.best_sentiment_turn = 0
     state.abandoned = False
     state.score = 0.0
-    state.memo.clear()
+    state.derived = None
     return state

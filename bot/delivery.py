@@ -24,6 +24,7 @@ from bot.idle import IDLE_REMINDER
 from bot.metrics import Metrics
 from bot.notifier import (
     DeliveryError,
+    FindsPostedCards,
     Forbidden,
     MessageRef,
     NotFound,
@@ -42,6 +43,12 @@ T = TypeVar("T")
 
 # The handoff event recording that a card reached a channel (as the rules name it).
 CARD_POSTED = "card_posted"
+# Committed before each post: a later attempt that finds one without CARD_POSTED knows an
+# earlier attempt may have reached the surface, and asks it before posting again.
+CARD_POSTING = "card_posting"
+# A search for such a card starts this long before the earlier attempt: the surface's clock
+# and ours may differ a little.
+POSTED_SEARCH_MARGIN = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -264,7 +271,11 @@ class DeliveryWorker:
         await self._attempt(item, self.platform_calls.deliver(item, last_attempt=last_attempt), [])
 
     async def _post(self, notifier: Notifier, item: OutboxItem, card: Card, channel: str) -> None:
-        ref = await notifier.post(card, channel)
+        ref = await self._find_earlier_post(notifier, item, card, channel)
+        found = ref is not None
+        if ref is None:
+            await self._record_posting(item, card, channel)
+            ref = await notifier.post(card, channel)
         now = self._clock()
 
         # Surfaces answer with their own channel id ("#support" -> "C0123"): one bucket for both.
@@ -286,12 +297,59 @@ class DeliveryWorker:
                 kind=CARD_POSTED,
                 now=now,
                 surface=ref.surface,
-                detail={"channel": channel, "channel_id": ref.channel},
+                detail={"channel": channel, "channel_id": ref.channel}
+                | ({"found_after_earlier_attempt": True} if found else {}),
             )
             outbox.complete(session=session, item_id=item.id, now=now)
 
         await self._db(work)
         self._succeeded(item, now)
+
+    async def _find_earlier_post(
+        self, notifier: Notifier, item: OutboxItem, card: Card, channel: str
+    ) -> MessageRef | None:
+        """The card as an earlier, unrecorded attempt posted it, if the surface can tell."""
+        history = await self._db(
+            lambda s: escalations.handoff_history(session=s, escalation_id=card.escalation_id)
+        )
+        since = min(
+            (
+                event.at
+                for event in history
+                if event.kind == CARD_POSTING
+                and event.surface == _surface(item)
+                and event.detail.get("channel") == channel
+            ),
+            default=None,
+        )
+        if since is None or not isinstance(notifier, FindsPostedCards):
+            return None
+        try:
+            # RateLimited or Unavailable propagate: the row is retried, never posted blind.
+            return await notifier.find_posted(card, channel, since - POSTED_SEARCH_MARGIN)
+        except (Forbidden, NotFound) as error:
+            log.warning(
+                "outbox row %s: cannot look for an earlier post of escalation %s in %s (%s); "
+                "posting, which may show the card twice",
+                item.id,
+                card.escalation_id,
+                channel,
+                error,
+            )
+            return None
+
+    async def _record_posting(self, item: OutboxItem, card: Card, channel: str) -> None:
+        now = self._clock()
+        await self._db(
+            lambda s: escalations.record_handoff_event(
+                session=s,
+                escalation_id=card.escalation_id,
+                kind=CARD_POSTING,
+                now=now,
+                surface=_surface(item),
+                detail={"channel": channel, "outbox_id": item.id},
+            )
+        )
 
     async def _deliver_replies(self, group: list[OutboxItem]) -> None:
         first = group[0]

@@ -7,7 +7,8 @@ and throttling live in one place (the delivery worker).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from bot.cards import Card
 
@@ -63,5 +64,24 @@ class Notifier(Protocol):
 
         `text` is shown as written (never as markup that could ping anyone); `mention` is a
         rules-file mention ("@here", a group or user id) rendered the surface's own way.
+        """
+        ...
+
+
+@runtime_checkable
+class FindsPostedCards(Protocol):
+    """Optional beside `Notifier`: a surface that can tell whether a card already reached it.
+
+    The delivery worker asks before repeating a post whose earlier attempt may have reached the
+    surface without its answer being recorded (the process died in between). A surface that
+    cannot search its messages (Teams, the console) does not implement it and may show a second
+    card in that case.
+    """
+
+    async def find_posted(self, card: Card, channel: str, since: datetime) -> MessageRef | None:
+        """The card's message in `channel` posted at or after `since`, or None if there is none.
+
+        Raises RateLimited or Unavailable when it cannot tell now (ask again later), and
+        Forbidden or NotFound when it can never tell there (missing scope, bot not in channel).
         """
         ...

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -22,8 +26,21 @@ from bot.slack.blocks import MAX_TEXT, cut, escape, render_card
 from bot.slack.blocks import mention as mention_markup
 from bot.slack.settings import SlackSettings
 
+log = logging.getLogger(__name__)
+
 SURFACE = "slack"
 DEFAULT_RETRY_AFTER = 1.0  # when a 429 comes without a usable Retry-After header
+
+# Every card carries message metadata naming its escalation, so that a card whose post was
+# never recorded (the process died after Slack's answer) can be found in the channel again.
+CARD_EVENT_TYPE = "escalation_card"
+# Searching is bounded: a card is looked for only shortly after an attempt to post it, so it
+# is among the channel's newest messages; past these pages the worker posts (and says so).
+HISTORY_PAGE_SIZE = 100
+HISTORY_PAGES = 10
+CHANNEL_PAGE_SIZE = 200
+CHANNEL_PAGES = 20
+_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 
 _NOT_FOUND = frozenset({"channel_not_found", "message_not_found", "thread_not_found"})
 _FORBIDDEN = frozenset(
@@ -78,6 +95,35 @@ def delivery_error(error: Exception) -> DeliveryError:
     return Unavailable(f"Slack unreachable: {type(error).__name__}: {error}")
 
 
+def card_metadata(card: Card) -> dict[str, Any]:
+    """The message metadata a card is posted with: it names the escalation, nothing personal."""
+    return {"event_type": CARD_EVENT_TYPE, "event_payload": {"escalation_id": card.escalation_id}}
+
+
+def _is_card_of(message: dict[str, Any], escalation_id: int, bot_id: str | None) -> bool:
+    metadata = message.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get("event_type") != CARD_EVENT_TYPE:
+        return False
+    if bot_id is not None and message.get("bot_id") != bot_id:
+        return False
+    payload = metadata.get("event_payload")
+    return isinstance(payload, dict) and payload.get("escalation_id") == escalation_id
+
+
+def _is_channel_id(channel: str) -> bool:
+    return _CHANNEL_ID.fullmatch(channel) is not None
+
+
+def _channel_name(channel: str) -> str:
+    return channel.removeprefix("#")
+
+
+def _next_cursor(data: object) -> str | None:
+    metadata = data.get("response_metadata") if isinstance(data, dict) else None
+    cursor = metadata.get("next_cursor") if isinstance(metadata, dict) else None
+    return str(cursor) if cursor else None
+
+
 def _retry_after(headers: object) -> float:
     value = headers.get("Retry-After") if hasattr(headers, "get") else None
     try:
@@ -102,6 +148,10 @@ class SlackNotifier:
 
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
+        # Channel names ("support-escalations") to ids, learnt from posts and conversations.list:
+        # conversations.history takes only an id.
+        self._channel_ids: dict[str, str] = {}
+        self._bot_id: str | None = None
 
     async def post(self, card: Card, channel: str) -> MessageRef:
         """Post a new card; raises RateLimited, Unavailable, NotFound or Forbidden."""
@@ -111,11 +161,82 @@ class SlackNotifier:
                 channel=channel,
                 text=message.text,
                 blocks=message.blocks,
+                metadata=card_metadata(card),
                 unfurl_links=False,
                 unfurl_media=False,
             )
         # Slack answers with the channel id even when we posted to a channel name.
-        return MessageRef(SURFACE, str(response["channel"]), str(response["ts"]))
+        channel_id = str(response["channel"])
+        if not _is_channel_id(channel):
+            self._channel_ids[_channel_name(channel)] = channel_id
+        return MessageRef(SURFACE, channel_id, str(response["ts"]))
+
+    async def find_posted(self, card: Card, channel: str, since: datetime) -> MessageRef | None:
+        """The card's message in `channel` posted at or after `since`, found by its metadata.
+
+        Reads the channel's history newest first, a bounded number of pages; raises as `post`
+        (Forbidden when the bot may not read the channel: `not_in_channel`, `missing_scope`).
+        """
+        async with _mapped_errors():
+            channel_id = await self._resolve(channel)
+            bot_id = await self._own_bot_id()
+            cursor: str | None = None
+            for _ in range(HISTORY_PAGES):
+                response = await self._client.conversations_history(
+                    channel=channel_id,
+                    oldest=f"{since.timestamp():.6f}",
+                    inclusive=True,
+                    limit=HISTORY_PAGE_SIZE,
+                    include_all_metadata=True,
+                    cursor=cursor,
+                )
+                for message in response.get("messages") or []:
+                    if _is_card_of(message, card.escalation_id, bot_id):
+                        return MessageRef(SURFACE, channel_id, str(message["ts"]))
+                cursor = _next_cursor(response.data)
+                if not cursor:
+                    return None
+        log.warning(
+            "escalation %s: %d pages of %s since %s searched without reaching the start; "
+            "taking the card as not posted",
+            card.escalation_id,
+            HISTORY_PAGES,
+            channel,
+            since.isoformat(),
+        )
+        return None
+
+    async def _resolve(self, channel: str) -> str:
+        """The channel's id; a name is looked up once with conversations.list, then cached."""
+        if _is_channel_id(channel):
+            return channel
+        name = _channel_name(channel)
+        if name in self._channel_ids:
+            return self._channel_ids[name]
+        cursor: str | None = None
+        for _ in range(CHANNEL_PAGES):
+            response = await self._client.conversations_list(
+                types="public_channel,private_channel",
+                exclude_archived=True,
+                limit=CHANNEL_PAGE_SIZE,
+                cursor=cursor,
+            )
+            for found in response.get("channels") or []:
+                self._channel_ids[str(found["name"])] = str(found["id"])
+            cursor = _next_cursor(response.data)
+            if name in self._channel_ids or not cursor:
+                break
+        if name not in self._channel_ids:
+            raise NotFound(f"Slack: no channel named #{name} that the app can see")
+        return self._channel_ids[name]
+
+    async def _own_bot_id(self) -> str | None:
+        """This app's bot id, so that another app's look-alike metadata is never taken."""
+        if self._bot_id is None:
+            response = await self._client.auth_test()
+            found = response.get("bot_id")
+            self._bot_id = str(found) if found else None
+        return self._bot_id
 
     async def update(self, ref: MessageRef, card: Card) -> None:
         """Replace the card in place for everyone; raises as `post`."""

@@ -367,6 +367,7 @@ async def start_bench(
     database: Database, fake: FakeSlack, rules_path: Path, data_dir: Path, clock: Clock
 ) -> AsyncIterator[SlackBench]:
     """Build the service from its environment and serve it on a local port."""
+    fake.clock = clock  # Slack stamps messages with its own time; here that is the story's
     environ = {"ESCALATIONS_WEBHOOK_SECRET": WEBHOOK_SECRET, **slack_environ(fake)}
     settings = Settings(
         rules_path=rules_path, data_dir=data_dir, public_url=PUBLIC_URL, environ=environ

@@ -8,16 +8,22 @@ Retry-After, 500, or an `ok: false` error) for fault tests.
 Like Slack, it accepts a channel by name ("#support") only where Slack does (posting), answers
 with the channel's id, and keeps every posted message so that `chat.update` and thread replies
 must name a message that exists; `message()` shows a card as the channel sees it now.
+`conversations.history` pages through a channel newest first (`oldest`, `latest`, `inclusive`,
+`limit`, `cursor`) and shows message `metadata` only when asked with `include_all_metadata`;
+`conversations.list` pages through the channels. Message timestamps follow `clock` when one is
+given, so that `oldest` means what it means on Slack.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +37,11 @@ MAX_TEXT = 3000
 MAX_BUTTON_VALUE = 2000
 
 BOT_USER_ID = "U0BOT"
+BOT_ID = "B0BOT"
+APP_ID = "A0APP"
+EPOCH = 1_700_000_000  # the seconds of every ts when no clock is given
+HISTORY_LIMIT = 100  # conversations.history's default page; 999 at most
+LIST_LIMIT = 100  # conversations.list's default page; 1,000 at most
 WAIT_LIMIT_SECONDS = 10  # a guard against a hung test, never a timing assertion
 
 
@@ -60,6 +71,7 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     invalid_payloads: list[str] = field(default_factory=list)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    clock: Callable[[], datetime] | None = None
     _faults: dict[str, list[Fault]] = field(default_factory=dict)
     _server: TestServer | None = None
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -69,6 +81,8 @@ class FakeSlack:
         """Listen on a free local port."""
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
+        # slack_sdk reads with GET (conversations.history, conversations.list).
+        app.router.add_get("/api/{method}", self._handle)
         self._server = TestServer(app, host="127.0.0.1", port=0)
         await self._server.start_server()
 
@@ -109,6 +123,12 @@ class FakeSlack:
             for (where, _), message in sorted(self.messages.items())
             if where == channel and "thread_ts" not in message
         ]
+
+    def say(self, channel: str, text: str, user: str = "U0PERSON") -> str:
+        """Someone writes in a channel (by id); returns the message's ts."""
+        ts = self._new_ts()
+        self.messages[(channel, ts)] = {"type": "message", "user": user, "text": text, "ts": ts}
+        return ts
 
     def replies_to(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """The messages in one message's thread, oldest first."""
@@ -163,12 +183,22 @@ class FakeSlack:
             return self.channels.get(channel[1:])
         return None
 
+    def _new_ts(self) -> str:
+        seconds = int(self.clock().timestamp()) if self.clock is not None else EPOCH
+        return f"{seconds}.{next(self._ts):06d}"
+
     def _missing(self, method: str, args: dict[str, Any]) -> str | None:
         """Slack's answer when the call names a channel or message that does not exist."""
-        if method not in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+        if method not in (
+            "chat.postMessage",
+            "chat.update",
+            "chat.postEphemeral",
+            "conversations.history",
+        ):
             return None
-        # Slack takes "#name" when posting; editing needs the id the post answered with.
-        channel = self._channel_id(str(args.get("channel", "")), by_name=method != "chat.update")
+        # Slack takes "#name" when posting; editing and reading need the channel's id.
+        by_name = method in ("chat.postMessage", "chat.postEphemeral")
+        channel = self._channel_id(str(args.get("channel", "")), by_name=by_name)
         if channel is None:
             return "channel_not_found"
         if method == "chat.update" and (channel, str(args.get("ts"))) not in self.messages:
@@ -191,14 +221,31 @@ class FakeSlack:
                 "is_enterprise_install": False,
             }
         if method == "chat.postMessage":
-            ts = f"1700000000.{next(self._ts):06d}"
-            message = {"type": "message", "user": BOT_USER_ID, "ts": ts, "text": args.get("text")}
-            if "blocks" in args:
-                message["blocks"] = args["blocks"]
-            if "thread_ts" in args:
-                message["thread_ts"] = args["thread_ts"]
+            ts = self._new_ts()
+            message = {
+                "type": "message",
+                "user": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "app_id": APP_ID,
+                "ts": ts,
+                "text": args.get("text"),
+            }
+            for key in ("blocks", "thread_ts"):
+                if key in args:
+                    message[key] = args[key]
+            if "metadata" in args:
+                # Slack posts the message anyway and drops bad metadata with only a warning:
+                # here that is a failed check, or a lost card could never be found again.
+                problems = _check_metadata(args["metadata"])
+                self.invalid_payloads.extend(f"{method}: {problem}" for problem in problems)
+                if not problems:
+                    message["metadata"] = args["metadata"]
             self.messages[(args["channel"], ts)] = message
             return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
+        if method == "conversations.history":
+            return self._history(args)
+        if method == "conversations.list":
+            return self._list(args)
         if method == "chat.update":
             shown = self.messages[(args["channel"], args["ts"])]
             shown.update({key: args[key] for key in ("text", "blocks") if key in args})
@@ -209,12 +256,70 @@ class FakeSlack:
                 "text": args.get("text"),
             }
         if method == "chat.postEphemeral":
-            return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
+            return {"ok": True, "message_ts": self._new_ts()}
         if method in ("views.open", "views.publish"):
             view = dict(args["view"])
             view.update({"id": f"V{next(self._ts):08d}", "team_id": "T0TEAM", "hash": "1.abc"})
             return {"ok": True, "view": view}
         return {"ok": False, "error": "unknown_method"}
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A page of the channel's messages (no thread replies), newest first."""
+        inclusive = _flag(args.get("inclusive"))
+        oldest = float(args.get("oldest") or 0)
+        latest = float(args["latest"]) if args.get("latest") else float("inf")
+        shown = [
+            message
+            for (where, ts), message in sorted(self.messages.items(), reverse=True)
+            if where == args["channel"]
+            and "thread_ts" not in message
+            and (oldest <= float(ts) if inclusive else oldest < float(ts))
+            and (float(ts) <= latest if inclusive else float(ts) < latest)
+        ]
+        start = _offset(args.get("cursor"))
+        page = shown[start : start + _limit(args.get("limit"), HISTORY_LIMIT, 999)]
+        with_metadata = _flag(args.get("include_all_metadata"))
+        answer: dict[str, Any] = {
+            "ok": True,
+            "messages": [
+                message if with_metadata else _without(message, "metadata") for message in page
+            ],
+            "has_more": start + len(page) < len(shown),
+            "pin_count": 0,
+            "channel_actions_ts": None,
+            "channel_actions_count": 0,
+        }
+        if answer["has_more"]:
+            answer["response_metadata"] = {"next_cursor": _cursor(start + len(page))}
+        return answer
+
+    def _list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A page of the workspace's channels, with Slack's paging."""
+        channels = [
+            {
+                "id": channel_id,
+                "name": name,
+                "is_channel": channel_id.startswith("C"),
+                "is_group": False,
+                "is_im": False,
+                "is_private": channel_id.startswith("G"),
+                "is_archived": False,
+                "is_member": True,
+                "created": EPOCH,
+                "creator": "U0ADMIN",
+                "name_normalized": name,
+                "num_members": 3,
+            }
+            for name, channel_id in self.channels.items()
+        ]
+        start = _offset(args.get("cursor"))
+        page = channels[start : start + _limit(args.get("limit"), LIST_LIMIT, 1000)]
+        more = start + len(page) < len(channels)
+        return {
+            "ok": True,
+            "channels": page,
+            "response_metadata": {"next_cursor": _cursor(start + len(page)) if more else ""},
+        }
 
     def _validate(self, method: str, args: dict[str, Any]) -> list[str]:
         problems: list[str] = []
@@ -234,6 +339,43 @@ class FakeSlack:
         if method in ("chat.postMessage", "chat.postEphemeral") and not args.get("channel"):
             problems.append("channel_not_found")
         return problems
+
+
+def _check_metadata(metadata: Any) -> list[str]:
+    """Slack's message metadata: an `event_type` name and an `event_payload` object."""
+    if not isinstance(metadata, dict) or set(metadata) != {"event_type", "event_payload"}:
+        return [f"metadata must have event_type and event_payload only: {metadata!r}"]
+    event_type = metadata["event_type"]
+    # Letters, digits, underscores and hyphens; not periods or other punctuation.
+    if (
+        not isinstance(event_type, str)
+        or not event_type.replace("_", "").replace("-", "").isalnum()
+    ):
+        return [f"metadata event_type {event_type!r} is not a valid name"]
+    if not isinstance(metadata["event_payload"], dict):
+        return ["metadata event_payload is not an object"]
+    return []
+
+
+def _flag(value: Any) -> bool:
+    """A boolean argument as slack_sdk sends it ("1"/"0") or as JSON."""
+    return value in (True, 1, "1", "true")
+
+
+def _limit(value: Any, default: int, most: int) -> int:
+    return min(int(value), most) if value else default
+
+
+def _cursor(offset: int) -> str:
+    return base64.b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _offset(cursor: Any) -> int:
+    return int(base64.b64decode(str(cursor)).decode().split(":")[1]) if cursor else 0
+
+
+def _without(message: dict[str, Any], key: str) -> dict[str, Any]:
+    return {name: value for name, value in message.items() if name != key}
 
 
 async def _arguments(request: web.Request) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from bot.cards import CardAction
+from bot.cards import Card, CardAction
+from bot.notifier import MessageRef
 from bot.slack.blocks import OPEN_PLATFORM_ACTION, UNKNOWN_ESCALATION
 from storage import outbox
 from tests.bot.conftest import conversation, message
@@ -284,20 +285,63 @@ async def test_a_worker_that_died_holding_the_card_leaves_it_to_the_next_process
         assert restarted.card_ts(escalation_id) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Slack has no idempotency key: a crash between Slack's answer and the commit that "
-    "records the card repeats the post (see docs/slack.md, 'Delivered at least once').",
-)
+class ProcessDied(BaseException):
+    """The process is killed: nothing after this point runs, not even `except Exception`."""
+
+
+def die_around_the_post(bench: SlackBench, *, after_slack_answers: bool) -> None:
+    """The next card post kills the process, just after Slack accepted it or just before."""
+    notifier = bench.service.notifiers["slack"]
+    real_post = notifier.post
+
+    async def post_then_die(card: Card, channel: str) -> MessageRef:
+        if after_slack_answers:
+            await real_post(card, channel)  # Slack has the card; our commit never happens
+        raise ProcessDied
+
+    notifier.post = post_then_die  # type: ignore[method-assign]
+
+
 async def test_a_crash_between_slacks_answer_and_the_commit_still_shows_one_card(
     bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
 ) -> None:
     escalation_id = await bench.escalate()
-    with bench.service.database.session() as session:
-        outbox.lease_due(session=session, now=bench.clock.now, limit=10, lease_seconds=60)
-    card = await bench.service.handoff.card(escalation_id)
-    assert card is not None
-    await bench.service.notifiers["slack"].post(card, TEAM_CHANNEL)  # Slack has it; then death
+    die_around_the_post(bench, after_slack_answers=True)
+    with pytest.raises(ProcessDied):
+        await bench.deliver()
+    (posted,) = fake_slack.cards_in(CARD_CHANNEL)
+    assert bench.card_ts(escalation_id) is None  # Slack shows it; the database never heard
+
+    async for restarted in start_bench(
+        bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
+    ):
+        bench.clock.advance(seconds=60)  # the dead worker's lease runs out
+        await restarted.deliver()
+
+        assert fake_slack.cards_in(CARD_CHANNEL) == [posted]
+        assert len(fake_slack.calls_to("chat.postMessage")) == 1
+        assert restarted.card_ts(escalation_id) == posted["ts"]
+        assert restarted.pending() == []
+        # A new process knows the channel only by name: it looks the id up, then the history.
+        looked = [call.method for call in fake_slack.calls if call.method.startswith("conv")]
+        assert looked == ["conversations.list", "conversations.history"]
+        (history,) = fake_slack.calls_to("conversations.history")
+        assert history.args["channel"] == CARD_CHANNEL
+        assert float(history.args["oldest"]) < float(posted["ts"])
+        # The card found is the card edited from then on.
+        await restarted.click_on_card(CardAction.CLAIM, escalation_id, ANA)
+        await restarted.deliver()
+        assert "Claimed by *ana*" in shown(fake_slack.message(CARD_CHANNEL, posted["ts"]))
+
+
+async def test_a_crash_before_slack_answered_leaves_the_next_process_to_post_one_card(
+    bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
+) -> None:
+    escalation_id = await bench.escalate()
+    die_around_the_post(bench, after_slack_answers=False)
+    with pytest.raises(ProcessDied):
+        await bench.deliver()
+    assert fake_slack.cards_in(CARD_CHANNEL) == []
 
     async for restarted in start_bench(
         bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
@@ -305,7 +349,59 @@ async def test_a_crash_between_slacks_answer_and_the_commit_still_shows_one_card
         bench.clock.advance(seconds=60)
         await restarted.deliver()
 
-        assert len(fake_slack.cards_in(CARD_CHANNEL)) == 1
+        assert len(fake_slack.calls_to("conversations.history")) == 1  # looked, found nothing
+        (card,) = fake_slack.cards_in(CARD_CHANNEL)
+        assert restarted.card_ts(escalation_id) == card["ts"]
+        assert restarted.pending() == []
+
+
+async def test_while_slack_cannot_say_whether_the_card_is_there_it_is_not_posted_again(
+    bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
+) -> None:
+    escalation_id = await bench.escalate()
+    die_around_the_post(bench, after_slack_answers=True)
+    with pytest.raises(ProcessDied):
+        await bench.deliver()
+    (posted,) = fake_slack.cards_in(CARD_CHANNEL)
+    fake_slack.fail_next("conversations.history", status=500)
+
+    async for restarted in start_bench(
+        bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
+    ):
+        bench.clock.advance(seconds=60)
+        await restarted.deliver()
+
+        (waiting,) = restarted.pending()
+        assert waiting.attempts == 1
+        assert "Slack" in (waiting.last_error or "")
+        assert len(fake_slack.calls_to("chat.postMessage")) == 1  # no blind second post
+        bench.clock.now = waiting.due_at
+        await restarted.deliver()
+
+        assert fake_slack.cards_in(CARD_CHANNEL) == [posted]
+        assert restarted.card_ts(escalation_id) == posted["ts"]
+        assert restarted.pending() == []
+
+
+async def test_when_the_bot_may_not_read_the_channel_the_card_is_posted_rather_than_lost(
+    bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
+) -> None:
+    escalation_id = await bench.escalate()
+    die_around_the_post(bench, after_slack_answers=False)
+    with pytest.raises(ProcessDied):
+        await bench.deliver()
+    # Public channels take posts from a bot that is not a member, but not history reads.
+    fake_slack.fail_next("conversations.history", error="not_in_channel")
+
+    async for restarted in start_bench(
+        bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
+    ):
+        bench.clock.advance(seconds=60)
+        await restarted.deliver()
+
+        (card,) = fake_slack.cards_in(CARD_CHANNEL)
+        assert restarted.card_ts(escalation_id) == card["ts"]
+        assert restarted.pending() == []
 
 
 # --- 8. the customer keeps writing ----------------------------------------------------------

@@ -73,6 +73,10 @@ class Handoff(Protocol):
         """Escalations the actor holds, newest first."""
         ...
 
+    async def teams_of(self, actor: Actor) -> list[str] | None:
+        """The teams listing the actor as agent or admin; None when none does (show all)."""
+        ...
+
     async def open_queue(self, teams: list[str] | None = None) -> list[Card]:
         """Open (unclaimed) escalations, oldest first; all teams when `teams` is None."""
         ...

@@ -291,6 +291,15 @@ class HandoffService:
 
         return await self._run(work)
 
+    async def teams_of(self, actor: Actor) -> list[str] | None:
+        """The teams listing the actor as agent or admin; None when none does (show all)."""
+        mine = [
+            name
+            for name, team in self._rules().teams.items()
+            if actor.user_id in team.agents or actor.user_id in team.admins
+        ]
+        return sorted(mine) or None
+
     async def open_queue(self, teams: list[str] | None = None) -> list[Card]:
         """Open (unclaimed) escalations, oldest first; all teams when `teams` is None."""
 

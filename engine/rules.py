@@ -267,6 +267,8 @@ class Team(Strict):
     digest: Digest | None = None
     # Chat user ids (Slack "U…", Teams AAD object ids) who may release or resolve anyone's claim.
     admins: tuple[str, ...] = ()
+    # Chat user ids of the team's agents: App Home and "queue" show them their teams' escalations.
+    agents: tuple[str, ...] = ()
     pause_bot_on_claim: bool = True
     # Reminders for claimed escalations with no agent reply; None: the claimer is never nudged.
     idle: Idle | None = None

@@ -121,7 +121,7 @@ def create_slack_app(handoff: Handoff, settings: SlackSettings) -> SlackIntegrat
 
     async def publish_home(client: AsyncWebClient, actor: Actor, notice: str | None) -> None:
         mine = await handoff.claimed_by(actor)
-        queue = await handoff.open_queue()
+        queue = await handoff.open_queue(await handoff.teams_of(actor))
         stats = await handoff.today()
         view = home_view(mine, queue, stats, notice)
         await client.views_publish(user_id=actor.user_id, view=view)
@@ -231,7 +231,7 @@ def create_slack_app(handoff: Handoff, settings: SlackSettings) -> SlackIntegrat
         words = str(body.get("text", "")).split()
         verb = words[0].lower() if words else "list"
         if verb == "list":
-            message = queue_message(await handoff.open_queue())
+            message = queue_message(await handoff.open_queue(await handoff.teams_of(actor)))
             await ack(text=message.text, blocks=message.blocks, response_type="ephemeral")
         elif verb in ("stats", "today"):
             message = stats_message(await handoff.today())

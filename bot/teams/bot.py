@@ -278,7 +278,8 @@ class EscalationBot:
             cards = await self._handoff.claimed_by(_actor(activity))
             return f"You hold {len(cards)}:\n{_card_lines(cards)}" if cards else "You hold none."
         if "queue" in text:
-            cards = await self._handoff.open_queue()
+            teams = await self._handoff.teams_of(_actor(activity))
+            cards = await self._handoff.open_queue(teams)
             if not cards:
                 return "The queue is empty."
             return f"{len(cards)} waiting for an agent:\n{_card_lines(cards)}"

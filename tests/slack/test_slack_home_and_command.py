@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.cards import CardAction
 from bot.slack.blocks import UNKNOWN_ESCALATION
-from tests.slack.conftest import ANA, BEN, SlackBench
+from tests.slack.conftest import ANA, BEN, LEAD, SlackBench, angry_customer
 
 
 def _texts(blocks: list[dict[str, Any]]) -> str:
@@ -125,3 +125,20 @@ async def test_slash_command_explains_itself_when_it_does_not_understand(
     answer = await (await bench.command("frobnicate", ANA)).json()
 
     assert "/escalations claim 42" in answer["text"]
+
+
+async def test_app_home_shows_an_agent_the_queue_of_their_own_teams(bench: SlackBench) -> None:
+    await bench.escalate("c-support", "Sam Support")
+    await bench.post_conversation(angry_customer("c-vip", "Vera Vip", tier="enterprise"))
+    await bench.deliver()
+
+    # LEAD is an admin of the support team only (rules.yaml of this bench).
+    await bench.event({"type": "app_home_opened", "user": LEAD.id, "tab": "home"})
+    # BEN is in no team's list: he sees every team's queue.
+    await bench.event({"type": "app_home_opened", "user": BEN.id, "tab": "home"})
+
+    lead_view, ben_view = (call.args["view"] for call in bench.fake.calls_to("views.publish"))
+    assert "Sam Support" in _texts(lead_view["blocks"])
+    assert "Vera Vip" not in _texts(lead_view["blocks"])
+    assert "Sam Support" in _texts(ben_view["blocks"])
+    assert "Vera Vip" in _texts(ben_view["blocks"])

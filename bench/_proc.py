@@ -175,6 +175,7 @@ def load(
     path: str = "/webhooks/generic",
     max_requests: int | None = None,
     session_end: bool = False,
+    plain: bool = False,
 ) -> dict[str, Any]:
     """Run the load generator in its own process against a local port; its JSON result."""
     command = [
@@ -204,6 +205,8 @@ def load(
         command += ["--max-requests", str(max_requests)]
     if session_end:
         command.append("--session-end")
+    if plain:
+        command.append("--plain")
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, check=False, timeout=seconds + warmup + 120
     )

@@ -3,7 +3,9 @@
 The service (`escalations serve`) and the ceiling server (`bench.ceiling`) each run in their own
 process, pinned to one core; the load generator runs in a third process on the other core. Every
 post is a new conversation with new event ids, so every post is a real insert. Each run measures
-the ceiling and then each service configuration back to back; the figures are medians over runs.
+the ceiling and then each service configuration back to back, one service process at a time;
+the figures are medians over runs. The posts are calm conversations (most do not escalate);
+`--angry` sends posts that escalate, each of which then also queues a card.
 
     python -m bench.webhook_bench                 # SQLite 1 and 100 events/post, PostgreSQL
     python -m bench.webhook_bench --quick
@@ -60,27 +62,33 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         ceiling = stack.enter_context(_proc.ceiling_server(log_dir, pin))
-        services = {
-            name: (stack.enter_context(_service(log_dir, pin, on_postgres, stack)), per_post)
-            for name, per_post, on_postgres in configurations
-        }
         for run in range(args.runs):
             figures: dict[str, Any] = {
                 "ceiling": _proc.load(
                     ceiling.port, connections=args.connections, seconds=args.seconds, pin=pin
                 )
             }
-            for name, (server, per_post) in services.items():
-                figures[name] = _proc.load(
-                    server.port,
-                    connections=args.connections if per_post == 1 else args.batch_connections,
-                    seconds=args.seconds,
-                    events_per_post=per_post,
-                    pin=pin,
-                )
+            # One service at a time, started fresh: an idle one still delivering cards would
+            # take the measured one's core.
+            for name, per_post, on_postgres in configurations:
+                with (
+                    contextlib.ExitStack() as scope,
+                    _service(log_dir, pin, on_postgres, scope) as server,
+                ):
+                    figures[name] = _proc.load(
+                        server.port,
+                        connections=args.connections if per_post == 1 else args.batch_connections,
+                        seconds=args.seconds,
+                        events_per_post=per_post,
+                        pin=pin,
+                        plain=not args.angry,
+                    )
             runs.append(figures)
             print(f"run {run + 1}/{args.runs}: " + _one_line(figures), flush=True)
-        sweep = _sweep(args, ceiling, services.get("sqlite", (None, 1))[0], pin)
+        sweep: list[dict[str, Any]] = []
+        if args.sweep and any(name == "sqlite" for name, _, _ in configurations):
+            with contextlib.ExitStack() as scope, _service(log_dir, pin, False, scope) as server:
+                sweep = _sweep(args, ceiling, server, pin)
     return {"runs": runs, "sweep": sweep, "connections": args.connections}
 
 
@@ -107,7 +115,13 @@ def _sweep(
     for connections in args.sweep:
         seconds = max(1.0, args.seconds / 2)
         top = _proc.load(ceiling.port, connections=connections, seconds=seconds, pin=pin)
-        ours = _proc.load(service.port, connections=connections, seconds=seconds, pin=pin)
+        ours = _proc.load(
+            service.port,
+            connections=connections,
+            seconds=seconds,
+            pin=pin,
+            plain=not args.angry,
+        )
         points.append(
             {
                 "connections": connections,
@@ -201,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda text: [int(part) for part in text.split(",") if part],
         default=[],
         help="also measure these connection counts (for the chart), e.g. 1,4,16,64,256",
+    )
+    parser.add_argument(
+        "--angry",
+        action="store_true",
+        help="posts that escalate (each then also queues a card); default: calm conversations",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--quick", action="store_true", help="1 short run, no PostgreSQL")

@@ -256,7 +256,7 @@ def open_escalation(
         )
         .on_conflict_do_nothing(
             index_elements=[_escalations.c.conversation_id],
-            index_where=_escalations.c.status.in_(ACTIVE_ESCALATION_STATUSES),
+            index_where=tables.ACTIVE_PREDICATE,
         )
         .returning(*_escalations.c)
     )
@@ -416,6 +416,50 @@ def _refusal(
     return TransitionOutcome(ok=False, escalation=current, refusal=refusal)
 
 
+def _transition(
+    *,
+    session: Session,
+    escalation_id: int,
+    held: ColumnElement[bool],
+    from_status: EscalationStatus,
+    to_status: EscalationStatus,
+    values: dict[str, Any],
+    kind: str,
+    actor_id: str,
+    actor_name: str,
+    surface: str,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> TransitionOutcome:
+    """Compare-and-set `from_status` -> `to_status` where `held`, log it, or say why not."""
+    row = (
+        connection(session)
+        .execute(
+            update(_escalations)
+            .where(_escalations.c.id == escalation_id, held)
+            .values(status=to_status.value, **values, updated_at=now)
+            .returning(*_escalations.c)
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        return _refusal(session, escalation_id, wanted=from_status, actor_id=actor_id)
+    record_handoff_event(
+        session=session,
+        escalation_id=escalation_id,
+        kind=kind,
+        now=now,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        surface=surface,
+        from_status=from_status.value,
+        to_status=to_status.value,
+        detail=detail,
+    )
+    return TransitionOutcome(ok=True, escalation=_record(row))
+
+
 def claim(
     *,
     session: Session,
@@ -426,40 +470,19 @@ def claim(
     now: datetime,
 ) -> ClaimOutcome:
     """Take an open escalation. Of two concurrent claims exactly one wins; the other is told why."""
-    row = (
-        connection(session)
-        .execute(
-            update(_escalations)
-            .where(
-                _escalations.c.id == escalation_id,
-                _escalations.c.status == EscalationStatus.OPEN.value,
-            )
-            .values(
-                status=EscalationStatus.CLAIMED.value,
-                claimed_by=actor_id,
-                claimed_by_name=actor_name,
-                claimed_at=now,
-                updated_at=now,
-            )
-            .returning(*_escalations.c)
-        )
-        .mappings()
-        .one_or_none()
-    )
-    if row is None:
-        return _refusal(session, escalation_id, wanted=EscalationStatus.OPEN, actor_id=actor_id)
-    record_handoff_event(
+    return _transition(
         session=session,
         escalation_id=escalation_id,
+        held=_escalations.c.status == EscalationStatus.OPEN.value,
+        from_status=EscalationStatus.OPEN,
+        to_status=EscalationStatus.CLAIMED,
+        values={"claimed_by": actor_id, "claimed_by_name": actor_name, "claimed_at": now},
         kind="claimed",
-        now=now,
         actor_id=actor_id,
         actor_name=actor_name,
         surface=surface,
-        from_status=EscalationStatus.OPEN.value,
-        to_status=EscalationStatus.CLAIMED.value,
+        now=now,
     )
-    return TransitionOutcome(ok=True, escalation=_record(row))
 
 
 def _held_by(actor_id: str, allow_admin: bool) -> ColumnElement[bool]:
@@ -483,38 +506,20 @@ def release(
 ) -> TransitionOutcome:
     """Give a claimed escalation back to the queue: the claimer only, unless `allow_admin`."""
     previous = get_escalation(session=session, escalation_id=escalation_id)
-    row = (
-        connection(session)
-        .execute(
-            update(_escalations)
-            .where(_escalations.c.id == escalation_id, _held_by(actor_id, allow_admin))
-            .values(
-                status=EscalationStatus.OPEN.value,
-                claimed_by=None,
-                claimed_by_name=None,
-                claimed_at=None,
-                updated_at=now,
-            )
-            .returning(*_escalations.c)
-        )
-        .mappings()
-        .one_or_none()
-    )
-    if row is None:
-        return _refusal(session, escalation_id, wanted=EscalationStatus.CLAIMED, actor_id=actor_id)
-    record_handoff_event(
+    return _transition(
         session=session,
         escalation_id=escalation_id,
+        held=_held_by(actor_id, allow_admin),
+        from_status=EscalationStatus.CLAIMED,
+        to_status=EscalationStatus.OPEN,
+        values={"claimed_by": None, "claimed_by_name": None, "claimed_at": None},
         kind="released",
-        now=now,
         actor_id=actor_id,
         actor_name=actor_name,
         surface=surface,
-        from_status=EscalationStatus.CLAIMED.value,
-        to_status=EscalationStatus.OPEN.value,
+        now=now,
         detail={"claimed_by": previous.claimed_by if previous is not None else None},
     )
-    return TransitionOutcome(ok=True, escalation=_record(row))
 
 
 def resolve(
@@ -530,39 +535,20 @@ def resolve(
     allow_admin: bool = False,
 ) -> TransitionOutcome:
     """Close a claimed escalation with an outcome: the claimer only, unless `allow_admin`."""
-    row = (
-        connection(session)
-        .execute(
-            update(_escalations)
-            .where(_escalations.c.id == escalation_id, _held_by(actor_id, allow_admin))
-            .values(
-                status=EscalationStatus.RESOLVED.value,
-                closed_at=now,
-                closed_by=actor_id,
-                outcome=outcome,
-                note=note,
-                updated_at=now,
-            )
-            .returning(*_escalations.c)
-        )
-        .mappings()
-        .one_or_none()
-    )
-    if row is None:
-        return _refusal(session, escalation_id, wanted=EscalationStatus.CLAIMED, actor_id=actor_id)
-    record_handoff_event(
+    return _transition(
         session=session,
         escalation_id=escalation_id,
+        held=_held_by(actor_id, allow_admin),
+        from_status=EscalationStatus.CLAIMED,
+        to_status=EscalationStatus.RESOLVED,
+        values={"closed_at": now, "closed_by": actor_id, "outcome": outcome, "note": note},
         kind="resolved",
-        now=now,
         actor_id=actor_id,
         actor_name=actor_name,
         surface=surface,
-        from_status=EscalationStatus.CLAIMED.value,
-        to_status=EscalationStatus.RESOLVED.value,
+        now=now,
         detail={"outcome": outcome, "note": note},
     )
-    return TransitionOutcome(ok=True, escalation=_record(row))
 
 
 def list_escalations(

@@ -101,7 +101,7 @@ def enqueue(
     excluded = statement.excluded
     coalescing = statement.on_conflict_do_update(
         index_elements=[_outbox.c.dedupe_key],
-        index_where=_outbox.c.status == PENDING,
+        index_where=tables.PENDING_PREDICATE,
         set_={
             "payload": excluded.payload,
             "due_at": case(

@@ -29,8 +29,10 @@ from storage.types import UtcDateTime, json_type
 
 # The statuses in which an escalation still needs a human; at most one per conversation.
 ACTIVE_ESCALATION_STATUSES = ("open", "claimed")
-_ACTIVE_PREDICATE = text("status IN ('open', 'claimed')")
-_PENDING_PREDICATE = text("status = 'pending'")
+# Partial-index predicates, written as literals: an ON CONFLICT clause must repeat them exactly,
+# and PostgreSQL cannot match a predicate with bound parameters once it uses a generic plan.
+ACTIVE_PREDICATE = text("status IN ('open', 'claimed')")
+PENDING_PREDICATE = text("status = 'pending'")
 
 
 def _utc(*, nullable: bool = True, index: bool = False) -> Any:
@@ -123,8 +125,8 @@ class Escalation(SQLModel, table=True):
             "uq_escalations_one_active",
             "conversation_id",
             unique=True,
-            sqlite_where=_ACTIVE_PREDICATE,
-            postgresql_where=_ACTIVE_PREDICATE,
+            sqlite_where=ACTIVE_PREDICATE,
+            postgresql_where=ACTIVE_PREDICATE,
         ),
         Index("ix_escalations_status_opened_at", "status", "opened_at"),
         Index("ix_escalations_team_opened_at", "team", "opened_at"),
@@ -211,8 +213,8 @@ class OutboxRow(SQLModel, table=True):
             "uq_outbox_pending_dedupe",
             "dedupe_key",
             unique=True,
-            sqlite_where=_PENDING_PREDICATE,
-            postgresql_where=_PENDING_PREDICATE,
+            sqlite_where=PENDING_PREDICATE,
+            postgresql_where=PENDING_PREDICATE,
         ),
         Index("ix_outbox_status_due_at", "status", "due_at"),
     )

@@ -67,6 +67,9 @@ class DeliveryPolicy:
     )
     channel_burst: int = 3
     idle_poll_seconds: float = 1.0
+    # A row that failed this often posts even when the surface cannot say whether an earlier
+    # attempt's card is there: a possible duplicate rather than a card held back for hours.
+    search_attempts: int = 5
 
     def rate_for(self, surface: str) -> float:
         """Messages per second allowed on one channel of the surface."""
@@ -274,7 +277,8 @@ class DeliveryWorker:
         ref = await self._find_earlier_post(notifier, item, card, channel)
         found = ref is not None
         if ref is None:
-            await self._record_posting(item, card, channel)
+            if isinstance(notifier, FindsPostedCards):  # an intent only a search can use
+                await self._record_posting(item, card, channel)
             ref = await notifier.post(card, channel)
         now = self._clock()
 
@@ -309,6 +313,8 @@ class DeliveryWorker:
         self, notifier: Notifier, item: OutboxItem, card: Card, channel: str
     ) -> MessageRef | None:
         """The card as an earlier, unrecorded attempt posted it, if the surface can tell."""
+        if not isinstance(notifier, FindsPostedCards):
+            return None
         history = await self._db(
             lambda s: escalations.handoff_history(session=s, escalation_id=card.escalation_id)
         )
@@ -322,12 +328,14 @@ class DeliveryWorker:
             ),
             default=None,
         )
-        if since is None or not isinstance(notifier, FindsPostedCards):
+        if since is None:
             return None
         try:
-            # RateLimited or Unavailable propagate: the row is retried, never posted blind.
             return await notifier.find_posted(card, channel, since - POSTED_SEARCH_MARGIN)
-        except (Forbidden, NotFound) as error:
+        except DeliveryError as error:
+            can_never_tell = isinstance(error, (Forbidden, NotFound))
+            if not can_never_tell and item.attempts + 1 < self._policy.search_attempts:
+                raise  # not now (RateLimited, Unavailable): retried, never posted blind
             log.warning(
                 "outbox row %s: cannot look for an earlier post of escalation %s in %s (%s); "
                 "posting, which may show the card twice",

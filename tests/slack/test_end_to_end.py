@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from bot.cards import Card, CardAction
+from bot.delivery import DeliveryPolicy
 from bot.notifier import MessageRef
 from bot.slack.blocks import OPEN_PLATFORM_ACTION, UNKNOWN_ESCALATION
 from storage import outbox
@@ -380,6 +381,36 @@ async def test_while_slack_cannot_say_whether_the_card_is_there_it_is_not_posted
 
         assert fake_slack.cards_in(CARD_CHANNEL) == [posted]
         assert restarted.card_ts(escalation_id) == posted["ts"]
+        assert restarted.pending() == []
+
+
+async def test_when_slack_cannot_say_for_long_the_card_is_posted_rather_than_held_back(
+    bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
+) -> None:
+    escalation_id = await bench.escalate()
+    die_around_the_post(bench, after_slack_answers=False)
+    with pytest.raises(ProcessDied):
+        await bench.deliver()
+    for _ in range(20):
+        fake_slack.fail_next("conversations.history", status=500)
+
+    async for restarted in start_bench(
+        bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
+    ):
+        bench.clock.advance(seconds=60)
+        searches = DeliveryPolicy().search_attempts  # the service keeps the default
+        for failed in range(1, searches):
+            await restarted.deliver()
+            (waiting,) = restarted.pending()
+            assert waiting.attempts == failed
+            assert fake_slack.cards_in(CARD_CHANNEL) == []
+            bench.clock.now = waiting.due_at
+
+        await restarted.deliver()
+
+        assert len(fake_slack.calls_to("conversations.history")) == searches
+        (card,) = fake_slack.cards_in(CARD_CHANNEL)
+        assert restarted.card_ts(escalation_id) == card["ts"]
         assert restarted.pending() == []
 
 

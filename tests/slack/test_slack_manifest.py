@@ -37,5 +37,9 @@ def test_the_manifest_declares_the_command_app_home_and_scopes_the_app_uses() ->
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["settings"]["socket_mode_enabled"] is False
     assert {"chat:write", "commands"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+    # Finding a card whose post was never recorded: read history, resolve a #name to its id.
+    assert {"channels:history", "groups:history", "channels:read", "groups:read"} <= set(
+        manifest["oauth_config"]["scopes"]["bot"]
+    )
     # Slack rejects a long description shorter than 175 characters.
     assert 175 <= len(manifest["display_information"]["long_description"]) <= 4000

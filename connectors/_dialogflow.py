@@ -1,13 +1,15 @@
-"""What Dialogflow CX and ES share: session names, customer facts in parameters, the header name."""
+"""What Dialogflow CX and ES share: authenticity, the answer, session names, customer facts."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from connectors.base import BaseConnector, InboundRequest
 from connectors.batching import scalar_metadata
 from connectors.payload import check_id
-from engine.events import Customer
+from connectors.verification import header_secret_or_basic_auth
+from engine.events import Customer, InboundBatch
 
 SECRET_HEADER = "X-Escalations-Secret"  # noqa: S105 (a header name, configured in the console)
 VERIFICATION = f"{SECRET_HEADER}: <secret> header, or basic auth user:password = <secret>"
@@ -18,6 +20,21 @@ _FACT_KEYS = {
     "tier": ("customer_tier", "tier"),
     "email": ("customer_email", "email"),
 }
+
+
+class DialogflowConnector(BaseConnector):
+    """The webhook contract of both editions: secret header or basic auth in, `{}` out."""
+
+    verification = VERIFICATION
+
+    def verify(self, request: InboundRequest, secret: str | None) -> None:
+        """Raise BadSignature unless the secret header or basic-auth credentials are right."""
+        if secret is not None:
+            header_secret_or_basic_auth(request, SECRET_HEADER, secret)
+
+    def respond(self, batches: list[InboundBatch]) -> tuple[str, bytes]:
+        """An empty WebhookResponse: the agent's own responses stand (Dialogflow refuses extras)."""
+        return "application/json", b"{}"
 
 
 def session_id(session: str, path: str) -> str:

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from connectors._dialogflow import SECRET_HEADER, VERIFICATION, customer_from, session_id
-from connectors.base import BadPayload, BaseConnector, InboundRequest, received_time
+from connectors._dialogflow import DialogflowConnector, customer_from, session_id
+from connectors.base import BadPayload, InboundRequest, received_time
 from connectors.payload import (
     at,
     check_text,
@@ -32,28 +32,17 @@ from connectors.payload import (
     req_object,
     req_str,
 )
-from connectors.verification import header_secret_or_basic_auth
 from engine.events import ConversationEvent, ConversationMeta, EventType, InboundBatch, Role
 
 _FALLBACK_TAG = re.compile(r"no[-_ ]?match|no[-_ ]?input|fallback", re.IGNORECASE)
 _FALLBACK_EVENTS = ("sys.no-match", "sys.no-input")
 
 
-class DialogflowCXConnector(BaseConnector):
+class DialogflowCXConnector(DialogflowConnector):
     """Dialogflow CX webhook calls."""
 
     name = "dialogflow-cx"
     secret_env = "ESCALATIONS_DIALOGFLOW_CX_SECRET"  # noqa: S105 (a variable name)
-    verification = VERIFICATION
-
-    def verify(self, request: InboundRequest, secret: str | None) -> None:
-        """Raise BadSignature unless the secret header or basic-auth credentials are right."""
-        if secret is not None:
-            header_secret_or_basic_auth(request, SECRET_HEADER, secret)
-
-    def respond(self, batches: list[InboundBatch]) -> tuple[str, bytes]:
-        """An empty WebhookResponse: the agent's own responses stand (Dialogflow refuses extras)."""
-        return "application/json", b"{}"
 
     def parse(self, request: InboundRequest) -> list[InboundBatch]:
         """One batch: this turn of the session."""

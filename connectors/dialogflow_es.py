@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from connectors._dialogflow import SECRET_HEADER, VERIFICATION, customer_from, session_id
-from connectors.base import BadPayload, BaseConnector, InboundRequest, received_time
+from connectors._dialogflow import DialogflowConnector, customer_from, session_id
+from connectors.base import BadPayload, InboundRequest, received_time
 from connectors.payload import (
     check_text,
     id_str,
@@ -30,25 +30,14 @@ from connectors.payload import (
     req_object,
     req_str,
 )
-from connectors.verification import header_secret_or_basic_auth
 from engine.events import ConversationEvent, ConversationMeta, EventType, InboundBatch, Role
 
 
-class DialogflowESConnector(BaseConnector):
+class DialogflowESConnector(DialogflowConnector):
     """Dialogflow ES (v2) webhook calls."""
 
     name = "dialogflow-es"
     secret_env = "ESCALATIONS_DIALOGFLOW_ES_SECRET"  # noqa: S105 (a variable name)
-    verification = VERIFICATION
-
-    def verify(self, request: InboundRequest, secret: str | None) -> None:
-        """Raise BadSignature unless the secret header or basic-auth credentials are right."""
-        if secret is not None:
-            header_secret_or_basic_auth(request, SECRET_HEADER, secret)
-
-    def respond(self, batches: list[InboundBatch]) -> tuple[str, bytes]:
-        """An empty WebhookResponse: the agent's own responses stand (Dialogflow refuses extras)."""
-        return "application/json", b"{}"
 
     def parse(self, request: InboundRequest) -> list[InboundBatch]:
         """One batch: this turn of the session."""

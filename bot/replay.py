@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -80,13 +80,26 @@ class ReplayInputError(ValueError):
     """A replay file line that is not a conversation; the message names the line."""
 
 
-def read_conversations(path: Path) -> Iterator[tuple[InboundBatch, dict[str, Any]]]:
-    """Yield (conversation, raw object) per non-empty line of a JSONL file."""
-    with path.open("r", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+def read_conversations(
+    path: Path, progress: Callable[[int], None] | None = None
+) -> Iterator[tuple[InboundBatch, dict[str, Any]]]:
+    """Yield (conversation, raw object) per non-empty line of a JSONL file.
+
+    `progress`, when given, is told how many bytes have been read after each line.
+    """
+    done = 0
+    with path.open("rb") as handle:
+        for number, raw_line in enumerate(handle, start=1):
+            done += len(raw_line)
+            if progress is not None:
+                progress(done)
+            where = f"{path}:{number}"
+            try:
+                line = raw_line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ReplayInputError(f"{where}: not UTF-8 text ({error.reason})") from None
             if not line.strip():
                 continue
-            where = f"{path}:{number}"
             try:
                 raw = json.loads(line)
             except json.JSONDecodeError as error:
@@ -173,9 +186,13 @@ def replay(
     progress = _Progress(path.stat().st_size, err)
     escalated = total = 0
     done_bytes = 0
+
+    def read(position: int) -> None:
+        nonlocal done_bytes
+        done_bytes = position
+
     try:
-        for batch, raw in read_conversations(path):
-            done_bytes += len(json.dumps(raw))  # an estimate of the line's size, for the bar
+        for batch, _raw in read_conversations(path, read):
             result = run_conversation(batch, rules)
             total += 1
             escalated += result.escalated

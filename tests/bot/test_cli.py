@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
+from bot.replay import replay
+from engine.rules_loader import load_rules_file
 from tests.bot.conftest import REPO, angry_conversation, conversation, message
 
 
@@ -107,3 +110,35 @@ def test_replay_names_the_line_of_a_broken_conversation(
     recorded.write_text(json.dumps(HAPPY) + "\n" + '{"conversation_id": "c-2"}\n', encoding="utf-8")
     assert main(["replay", str(recorded), "--rules", str(REPO / "rules.yaml")]) == 2
     assert capsys.readouterr().err == f"error: {recorded}:2: events: missing\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_a_replay_shows_a_progress_bar_and_piped_it_does_not(
+    tmp_path: Path,
+) -> None:
+    recorded = write_jsonl(tmp_path / "recorded.jsonl", angry_conversation(), HAPPY)
+    rules = load_rules_file(REPO / "rules.yaml")
+    terminal, piped, out = _Terminal(), io.StringIO(), io.StringIO()
+
+    assert replay(recorded, rules, fmt="json", out=out, err=terminal) == 0
+    assert replay(recorded, rules, fmt="json", out=io.StringIO(), err=piped) == 0
+
+    assert terminal.getvalue().endswith("] 100%  2 conversations\n")
+    assert piped.getvalue() == ""
+    assert [json.loads(line)["conversation_id"] for line in out.getvalue().splitlines()] == [
+        "c-angry",
+        "c-happy",
+    ]
+
+
+def test_replay_names_a_line_that_is_not_utf8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorded = tmp_path / "recorded.jsonl"
+    recorded.write_bytes(json.dumps(HAPPY).encode() + b"\n\xff\xfe{}\n")
+    assert main(["replay", str(recorded), "--rules", str(REPO / "rules.yaml")]) == 2
+    assert capsys.readouterr().err == f"error: {recorded}:2: not UTF-8 text (invalid start byte)\n"

@@ -38,8 +38,7 @@ from connectors.payload import (
     check_text,
     epoch_time,
     iso_time,
-    json_type,
-    load_json,
+    load_json_object,
     loose_object,
     loose_str,
     req,
@@ -101,9 +100,7 @@ class ChatwootConnector(BaseConnector):
 
     def parse(self, request: InboundRequest) -> list[InboundBatch]:
         """One batch for the event's conversation; empty for events we do not use."""
-        body = load_json(request.body)
-        if not isinstance(body, dict):
-            raise BadPayload(f"body: expected a JSON object, got {json_type(body)}")
+        body = load_json_object(request.body)
         kind = req_str(body, "event", "")
         if kind == "message_created":
             conversation = req_object(body, "conversation", "")

@@ -18,13 +18,12 @@ from datetime import datetime
 from typing import Any
 
 from connectors._dialogflow import DialogflowConnector, customer_from, session_id
-from connectors.base import BadPayload, InboundRequest, received_time
+from connectors.base import InboundRequest, received_time
 from connectors.payload import (
     at,
     check_text,
     id_str,
-    json_type,
-    load_json,
+    load_json_object,
     loose_confidence,
     loose_object,
     loose_str,
@@ -46,9 +45,7 @@ class DialogflowCXConnector(DialogflowConnector):
 
     def parse(self, request: InboundRequest) -> list[InboundBatch]:
         """One batch: this turn of the session."""
-        body = load_json(request.body)
-        if not isinstance(body, dict):
-            raise BadPayload(f"body: expected a JSON object, got {json_type(body)}")
+        body = load_json_object(request.body)
         turn_id = id_str(body, "detectIntentResponseId", "")
         session_info = req_object(body, "sessionInfo", "")
         conversation_id = session_id(

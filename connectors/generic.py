@@ -27,7 +27,7 @@ from connectors.payload import (
     confidence,
     iso_time,
     json_type,
-    load_json,
+    load_json_object,
     opt_bool,
     opt_object,
     opt_str,
@@ -201,9 +201,7 @@ class GenericConnector(BaseConnector):
 
     def parse(self, request: InboundRequest) -> list[InboundBatch]:
         """One batch: the posted conversation and its events."""
-        obj = load_json(request.body)
-        if not isinstance(obj, dict):
-            raise BadPayload(f"body: expected a JSON object, got {json_type(obj)}")
+        obj = load_json_object(request.body)
         batch = parse_generic_object(obj)
         if "platform" not in obj and self.platform != batch.meta.platform:
             batch = _with_platform(batch, self.platform)

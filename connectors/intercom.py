@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from connectors.base import BadPayload, BaseConnector, InboundRequest
+from connectors.base import BaseConnector, InboundRequest
 from connectors.batching import first_of_each, scalar_metadata
 from connectors.html_text import html_to_text
 from connectors.payload import (
@@ -29,8 +29,7 @@ from connectors.payload import (
     check_text,
     epoch_time,
     id_str,
-    json_type,
-    load_json,
+    load_json_object,
     loose_object,
     loose_str,
     opt_list,
@@ -79,9 +78,7 @@ class IntercomConnector(BaseConnector):
 
     def parse(self, request: InboundRequest) -> list[InboundBatch]:
         """One batch for the notification's conversation; empty for topics we do not use."""
-        body = load_json(request.body)
-        if not isinstance(body, dict):
-            raise BadPayload(f"body: expected a JSON object, got {json_type(body)}")
+        body = load_json_object(request.body)
         topic = req_str(body, "topic", "")
         if topic not in _USED:
             return []

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connectors.base import BadPayload, BaseConnector, InboundRequest
+from connectors.base import BaseConnector, InboundRequest
 from connectors.batching import group
 from connectors.payload import (
     as_object,
@@ -23,8 +23,7 @@ from connectors.payload import (
     check_text,
     epoch_time,
     id_str,
-    json_type,
-    load_json,
+    load_json_object,
     loose_confidence,
     loose_object,
     loose_str,
@@ -69,9 +68,7 @@ class LivePersonConnector(BaseConnector):
 
     def parse(self, request: InboundRequest) -> list[InboundBatch]:
         """One batch per conversation among the notification's changes."""
-        body = load_json(request.body)
-        if not isinstance(body, dict):
-            raise BadPayload(f"body: expected a JSON object, got {json_type(body)}")
+        body = load_json_object(request.body)
         kind = req_str(body, "type", "")
         if kind not in (MESSAGING, CONVERSATION_STATE):
             return []

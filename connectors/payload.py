@@ -63,6 +63,14 @@ def load_json(body: bytes) -> Any:
     return _storable(value) if "\\u" in text else value
 
 
+def load_json_object(body: bytes) -> dict[str, Any]:
+    """Decode a JSON body that must be one object, as most platforms post."""
+    value = load_json(body)
+    if not isinstance(value, dict):
+        raise BadPayload(f"body: expected a JSON object, got {json_type(value)}")
+    return value
+
+
 def storable_text(text: str) -> str:
     """`text` with NUL and unpaired surrogates (which databases refuse) replaced by U+FFFD."""
     return _UNSTORABLE.sub("\ufffd", text)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from connectors.base import BadPayload, BaseConnector, InboundRequest
+from connectors.base import BaseConnector, InboundRequest
 from connectors.batching import group, scalar_metadata
 from connectors.payload import (
     as_object,
@@ -23,8 +23,7 @@ from connectors.payload import (
     confidence,
     id_str,
     iso_time,
-    json_type,
-    load_json,
+    load_json_object,
     loose_object,
     loose_str,
     opt_object,
@@ -68,9 +67,7 @@ class SunshineConnector(BaseConnector):
 
     def parse(self, request: InboundRequest) -> list[InboundBatch]:
         """One batch per conversation named in the post's `events`."""
-        body = load_json(request.body)
-        if not isinstance(body, dict):
-            raise BadPayload(f"body: expected a JSON object, got {json_type(body)}")
+        body = load_json_object(request.body)
         items: list[Item] = []
         app_id = loose_str(loose_object(body, "app"), "id")
         for index, raw in enumerate(req_list(body, "events", "")):

@@ -23,10 +23,10 @@ from evaluation.generic_format import (
     Record,
     Speaker,
     conversation,
+    convert_command,
     event_id,
     label,
     message,
-    write_jsonl,
 )
 
 BREAKDOWNS_NEEDED = 2
@@ -82,14 +82,12 @@ def read_dialogues(raw_path: Path) -> Iterator[dict[str, Any]]:
 
 def main(argv: list[str]) -> int:
     """Convert RAW to OUT.jsonl; print how many conversations and positives were written."""
-    if len(argv) != 2:
-        print("usage: python -m evaluation.convert_dbdc3 RAW.jsonl OUT.jsonl", file=sys.stderr)
-        return 2
-    records = [convert_dialogue(dialogue) for dialogue in read_dialogues(Path(argv[0]))]
-    write_jsonl(records, Path(argv[1]))
-    positives = sum(1 for record in records if record["label"]["needs_human"])
-    print(f"{len(records)} conversations, {positives} need a human -> {argv[1]}")
-    return 0
+    return convert_command(
+        argv,
+        usage="python -m evaluation.convert_dbdc3 RAW.jsonl OUT.jsonl",
+        read=read_dialogues,
+        convert=convert_dialogue,
+    )
 
 
 if __name__ == "__main__":

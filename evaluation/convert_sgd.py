@@ -12,19 +12,18 @@ Usage: python -m evaluation.convert_sgd RAW.json OUT.jsonl
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from evaluation.generic_format import (
     Record,
     Speaker,
     conversation,
+    convert_command,
     event_id,
     label,
     message,
-    write_jsonl,
+    read_json_array,
 )
 
 ROLES: dict[str, Speaker] = {"USER": "customer", "SYSTEM": "bot"}
@@ -66,15 +65,12 @@ def convert_dialogue(dialogue: dict[str, Any]) -> Record:
 
 def main(argv: list[str]) -> int:
     """Convert RAW to OUT.jsonl; print how many conversations and positives were written."""
-    if len(argv) != 2:
-        print("usage: python -m evaluation.convert_sgd RAW.json OUT.jsonl", file=sys.stderr)
-        return 2
-    dialogues = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    records = [convert_dialogue(dialogue) for dialogue in dialogues]
-    write_jsonl(records, Path(argv[1]))
-    positives = sum(1 for record in records if record["label"]["needs_human"])
-    print(f"{len(records)} conversations, {positives} need a human -> {argv[1]}")
-    return 0
+    return convert_command(
+        argv,
+        usage="python -m evaluation.convert_sgd RAW.json OUT.jsonl",
+        read=read_json_array,
+        convert=convert_dialogue,
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -82,3 +83,30 @@ def write_jsonl(records: Iterable[Record], path: Path) -> int:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
     return count
+
+
+def read_json_array(path: Path) -> list[dict[str, Any]]:
+    """The dialogues of a raw file that is one JSON array."""
+    dialogues: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    return dialogues
+
+
+def convert_command(
+    argv: list[str],
+    *,
+    usage: str,
+    read: Callable[[Path], Iterable[dict[str, Any]]],
+    convert: Callable[[dict[str, Any]], Record],
+) -> int:
+    """A converter's command line: RAW to OUT.jsonl, printing how many conversations and positives.
+
+    Exit status 2 with `usage` on stderr unless given exactly the two paths.
+    """
+    if len(argv) != 2:
+        print(f"usage: {usage}", file=sys.stderr)
+        return 2
+    records = [convert(dialogue) for dialogue in read(Path(argv[0]))]
+    write_jsonl(records, Path(argv[1]))
+    positives = sum(1 for record in records if record["label"]["needs_human"])
+    print(f"{len(records)} conversations, {positives} need a human -> {argv[1]}")
+    return 0

@@ -208,6 +208,9 @@ async def run_load(args: argparse.Namespace) -> dict[str, Any]:
     """Drive the server for warm-up + measured seconds; return the measured figures."""
     run = _Run(args)
     loop = asyncio.get_running_loop()
+    # Without a warm-up every answer counts, including those to the first connections' posts,
+    # which can arrive while later connections are still being opened.
+    run.tally.measuring = args.warmup <= 0
     connections: list[_Connection] = []
     for _ in range(args.connections):
         protocol = _Connection(run)

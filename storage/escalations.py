@@ -485,7 +485,8 @@ def claim(
     )
 
 
-def _held_by(actor_id: str, allow_admin: bool) -> ColumnElement[bool]:
+def held_by(actor_id: str, allow_admin: bool) -> ColumnElement[bool]:
+    """Claimed by `actor_id`, or claimed at all when an admin acts: who may act on a claim."""
     if allow_admin:
         return _escalations.c.status == EscalationStatus.CLAIMED.value
     return and_(
@@ -509,7 +510,7 @@ def release(
     return _transition(
         session=session,
         escalation_id=escalation_id,
-        held=_held_by(actor_id, allow_admin),
+        held=held_by(actor_id, allow_admin),
         from_status=EscalationStatus.CLAIMED,
         to_status=EscalationStatus.OPEN,
         values={"claimed_by": None, "claimed_by_name": None, "claimed_at": None},
@@ -538,7 +539,7 @@ def resolve(
     return _transition(
         session=session,
         escalation_id=escalation_id,
-        held=_held_by(actor_id, allow_admin),
+        held=held_by(actor_id, allow_admin),
         from_status=EscalationStatus.CLAIMED,
         to_status=EscalationStatus.RESOLVED,
         values={"closed_at": now, "closed_by": actor_id, "outcome": outcome, "note": note},

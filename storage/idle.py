@@ -195,9 +195,7 @@ def record_still_on_it(
     A compare-and-set on the claim like release: of this and a concurrent auto-release exactly
     one happens. The hand-off event restarts the idle clock; its `notice` shows on the card.
     """
-    held = _e.c.status == EscalationStatus.CLAIMED.value
-    if not allow_admin:
-        held = held & (_e.c.claimed_by == actor_id)
+    held = escalations.held_by(actor_id, allow_admin)
     touched = connection(session).execute(
         update(_e).where(_e.c.id == escalation_id, held).values(updated_at=now).returning(_e.c.id)
     )

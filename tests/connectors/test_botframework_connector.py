@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from connectors.base import BadPayload, BadSignature, InboundRequest
+from connectors.base import BadPayload, BadSignature
 from connectors.botframework import BotFrameworkConnector
 from connectors.payload import stable_id
 from connectors.registry import get_connector
 from engine.events import ConversationEvent, Customer, EventType, Role
+from tests.connectors.webhooks import FIXTURES, Webhook
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "platforms"
-
-
-def post(body: bytes, headers: dict[str, str] | None = None) -> InboundRequest:
-    return InboundRequest(
-        url="https://escalations.example.com/webhooks/botframework",
-        headers=headers or {},
-        body=body,
-        content_type="application/json",
-    )
-
-
-def fixture(name: str) -> InboundRequest:
-    return post((FIXTURES / name).read_bytes())
+WEBHOOK = Webhook("botframework")
+post, fixture = WEBHOOK.post, WEBHOOK.fixture
 
 
 def test_a_transcript_file_becomes_the_conversation_with_cards_as_text() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -14,24 +13,12 @@ from connectors.dialogflow_cx import DialogflowCXConnector
 from connectors.dialogflow_es import DialogflowESConnector
 from connectors.registry import get_connector
 from engine.events import ConversationEvent, Customer, EventType, Role
+from tests.connectors.webhooks import FIXTURES, Webhook
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "platforms"
 ARRIVED = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 SECRET = "dialogflow-secret"
-
-
-def post(body: bytes, headers: dict[str, str] | None = None) -> InboundRequest:
-    return InboundRequest(
-        url="https://escalations.example.com/webhooks/dialogflow-cx",
-        headers=headers or {},
-        body=body,
-        content_type="application/json",
-        received_at=ARRIVED,
-    )
-
-
-def fixture(name: str) -> InboundRequest:
-    return post((FIXTURES / name).read_bytes())
+WEBHOOK = Webhook("dialogflow-cx", received_at=ARRIVED)
+post, fixture = WEBHOOK.post, WEBHOOK.fixture
 
 
 # --- CX -------------------------------------------------------------------------------------------

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from connectors.base import BadPayload, BadSignature, InboundRequest
+from connectors.base import BadPayload, BadSignature
 from connectors.generic import GenericConnector, parse_generic_object, replay_label, sign
 from connectors.registry import CONNECTORS, get_connector
 from engine.events import ConversationEvent, Customer, EventType, Role
+from tests.connectors.webhooks import Webhook
 
 SECRET = "s3cret-for-tests"
 
@@ -48,14 +49,7 @@ EXAMPLE: dict[str, Any] = {
     ],
 }
 
-
-def post(body: bytes, headers: dict[str, str] | None = None) -> InboundRequest:
-    return InboundRequest(
-        url="https://escalations.example.com/webhooks/generic",
-        headers=headers or {},
-        body=body,
-        content_type="application/json",
-    )
+post = Webhook("generic").post
 
 
 def with_event(**changes: Any) -> dict[str, Any]:

@@ -6,31 +6,19 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from connectors.base import BadPayload, BadSignature, InboundRequest
+from connectors.base import BadPayload, BadSignature
 from connectors.html_text import html_to_text
 from connectors.intercom import IntercomConnector
 from connectors.registry import get_connector
 from engine.events import ConversationEvent, Customer, EventType, Role
+from tests.connectors.webhooks import FIXTURES, Webhook
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "platforms"
 CLIENT_SECRET = "intercom-client-secret"
-
-
-def post(body: bytes, headers: dict[str, str] | None = None) -> InboundRequest:
-    return InboundRequest(
-        url="https://escalations.example.com/webhooks/intercom",
-        headers=headers or {},
-        body=body,
-        content_type="application/json",
-    )
-
-
-def fixture(name: str) -> InboundRequest:
-    return post((FIXTURES / name).read_bytes())
+WEBHOOK = Webhook("intercom")
+post, fixture = WEBHOOK.post, WEBHOOK.fixture
 
 
 def at(epoch: int) -> datetime:

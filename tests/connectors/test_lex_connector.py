@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from connectors.base import BadPayload, BadSignature, InboundRequest
+from connectors.base import BadPayload, BadSignature
 from connectors.lex import LexV2Connector
 from connectors.registry import get_connector
 from engine.events import Customer, EventType, Role
+from tests.connectors.webhooks import Webhook
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "platforms"
 ARRIVED = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-
-
-def post(body: bytes, headers: dict[str, str] | None = None) -> InboundRequest:
-    return InboundRequest(
-        url="https://escalations.example.com/webhooks/lex-v2",
-        headers=headers or {},
-        body=body,
-        content_type="application/json",
-        received_at=ARRIVED,
-    )
-
-
-def fixture(name: str) -> InboundRequest:
-    return post((FIXTURES / name).read_bytes())
+WEBHOOK = Webhook("lex-v2", received_at=ARRIVED)
+post, fixture = WEBHOOK.post, WEBHOOK.fixture
 
 
 def test_a_fulfillment_hook_event_is_a_confident_turn_stamped_on_arrival() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,19 +12,11 @@ from connectors.base import BadPayload, BadSignature, InboundRequest
 from connectors.liveperson import LivePersonConnector
 from connectors.registry import get_connector
 from engine.events import ConversationEvent, Customer, EventType, Role
+from tests.connectors.webhooks import FIXTURES, Webhook
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "platforms"
 # The app secret published with the captured notifications' test.
 APP_SECRET = "rl9hacst6kqilbofup64n11ga3"
-
-
-def post(body: bytes, headers: dict[str, str] | None = None) -> InboundRequest:
-    return InboundRequest(
-        url="https://escalations.example.com/webhooks/liveperson",
-        headers=headers or {},
-        body=body,
-        content_type="application/json",
-    )
+post = Webhook("liveperson").post
 
 
 def captured(name: str) -> tuple[dict[str, Any], InboundRequest]:

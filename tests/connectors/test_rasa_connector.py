@@ -7,28 +7,19 @@ import hashlib
 import hmac
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from connectors.base import BadPayload, BadSignature, InboundRequest
+from connectors.base import BadPayload, BadSignature
 from connectors.rasa import RasaConnector
 from connectors.registry import get_connector
 from engine.events import ConversationEvent, Customer, EventType, Role
+from tests.connectors.webhooks import Webhook
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "platforms"
 SECRET = "rasa-shared-secret"
-URL = "https://escalations.example.com/webhooks/rasa"
-
-
-def post(body: bytes, headers: dict[str, str] | None = None, url: str = URL) -> InboundRequest:
-    return InboundRequest(
-        url=url, headers=headers or {}, body=body, content_type="application/json"
-    )
-
-
-def fixture(name: str) -> InboundRequest:
-    return post((FIXTURES / name).read_bytes())
+WEBHOOK = Webhook("rasa")
+post, fixture = WEBHOOK.post, WEBHOOK.fixture
+URL = WEBHOOK.url
 
 
 def at(epoch: float) -> datetime:

@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from connectors.base import BadPayload, BadSignature, InboundRequest
+from connectors.base import BadPayload, BadSignature
 from connectors.registry import get_connector
 from connectors.sunshine import SunshineConnector
 from engine.events import ConversationEvent, Customer, EventType, Role
+from tests.connectors.webhooks import FIXTURES, Webhook
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "platforms"
 CONVERSATION = "f52b01137aa6c250bc7251fa"
-
-
-def post(body: bytes, headers: dict[str, str] | None = None) -> InboundRequest:
-    return InboundRequest(
-        url="https://escalations.example.com/webhooks/sunshine",
-        headers=headers or {},
-        body=body,
-        content_type="application/json",
-    )
-
-
-def fixture(name: str) -> InboundRequest:
-    return post((FIXTURES / name).read_bytes())
+WEBHOOK = Webhook("sunshine")
+post, fixture = WEBHOOK.post, WEBHOOK.fixture
 
 
 def test_a_customer_message_from_telegram_becomes_a_customer_message() -> None:

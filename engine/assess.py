@@ -580,7 +580,11 @@ def _build_sentiment_reason(
 
 
 def _build_human_reason(state: ConversationState, asked_at: datetime, points: float) -> Reason:
-    text = f'asked for a human at {asked_at:%H:%M}: "{state.human_request_quote}"'
+    # What "%H:%M" gives, without strftime (which asks the C library about time zones).
+    text = (
+        f"asked for a human at {asked_at.hour:02d}:{asked_at.minute:02d}: "
+        f'"{state.human_request_quote}"'
+    )
     ids = (state.human_request_event,) if state.human_request_event else ()
     return Reason("human_request", points, text, ids)
 
@@ -813,7 +817,12 @@ def _reasons(
         append(cast("Reason", derived.long))
     duration_minutes = plan.duration_minutes
     if duration_minutes is not None:
-        minutes = _minutes(state)
+        started_at = state.started_at
+        last_at = state.last_at
+        if started_at is None or last_at is None:
+            minutes = 0.0
+        else:
+            minutes = (last_at - started_at).total_seconds() / 60
         if minutes >= duration_minutes:
             whole_minutes = int(minutes)
             if whole_minutes != derived.duration_minutes:
@@ -858,17 +867,13 @@ def _reasons(
     if found == derived.found:
         return derived.reasons, derived.score
     derived.found = found
-    ordered = sorted(found, key=_points, reverse=True)
-    score = round(min(100.0, sum(reason.points for reason in ordered)), 1)
+    ordered = found.copy()
+    if len(ordered) > 1:
+        ordered.sort(key=_points, reverse=True)
+    score = round(min(100.0, sum([reason.points for reason in ordered])), 1)
     derived.reasons = reasons = tuple(ordered)
     derived.score = score
     return reasons, score
-
-
-def _minutes(state: ConversationState) -> float:
-    if state.started_at is None or state.last_at is None:
-        return 0.0
-    return (state.last_at - state.started_at).total_seconds() / 60
 
 
 def _level_for(score: float, levels: tuple[Level, ...]) -> Level | None:

@@ -594,9 +594,16 @@ def similarity(first: frozenset[str], second: frozenset[str]) -> float:
 
 def most_similar(tokens: frozenset[str], previous: Iterable[frozenset[str]]) -> float:
     """The highest similarity of `tokens` to any of the `previous` token sets."""
+    # `similarity` inlined: this runs for every message against several earlier ones.
     best = 0.0
+    if not tokens:
+        return best
+    size = len(tokens)
     for other in previous:
-        score = similarity(tokens, other)
+        if not other:
+            continue
+        shared = len(tokens & other)
+        score = shared / (size + len(other) - shared)
         if score > best:
             best = score
     return best

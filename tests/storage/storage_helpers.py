@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session
 
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
-from storage import conversations, escalations
+from storage import conversations, escalations, outbox
 from storage.db import Database
 from storage.escalations import EscalationRecord
 
@@ -85,3 +88,27 @@ def create_escalation(
             snapshot={"route": "default", "sla": [{"after_minutes": 5}]},
             now=now,
         )
+
+
+def enqueue(
+    session: Session,
+    escalation_id: int,
+    *,
+    kind: str = "post_card",
+    surface: str = "slack",
+    payload: dict[str, Any] | None = None,
+    due_at: datetime = T0,
+    dedupe_key: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Queue one delivery for the escalation: a Slack card post due at T0 unless told otherwise."""
+    return outbox.enqueue(
+        session=session,
+        kind=kind,
+        surface=surface,
+        escalation_id=escalation_id,
+        payload=payload if payload is not None else {},
+        due_at=due_at,
+        dedupe_key=dedupe_key,
+        now=now,
+    )

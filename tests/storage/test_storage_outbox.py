@@ -11,16 +11,15 @@ from storage import outbox, teams_channels
 from storage.db import Database
 from storage.outbox import OutboxStats
 from tests.storage.conftest import OpenEscalation
-from tests.storage.storage_helpers import T0, create_escalation, minutes
+from tests.storage.storage_helpers import T0, create_escalation, enqueue, minutes
 
 
 def _update_card(database: Database, escalation_id: int, version: int, *, at: int = 0) -> int:
     with database.session() as session:
-        return outbox.enqueue(
-            session=session,
+        return enqueue(
+            session,
+            escalation_id,
             kind="update_card",
-            surface="slack",
-            escalation_id=escalation_id,
             payload={"version": version},
             due_at=T0 + minutes(at),
             dedupe_key=f"update_card:{escalation_id}:slack",
@@ -49,13 +48,11 @@ def test_edits_for_different_surfaces_do_not_coalesce(
     record = open_escalation()
     with database.session() as session:
         for surface in ("slack", "teams"):
-            outbox.enqueue(
-                session=session,
+            enqueue(
+                session,
+                record.id,
                 kind="update_card",
                 surface=surface,
-                escalation_id=record.id,
-                payload={},
-                due_at=T0,
                 dedupe_key=f"update_card:{record.id}:{surface}",
             )
         assert len(outbox.pending(session=session, escalation_id=record.id)) == 2
@@ -83,14 +80,7 @@ def test_a_leased_item_is_not_handed_out_again_until_its_lease_runs_out(
 ) -> None:
     record = open_escalation()
     with database.session() as session:
-        item_id = outbox.enqueue(
-            session=session,
-            kind="post_card",
-            surface="slack",
-            escalation_id=record.id,
-            payload={"channel": "C1"},
-            due_at=T0,
-        )
+        item_id = enqueue(session, record.id, payload={"channel": "C1"})
         [leased] = outbox.lease_due(session=session, now=T0, limit=10, lease_seconds=30)
         assert leased.id == item_id
         assert leased.leased_until == T0 + timedelta(seconds=30)
@@ -113,19 +103,17 @@ def test_items_wait_until_they_are_due_and_come_oldest_first(
 ) -> None:
     record = open_escalation()
     with database.session() as session:
-        later = outbox.enqueue(
-            session=session,
+        later = enqueue(
+            session,
+            record.id,
             kind="thread_reply",
-            surface="slack",
-            escalation_id=record.id,
             payload={"text": "later"},
             due_at=T0 + minutes(5),
         )
-        sooner = outbox.enqueue(
-            session=session,
+        sooner = enqueue(
+            session,
+            record.id,
             kind="thread_reply",
-            surface="slack",
-            escalation_id=record.id,
             payload={"text": "sooner"},
             due_at=T0 + minutes(1),
         )
@@ -140,14 +128,7 @@ def test_a_failed_delivery_is_retried_later_and_counted(
 ) -> None:
     record = open_escalation()
     with database.session() as session:
-        outbox.enqueue(
-            session=session,
-            kind="post_card",
-            surface="teams",
-            escalation_id=record.id,
-            payload={"channel": "19:x"},
-            due_at=T0,
-        )
+        enqueue(session, record.id, surface="teams", payload={"channel": "19:x"})
         [item] = outbox.lease_due(session=session, now=T0, limit=1, lease_seconds=30)
         assert item.attempts == 0
         outbox.retry_later(
@@ -169,11 +150,9 @@ def test_outbox_health_numbers(database: Database, open_escalation: OpenEscalati
         assert outbox.stats(session=session, now=T0) == OutboxStats(0, None, 0)
         assert outbox.next_due_at(session=session) is None
         ids = [
-            outbox.enqueue(
-                session=session,
-                kind="post_card",
-                surface="slack",
-                escalation_id=record.id,
+            enqueue(
+                session,
+                record.id,
                 payload={"channel": f"C{index}"},
                 due_at=T0 + minutes(index),
                 now=T0 + minutes(index),
@@ -195,14 +174,7 @@ def test_two_replicas_never_take_the_same_row(postgres_database: Database) -> No
     record = create_escalation(database)
     with database.session() as session:
         for index in range(4):
-            outbox.enqueue(
-                session=session,
-                kind="post_card",
-                surface="slack",
-                escalation_id=record.id,
-                payload={"channel": f"C{index}"},
-                due_at=T0,
-            )
+            enqueue(session, record.id, payload={"channel": f"C{index}"})
     # The first replica's lease is not committed yet; the second skips its locked rows
     # instead of waiting for them or taking them too.
     with database.session() as first_replica:
@@ -222,14 +194,7 @@ def test_concurrent_workers_deliver_every_row_exactly_once(
     record = open_escalation()
     with database.session() as session:
         for index in range(60):
-            outbox.enqueue(
-                session=session,
-                kind="thread_reply",
-                surface="slack",
-                escalation_id=record.id,
-                payload={"n": index},
-                due_at=T0,
-            )
+            enqueue(session, record.id, kind="thread_reply", payload={"n": index})
     delivered: list[list[int]] = [[], [], []]
 
     def worker(number: int) -> None:

@@ -948,7 +948,9 @@ def assess(
 
     Updates `state` in place and returns it with the Assessment.
     """
-    derived = _derived(state, rules)
+    derived = state.derived
+    if derived is None or derived.plan.rules is not rules:
+        derived = _derived(state, rules)
     plan = derived.plan
     # Events can arrive out of order; the state's time never goes backwards.
     timestamp = event.timestamp

@@ -307,12 +307,29 @@ _FAILURE_ANCHORS = _word_set(
     unsuccessful didn didnt don dont did do nothing something system unavailable"""
 )
 
+# A match of `_FAILURE_PHRASING` holds one of these as a whole word, or else a "can"/"could" word
+# and one of the verbs after it.
+_FAILURE_WORDS = _word_set(
+    """able successful unable failed results matches matching unsuccessful find nothing wrong
+    system unavailable available"""
+)
+_CANNOT_WORDS = _word_set("could couldn couldnt can cannot cant")
+_CANNOT_VERBS = _word_set(
+    """make complete process find locate place book reserve do help play get access retrieve
+    update change cancel"""
+)
+
 
 def is_failure_phrasing(lowered: str, words: frozenset[str] | None = None) -> bool:
     """True when a bot reply says it could not do what was asked ("I was unable to book it")."""
     if words is None:
         words = message_words(lowered)
     if _FAILURE_ANCHORS.isdisjoint(words):
+        return False
+    if _FAILURE_WORDS.isdisjoint(words) and (
+        _CANNOT_WORDS.isdisjoint(words) or _CANNOT_VERBS.isdisjoint(words)
+    ):
+        # "How can I help?" has anchors ("can") but none of the words a failure needs.
         return False
     return _starts_a_word(_FAILURE_PHRASING, lowered)
 

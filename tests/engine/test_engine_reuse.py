@@ -27,7 +27,13 @@ from engine.rules import (
     SlowReplySignal,
 )
 from engine.sentiment import has_no_sentiment_words
-from engine.signals import _WORD, message_words
+from engine.signals import (
+    _FAILURE_PHRASING,
+    _WORD,
+    _starts_a_word,
+    is_failure_phrasing,
+    message_words,
+)
 from tests.engine.engine_factory import START, make_rules
 
 DATA = Path(__file__).resolve().parents[2] / "evaluation" / "data"
@@ -181,3 +187,33 @@ def test_the_sentiment_word_check_finds_most_neutral_messages() -> None:
 )
 def test_ascii_messages_split_into_the_words_the_pattern_finds(lowered: str) -> None:
     assert message_words(lowered) == frozenset(_WORD.findall(lowered))
+
+
+FAILURES = [
+    "I couldn't find any flights",
+    "we were not able to",
+    "no results",
+    "System is down",
+    "it is currently unavailable",
+    "I can't help with that",
+    "something went wrong!",
+    "nothing matching",
+    "I wasn’t successful",
+    "did not find a",
+    "couldnt book",
+    "cannot do that",
+    "How can I help?",
+]
+
+
+def test_the_failure_word_check_never_skips_a_failure_the_pattern_finds() -> None:
+    texts = FAILURES + [
+        event.text for _meta, events in CONVERSATIONS for event in events if event.text
+    ]
+    found = 0
+    for text in texts:
+        lowered = text.lower()
+        expected = _starts_a_word(_FAILURE_PHRASING, lowered)
+        assert is_failure_phrasing(lowered, message_words(lowered)) == expected, text
+        found += expected
+    assert found > len(FAILURES)

@@ -260,6 +260,8 @@ async def handle_webhook(request: web.Request) -> web.Response:
     result = await service.pipeline.submit(batches) if batches else None
     if result is not None:
         service.metrics.events_ingested.inc(name, by=result.events_stored)
+        for level in result.opened_levels:
+            service.metrics.escalations_opened.inc(level)
         service.metrics.events_duplicate.inc(by=result.duplicates)
     if _has_own_answer(connector):
         # The platform expects its own answer (Dialogflow, Lex): give it exactly that.

@@ -48,6 +48,7 @@ class IngestResult:
     events_stored: int = 0
     duplicates: int = 0
     opened: list[int] = field(default_factory=list)  # escalation ids
+    opened_levels: list[str] = field(default_factory=list)  # their levels, for the metrics
     decisions: list[tuple[str, str, Decision]] = field(default_factory=list)
 
 
@@ -185,6 +186,7 @@ class Ingestor:
             if active is None:
                 active = self._open(session, cid, assessment, state, rules, now)
                 result.opened.append(active.id)
+                result.opened_levels.append(active.level)
             return state, active
         if active is None:
             return state, None

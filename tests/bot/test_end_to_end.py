@@ -67,3 +67,23 @@ async def test_a_happy_conversation_raises_nothing(running: Running) -> None:
     assert status == 200
     assert answer["escalations_opened"] == []
     assert await running.service.delivery.run_once() == 0
+
+
+async def test_metrics_count_what_was_ingested_opened_and_delivered(running: Running) -> None:
+    await running.post(angry_conversation())
+    await running.post(angry_conversation())  # a platform retry: counted as duplicates
+    await running.service.delivery.run_once()
+
+    response = await running.client.get("/metrics")
+    assert response.status == 200
+    text = await response.text()
+    lines = set(text.splitlines())
+    assert 'escalations_events_ingested_total{platform="generic"} 5' in lines
+    assert "escalations_events_duplicate_total 5" in lines
+    # Opened at the second failed answer (escalate), upgraded later: counted at its opening level.
+    assert 'escalations_opened_total{level="escalate"} 1' in lines
+    assert (
+        'escalations_deliveries_total{surface="console",kind="post_card",outcome="delivered"} 1'
+        in lines
+    )
+    assert "escalations_outbox_depth 0" in lines

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import lru_cache
 from itertools import islice
-from typing import TypeVar, cast
+from typing import NamedTuple, TypeVar, cast
 
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, EventType, Role
@@ -38,8 +39,10 @@ from engine.signals import (
     find_identifiers,
     frustration_phrases,
     gives_up,
-    is_bot_fallback,
     is_correction,
+    is_failure_phrasing,
+    is_fallback_intent,
+    is_fallback_phrasing,
     message_words,
     most_similar,
     token_set,
@@ -473,27 +476,54 @@ def _on_reply(state: ConversationState, event: ConversationEvent, plan: _Plan) -
         state.waits.append(Hit(state.turns, event.event_id, str(int(waited))))
 
 
+class _BotText(NamedTuple):
+    """What a bot message's text alone says, the same every time the bot sends that text."""
+
+    lowered: str
+    words: frozenset[str]
+    tokens: frozenset[str]
+    # Worded like a fallback or a failure (the event's flag, intent and confidence aside).
+    fallback_worded: bool
+    question: bool
+    tried: str
+    identifiers: tuple[str, ...]
+
+
+@lru_cache(maxsize=2048)
+def _read_bot_text(text: str, extra_phrases: tuple[str, ...]) -> _BotText:
+    # Bots send the same templates over and over ("Sorry, I didn't get that."), so the reading
+    # of a text is kept; it depends on nothing else but the rules' extra fallback phrases.
+    lowered = text.lower()
+    words = message_words(lowered)
+    return _BotText(
+        lowered,
+        words,
+        words if len(words) <= MAX_TOKENS else token_set(lowered),
+        is_fallback_phrasing(lowered, extra_phrases, words) or is_failure_phrasing(lowered, words),
+        text.rstrip().endswith("?"),
+        _clip(" ".join(text.split()), BOT_TRIED_CHARS),
+        tuple(find_identifiers(text, words)),
+    )
+
+
 def _on_bot(
-    state: ConversationState,
-    event: ConversationEvent,
-    text: str,
-    lowered: str,
-    words: frozenset[str],
-    plan: _Plan,
+    state: ConversationState, event: ConversationEvent, reading: _BotText, plan: _Plan
 ) -> bool:
     """Update the state for a bot message; True when it was a fallback."""
     turn = state.turns
-    fallback = is_bot_fallback(
-        event,
-        lowered,
-        low_confidence=plan.fallbacks_low_confidence,
-        extra_phrases=plan.fallbacks_extra,
-        words=words,
+    # What `is_bot_fallback` says, with the wording read once per text.
+    low_confidence = plan.fallbacks_low_confidence
+    confidence = event.confidence
+    fallback = bool(
+        event.fallback
+        or (event.intent and is_fallback_intent(event.intent))
+        or (low_confidence is not None and confidence is not None and confidence < low_confidence)
+        or reading.fallback_worded
     )
     _on_reply(state, event, plan)
     state.last_bot_fallback = fallback
     state.after_bot_answer = not fallback
-    state.after_bot_question = not fallback and text.rstrip().endswith("?")
+    state.after_bot_question = not fallback and reading.question
     if fallback:
         if state.fallback_streak == 0:
             state.fallback_first_turn = turn
@@ -506,10 +536,10 @@ def _on_bot(
     state.fallback_streak = 0
     state.fallback_events.clear()
     if len(state.bot_tried) < MAX_BOT_TRIED:
-        tried = event.intent or _clip(" ".join(text.split()), BOT_TRIED_CHARS)
+        tried = event.intent or reading.tried
         if tried and tried not in state.bot_tried:
             state.bot_tried.append(tried)
-    tokens = words if len(words) <= MAX_TOKENS else token_set(lowered)
+    tokens = reading.tokens
     if len(tokens) >= MIN_REPEAT_TOKENS:
         if plan.repetition_on:
             previous = _last(state.bot_tokens, plan.repetition_lookback)
@@ -525,7 +555,9 @@ def _remember_message(
     role: Role,
     text: str,
     words: frozenset[str] | None,
+    found: Iterable[str] | None = None,
 ) -> None:
+    """Keep the message for the summary, with the identifiers in it (`found` when known)."""
     state.recent.append(
         RecentMessage(
             role,
@@ -536,7 +568,7 @@ def _remember_message(
     )
     identifiers = state.identifiers
     if len(identifiers) < MAX_IDENTIFIERS:
-        for identifier in find_identifiers(text, words):
+        for identifier in find_identifiers(text, words) if found is None else found:
             if identifier not in identifiers and len(identifiers) < MAX_IDENTIFIERS:
                 identifiers.append(identifier)
 
@@ -973,11 +1005,10 @@ def assess(
             _remember_message(state, event, role, text, words)
         elif role is Role.BOT:
             state.turns += 1
-            lowered = text.lower()
-            words = message_words(lowered)
-            bot_fallback = _on_bot(state, event, text, lowered, words, plan)
+            reading = _read_bot_text(text, plan.fallbacks_extra)
+            bot_fallback = _on_bot(state, event, reading, plan)
             bot_answer = not bot_fallback
-            _remember_message(state, event, role, text, words)
+            _remember_message(state, event, role, text, reading.words, reading.identifiers)
         elif role is Role.AGENT:
             # A person is already talking to the customer: no new escalation from here on.
             state.handed_off = True

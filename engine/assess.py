@@ -308,9 +308,8 @@ class _Derived:
         "sentiment_point",
         "shouting",
         "slow_reply",
-        "team",
-        "team_level",
         "team_meta",
+        "teams",
         "tier",
         "tier_reason",
     )
@@ -342,8 +341,8 @@ class _Derived:
         self.level_score: float | None = None
         self.level: Level | None = None
         self.team_meta: ConversationMeta | None = None
-        self.team_level: str | None = None
-        self.team: str | None = None
+        # The first team for each level, for `team_meta`.
+        self.teams: dict[str, str | None] = {}
 
 
 def _derived(state: ConversationState, rules: Rules) -> _Derived:
@@ -650,7 +649,7 @@ def _first_live(hits: deque[Hit], turns: int, memory: int) -> int:
 def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reason | None:
     if not hits or len(hits) < config.min_repeats:
         return None
-    customer = sum(1 for hit in hits if hit.what == "customer")
+    customer = [hit.what for hit in hits].count("customer")
     bot = len(hits) - customer
     parts = []
     if customer:
@@ -662,7 +661,7 @@ def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reaso
     text = f"{' and '.join(parts)} ({_turns(hits[0].turn, hits[-1].turn)})"
     # Full weight two repeats after the first that counts: a loop of three is enough alone.
     strength = min(1.0, len(hits) / (config.min_repeats + 2))
-    ids = tuple(hit.event_id for hit in hits)
+    ids = tuple([hit.event_id for hit in hits])
     return Reason("repetition", round(config.weight * strength, 1), text, ids)
 
 
@@ -955,9 +954,14 @@ def _decide(
 
 
 def _team_for(derived: _Derived, meta: ConversationMeta, level: str) -> str | None:
-    if meta is derived.team_meta and level == derived.team_level:
-        return derived.team
-    teams = route_for(
+    if meta is not derived.team_meta:
+        # The meta object itself is kept, so its identity stands for its contents.
+        derived.team_meta = meta
+        derived.teams = {}
+    teams = derived.teams
+    if level in teams:
+        return teams[level]
+    routed = route_for(
         derived.plan.rules,
         customer_tier=meta.customer.tier,
         platform=meta.platform,
@@ -965,11 +969,7 @@ def _team_for(derived: _Derived, meta: ConversationMeta, level: str) -> str | No
         metadata=meta.metadata,
         level=level,
     )
-    team = teams[0] if teams else None
-    # The meta object itself is kept, so its identity stands for its contents.
-    derived.team_meta = meta
-    derived.team_level = level
-    derived.team = team
+    team = teams[level] = routed[0] if routed else None
     return team
 
 

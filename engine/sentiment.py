@@ -46,19 +46,27 @@ def _lexicon() -> dict[str, float]:
     return _analyzer().lexicon  # type: ignore[no-any-return]
 
 
-def has_no_sentiment_words(text: str, lowered: str) -> bool:
+def has_no_sentiment_words(text: str, lowered: str, words: frozenset[str] | None = None) -> bool:
     """True when VADER is certain to score `text` 0.0: it has no word VADER knows.
 
     VADER gives a word a valence only when its lexicon has the word, lower-cased, as VADER
     splits it (on white space, punctuation stripped unless that leaves two characters or fewer);
     everything else (negation, boosters, "but", "!!!") only scales valences that are there.
     Emojis are read as their descriptions first, so text that is not ASCII is never certain.
-    `lowered` is `text.lower()`.
+    `lowered` is `text.lower()`, and `words`, when given, `message_words(lowered)`.
     """
     if not text.isascii():
         return False
     lexicon = _lexicon()
-    for token in lowered.split():
+    if words is not None:
+        # A token of letters and digits only is one of `words`, and VADER looks it up as it is;
+        # a word of `words` in the lexicon may not be a token, so it only means "not certain".
+        if not lexicon.keys().isdisjoint(words):
+            return False
+        tokens = [token for token in lowered.split() if not token.isalnum()]
+    else:
+        tokens = lowered.split()
+    for token in tokens:
         stripped = token.strip(_PUNCTUATION)
         if (stripped if len(stripped) > 2 else token) in lexicon:
             return False
@@ -101,7 +109,7 @@ def read_customer(
     """`customer_sentiment` and, when the message is sarcastic, the sarcastic words (for a
     reason on the card); None otherwise."""
     # A third or more of support messages have no word VADER knows; those score 0.0 without it.
-    compound = 0.0 if has_no_sentiment_words(text, lowered) else vader_compound(text)
+    compound = 0.0 if has_no_sentiment_words(text, lowered, words) else vader_compound(text)
     sarcasm: str | None = None
     if compound > 0:
         negated_emoticon = (

@@ -148,23 +148,36 @@ class _Phrases:
     def __init__(self, groups: Sequence[tuple[str, str]]) -> None:
         self.groups = tuple((_word_set(words), re.compile(pattern)) for words, pattern in groups)
         self.words = frozenset().union(*(words for words, _ in self.groups))
+        self.patterns = tuple(pattern for _, pattern in self.groups)
+        # For each word, the patterns (by position) that need it.
+        self.needed_by: dict[str, tuple[int, ...]] = {
+            word: tuple(index for index, (anchors, _) in enumerate(self.groups) if word in anchors)
+            for word in self.words
+        }
 
     def matches(self, lowered: str, words: frozenset[str]) -> list[re.Match[str]]:
         """Every match, in order of appearance."""
-        if self.words.isdisjoint(words):
+        present = self.words & words
+        if not present:
             return []
+        if len(present) == 1:
+            (word,) = present
+            indexes: Iterable[int] = self.needed_by[word]
+        else:
+            # In pattern order, as the patterns are listed.
+            indexes = sorted({index for word in present for index in self.needed_by[word]})
         found = []
-        for anchors, pattern in self.groups:
-            if not anchors.isdisjoint(words):
-                # What `_word_starts` yields, without a generator per pattern.
-                for match in pattern.finditer(lowered):
-                    start = match.start()
-                    if start == 0:
-                        found.append(match)
-                        continue
-                    before = lowered[start - 1]
-                    if not (before.isalnum() or before == "_"):
-                        found.append(match)
+        patterns = self.patterns
+        for index in indexes:
+            # What `_word_starts` yields, without a generator per pattern.
+            for match in patterns[index].finditer(lowered):
+                start = match.start()
+                if start == 0:
+                    found.append(match)
+                    continue
+                before = lowered[start - 1]
+                if not (before.isalnum() or before == "_"):
+                    found.append(match)
         if len(found) > 1:
             found.sort(key=_match_start)
         return found

@@ -68,7 +68,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         await asyncio.gather(*(replica.start() for replica in replicas))
         slack.rate_limit_next(retry_after="1", times=args.rate_limits)
-        slack.fail_next(500, times=args.server_errors)
+        slack.error_next(500, times=args.server_errors)
         half = args.conversations // 2
 
         async def conversation(http: aiohttp.ClientSession, number: int) -> None:

@@ -1,17 +1,17 @@
 """Real parts for the reliability stories: service processes, a faulty Slack, signed posts.
 
 `ServiceProcess` runs `escalations serve` (the installed CLI's module) as a child process on a
-free loopback port and waits for `/readyz`; `kill()` is `kill -9`. `ChatPlatform` is a small
-local server speaking the part of Slack's Web API the delivery worker calls, which can be told
-to answer 429 with Retry-After, to fail with 500s, to be down, or to hold calls (a slow Slack),
-and which counts every card it shows.
+free loopback port and waits for `/readyz`; `kill()` is `kill -9`. `ChatPlatform` is the fake
+Slack Web API of tests/slack (posts with their metadata, edits, `conversations.history`,
+`conversations.list`, `auth.test`), served on loopback so the child processes reach it, which
+can also be told to answer 429 with Retry-After, to fail with 500s, to be down, or to hold calls
+(a slow Slack), and which counts every card it shows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import re
@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ import aiohttp
 from aiohttp import web
 
 from connectors.generic import sign
+from tests.slack.slack_fake_api import FakeSlack
 
 REPO = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "reliability-webhook-secret"
@@ -214,58 +215,61 @@ def service_environ(
 # --- a chat platform that fails on demand ---------------------------------------------------
 
 
+def rules_channels(rules_path: Path = REPO / "rules.yaml") -> dict[str, str]:
+    """The workspace's channels: every Slack channel the rules name, as name -> id."""
+    from engine.rules_loader import load_rules_file
+
+    names = sorted(
+        team.slack.channel.removeprefix("#")
+        for team in load_rules_file(rules_path).teams.values()
+        if team.slack is not None and team.slack.channel.startswith("#")
+    )
+    return {name: f"C{index:08d}" for index, name in enumerate(names, start=1)}
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
-class ChatPlatform:
-    """Slack's Web API (chat.postMessage, chat.update, auth.test) with injectable faults."""
+class ChatPlatform(FakeSlack):
+    """Slack's Web API (tests/slack's fake: posts, edits, history, channels) with faults.
+
+    Faults come before Slack's work, on any method: 429 with Retry-After, 500s, down (503), or
+    calls held unanswered; `hold_answers` does the work and holds only the answer. Message
+    timestamps follow the wall clock by default, as the services' `oldest` searches expect.
+    """
 
     token: str = SLACK_TOKEN
-    # Every escalation card shown: (channel, ts) -> "Escalation #<id> · conversation <id>";
+    channels: dict[str, str] = field(default_factory=rules_channels)
+    clock: Callable[[], datetime] | None = field(default_factory=lambda: _wall_clock)
+    # Every escalation card shown: (channel id, ts) -> "Escalation #<id> · conversation <id>";
     # a duplicate is two entries with one value.
     cards: dict[tuple[str, str], str] = field(default_factory=dict)
-    # Every digest shown: (channel, ts) -> its title (team and period).
+    # Every digest shown: (channel id, ts) -> its title (team and period).
     digests: dict[tuple[str, str], str] = field(default_factory=dict)
-    calls: int = 0
+    requests: int = 0  # every HTTP request, faults included (`calls` holds those Slack did)
     faults_injected: int = 0
     down: bool = False  # answer every call with 503
     holding: bool = False  # keep calls waiting until released (a slow or hanging Slack)
     # Do the work, then keep the answer until released (the caller may die meanwhile).
     holding_answers: bool = False
+    held: int = 0
     _rate_limits: list[str] = field(default_factory=list)
     _errors: list[int] = field(default_factory=list)
     _released: asyncio.Event = field(default_factory=asyncio.Event)
-    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    held: int = 0
-    sent_texts: list[str] = field(default_factory=list)
-    _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    _runner: web.AppRunner | None = None
-    port: int = 0
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/api/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     async def close(self) -> None:
+        """Answer whatever is held, then stop listening."""
         self.release()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/"
+        await super().close()
 
     def rate_limit_next(self, retry_after: str = "1", times: int = 1) -> None:
         """Answer the next `times` calls with 429 and this Retry-After."""
         self._rate_limits.extend([retry_after] * times)
 
-    def fail_next(self, status: int = 500, times: int = 1) -> None:
-        """Answer the next `times` calls with this server error."""
+    def error_next(self, status: int = 500, times: int = 1) -> None:
+        """Answer the next `times` calls, whatever the method, with this server error."""
         self._errors.extend([status] * times)
 
     def hold(self) -> None:
@@ -279,6 +283,7 @@ class ChatPlatform:
         self._released.clear()
 
     def release(self) -> None:
+        """Let every held call and answer go."""
         self.holding = False
         self.holding_answers = False
         self._released.set()
@@ -288,8 +293,8 @@ class ChatPlatform:
         return list(self.cards.values())
 
     def texts(self) -> list[str]:
-        """Every text sent (posts, edits, replies), for privacy checks."""
-        return list(self.sent_texts)
+        """Every call's arguments as sent (posts, edits, replies), for privacy checks."""
+        return [json.dumps(call.args, ensure_ascii=False) for call in self.calls]
 
     async def wait_until(self, predicate: Any, limit: float = WAIT_LIMIT_SECONDS) -> None:
         """Wait until `predicate(self)` holds, re-checked after every call."""
@@ -301,59 +306,49 @@ class ChatPlatform:
             self._changed.notify_all()
 
     async def _handle(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        args = await _arguments(request)
-        self.calls += 1
-        if self.holding:
-            self.held += 1
-            await self._notify()
-            await self._released.wait()
-            if request.transport is None or request.transport.is_closing():
-                # The caller is gone (killed): like a request that never reached Slack.
-                return web.Response(status=499)
+        self.requests += 1
         try:
-            if self.down:
+            if self.holding:
+                self.held += 1
+                await self._notify()
+                await self._released.wait()
+                if request.transport is None or request.transport.is_closing():
+                    # The caller is gone (killed): like a request that never reached Slack.
+                    return web.Response(status=499)
+            fault = self._fault()
+            if fault is not None:
                 self.faults_injected += 1
-                return web.Response(status=503, text="<html>Service Unavailable</html>")
-            if self._rate_limits:
-                self.faults_injected += 1
-                retry_after = self._rate_limits.pop(0)
-                return web.json_response(
-                    {"ok": False, "error": "ratelimited"},
-                    status=429,
-                    headers={"Retry-After": retry_after},
-                )
-            if self._errors:
-                self.faults_injected += 1
-                return web.Response(status=self._errors.pop(0), text="<html>error</html>")
-            if request.headers.get("Authorization") != f"Bearer {self.token}":
-                return web.json_response({"ok": False, "error": "invalid_auth"})
-            answer = self._answer(method, args)
+                return fault
+            answer = await super()._handle(request)
             if self.holding_answers:
                 self.held += 1
                 await self._notify()
                 await self._released.wait()
-            return web.json_response(answer)
+            return answer
         finally:
             await self._notify()
 
-    def _answer(self, method: str, args: Mapping[str, Any]) -> dict[str, Any]:
-        self.sent_texts.append(json.dumps(args, ensure_ascii=False))
-        if method == "auth.test":
-            return {"ok": True, "user_id": "U0BOT", "team_id": "T0", "bot_id": "B0"}
-        channel = str(args.get("channel", "")).lstrip("#")
-        if method == "chat.postMessage":
-            ts = f"1700000000.{next(self._ts):06d}"
-            if not args.get("thread_ts"):
-                kind, label = _classify(args)
-                (self.cards if kind == "card" else self.digests)[(channel, ts)] = label
-            return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts}}
-        if method == "chat.update":
-            key = (channel, str(args.get("ts")))
-            if key not in self.cards:
-                return {"ok": False, "error": "message_not_found"}
-            return {"ok": True, "channel": channel, "ts": key[1]}
-        return {"ok": False, "error": "unknown_method"}
+    def _fault(self) -> web.Response | None:
+        if self.down:
+            return web.Response(status=503, text="<html>Service Unavailable</html>")
+        if self._rate_limits:
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": self._rate_limits.pop(0)},
+            )
+        if self._errors:
+            return web.Response(status=self._errors.pop(0), text="<html>error</html>")
+        return None
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        answer = super()._answer(method, args)
+        if method == "chat.postMessage" and answer["ok"] and not args.get("thread_ts"):
+            kind, label = _classify(args)
+            (self.cards if kind == "card" else self.digests)[(answer["channel"], answer["ts"])] = (
+                label
+            )
+        return answer
 
 
 _CARD_LABEL = re.compile(r"Escalation #\d+ · conversation \S+")
@@ -361,23 +356,12 @@ _CARD_LABEL = re.compile(r"Escalation #\d+ · conversation \S+")
 
 def _classify(args: Mapping[str, Any]) -> tuple[str, str]:
     """("card", "Escalation #7 · conversation c-1") or ("digest", its title)."""
-    blocks = args.get("blocks") or []
-    if isinstance(blocks, str):
-        blocks = json.loads(blocks)
-    rendered = json.dumps(blocks, ensure_ascii=False)
+    rendered = json.dumps(args.get("blocks") or [], ensure_ascii=False)
     match = _CARD_LABEL.search(rendered)
     if match is not None:
         return "card", match.group(0)
     title = re.search(r"Hand-off digest[^\"]*", rendered)
     return "digest", title.group(0) if title else str(args.get("text", ""))
-
-
-async def _arguments(request: web.Request) -> dict[str, Any]:
-    if request.content_type == "application/json":
-        data: dict[str, Any] = await request.json()
-        return data
-    form = await request.post()
-    return {key: str(value) for key, value in form.items()}
 
 
 def signal_available(name: str) -> bool:

@@ -69,9 +69,9 @@ class Bench:
 
 @pytest.fixture
 async def bench(database: Database, tmp_path: Path) -> AsyncIterator[Bench]:
-    slack = ChatPlatform()
-    await slack.start()
     clock = Clock(T0 + timedelta(minutes=1))
+    slack = ChatPlatform(clock=clock)  # Slack's timestamps and the service's time agree
+    await slack.start()
     settings = Settings(
         rules_path=REPO / "rules.yaml",
         data_dir=tmp_path / "data",
@@ -109,7 +109,7 @@ async def test_a_429_is_honoured_and_the_card_arrives_once_after_retry_after(
     bench.clock.advance(seconds=29)
     await bench.deliver()
     assert bench.cards() == []  # Retry-After is not over: nothing was even tried
-    assert bench.slack.calls == 1
+    assert bench.slack.requests == 1
     bench.clock.advance(seconds=2)
     await bench.deliver()
     assert len(bench.cards()) == 1
@@ -120,7 +120,7 @@ async def test_a_429_is_honoured_and_the_card_arrives_once_after_retry_after(
 async def test_server_errors_are_retried_with_backoff_until_the_card_arrives_once(
     bench: Bench,
 ) -> None:
-    bench.slack.fail_next(500, times=3)
+    bench.slack.error_next(500, times=3)
     await bench.post_conversation("c-1")
     for _ in range(4):
         await bench.deliver()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
+    ClauseElement,
     ColumnElement,
+    Connection,
     Executable,
     RowMapping,
     bindparam,
@@ -21,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Decision, Reason
@@ -62,7 +65,7 @@ class StoredEvent:
     decision: Decision | None
 
 
-def _record(row: RowMapping) -> ConversationRecord:
+def _record(row: Mapping[Any, Any]) -> ConversationRecord:
     metadata = row["metadata"] or {}
     return ConversationRecord(
         id=row["id"],
@@ -101,29 +104,85 @@ def lock_conversation(
     """
     customer = meta.customer
     conn = connection(session)
-    row = (
-        conn.execute(
-            _lock_statement(conn.dialect.name),
-            {
-                "id": conversation_id,
-                "platform": meta.platform,
-                "customer_id": customer.id,
-                "customer_name": customer.name,
-                "customer_tier": customer.tier,
-                "customer_email": customer.email,
-                "metadata": dict(meta.metadata),
-                "language": meta.language,
-                "link": meta.link,
-                "score": 0.0,
-                "status": "active",
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        .mappings()
-        .one()
-    )
+    values = {
+        "id": conversation_id,
+        "platform": meta.platform,
+        "customer_id": customer.id,
+        "customer_name": customer.name,
+        "customer_tier": customer.tier,
+        "customer_email": customer.email,
+        "metadata": dict(meta.metadata),
+        "language": meta.language,
+        "link": meta.link,
+        "score": 0.0,
+        "status": "active",
+        "created_at": now,
+        "updated_at": now,
+    }
+    if conn.dialect.name == "sqlite":
+        prepared = _sqlite_prepared("lock", conn.dialect, values)
+        (returned,) = prepared.run(conn, values).fetchall()
+        return _record(prepared.row(returned))
+    row = conn.execute(_lock_statement(conn.dialect.name), values).mappings().one()
     return _record(row)
+
+
+class _SqlitePrepared:
+    """A statement compiled once to SQLite's SQL text and run straight on the driver.
+
+    sqlite3 keeps the prepared statement in its own cache, and the values get each column's own
+    SQLAlchemy conversion on the way in (UTC datetimes, JSON text) and out (RETURNING); what is
+    skipped is SQLAlchemy's per-execution machinery, which cost more than SQLite's work.
+    """
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect, keys: Iterable[str]) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(keys)))
+        self.sql = compiled.string
+        binds = compiled.binds
+        self.names = tuple(compiled.positiontup or ())
+        self.binds = tuple(
+            binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names
+        )
+        returned = compiled._result_columns or []  # (key, name, objects, type) of RETURNING
+        self.columns = tuple(column.keyname for column in returned)
+        self.results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in returned
+        )
+
+    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The values in the statement's order, converted for the driver."""
+        return tuple(
+            value if process is None or value is None else process(value)
+            for value, process in zip(
+                [values[name] for name in self.names], self.binds, strict=True
+            )
+        )
+
+    def run(self, conn: Connection, values: Mapping[str, Any]) -> Any:
+        """Execute on the connection's driver connection; the sqlite3 cursor."""
+        return conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            self.sql, self.parameters(values)
+        )
+
+    def row(self, returned: Sequence[Any]) -> dict[str, Any]:
+        """A RETURNING row as {column: value}, converted back."""
+        return {
+            name: value if process is None or value is None else process(value)
+            for name, value, process in zip(self.columns, returned, self.results, strict=True)
+        }
+
+
+_SQLITE_PREPARED: dict[str, _SqlitePrepared] = {}
+
+
+def _sqlite_prepared(name: str, dialect: Dialect, values: Mapping[str, Any]) -> _SqlitePrepared:
+    """The statement `name` compiled for the keys of `values` (each caller passes fixed keys)."""
+    prepared = _SQLITE_PREPARED.get(name)
+    if prepared is None:
+        statement = _lock_statement(dialect.name) if name == "lock" else _SAVE_STATE
+        prepared = _SqlitePrepared(cast(ClauseElement, statement), dialect, values)
+        _SQLITE_PREPARED[name] = prepared
+    return prepared
 
 
 # Hot-path statements are built once per dialect and reused: building and cache-keying a fresh
@@ -325,19 +384,21 @@ def save_state(
     if status not in ("active", "ended"):
         raise ValueError(f"conversation status must be 'active' or 'ended', not {status!r}")
     first = first_event_at if first_event_at is not None else last_event_at
-    connection(session).execute(
-        _SAVE_STATE,
-        {
-            "b_id": conversation_id,
-            "b_state": state,
-            "b_score": score,
-            "b_level": level,
-            "b_status": status,
-            "b_updated_at": now if now is not None else datetime.now(UTC),
-            "b_last": last_event_at,
-            "b_first": first,
-        },
-    )
+    values = {
+        "b_id": conversation_id,
+        "b_state": state,
+        "b_score": score,
+        "b_level": level,
+        "b_status": status,
+        "b_updated_at": now if now is not None else datetime.now(UTC),
+        "b_last": last_event_at,
+        "b_first": first,
+    }
+    conn = connection(session)
+    if conn.dialect.name == "sqlite":
+        _sqlite_prepared("save_state", conn.dialect, values).run(conn, values)
+        return
+    conn.execute(_SAVE_STATE, values)
 
 
 def _save_state_statement() -> Executable:

@@ -13,6 +13,9 @@ answer are retried, as platforms do. When the outbox has drained it prints:
 - cards delivered: cards Slack shows
 - duplicates: stored events beyond one per event, cards beyond one per escalation (including a
   card Slack showed but whose answer died with a killed process) and digests posted twice
+- channel searches: `conversations.history` calls made before re-posting a card whose earlier
+  attempt may have reached Slack; cards found in the channel: those that had (recorded, not
+  posted again)
 - faults injected: Slack errors answered plus processes killed
 
     python -m bench.reliability_run                       # SQLite file, 2 replicas
@@ -140,6 +143,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "cards_posted_twice": card_duplicates,
         "cards_shown_but_not_recorded": shown_not_recorded,
         "digests_posted_twice": digests_twice,
+        "channel_searches": len(slack.calls_to("conversations.history")),
+        "cards_found_in_channel": stored.cards_found_in_channel,
         "faults_injected": slack.faults_injected + kills,
         "slack_errors": slack.faults_injected,
         "processes_killed": kills,

@@ -382,6 +382,8 @@ class Stored:
     cards_by_escalation: dict[int, int]
     outbox_pending: int
     outbox_failed: int
+    # Cards an earlier, unrecorded attempt had posted, found in the channel instead of re-posted.
+    cards_found_in_channel: int
 
 
 def read_stored(database_url: str) -> Stored:
@@ -397,6 +399,7 @@ def read_stored(database_url: str) -> Stored:
             escalations = {str(c): int(n) for c, n in db.execute(text(_ESCALATIONS_SQL))}
             card_rows = list(db.execute(text(_CARDS_SQL)))
             pending, failed = db.execute(text(_OUTBOX_SQL)).one()
+            posted = [_json(detail) for (detail,) in db.execute(text(_CARD_POSTED_SQL))]
     finally:
         database.dispose()
     by_escalation: dict[int, int] = {}
@@ -409,12 +412,22 @@ def read_stored(database_url: str) -> Stored:
         cards_by_escalation=by_escalation,
         outbox_pending=int(pending or 0),
         outbox_failed=int(failed or 0),
+        cards_found_in_channel=sum(
+            1 for detail in posted if detail.get("found_after_earlier_attempt")
+        ),
     )
+
+
+def _json(value: object) -> dict[str, Any]:
+    """A JSON column as read without the ORM: text on SQLite, already decoded on PostgreSQL."""
+    decoded = json.loads(value) if isinstance(value, str | bytes) else value
+    return decoded if isinstance(decoded, dict) else {}
 
 
 _EVENTS_SQL = "SELECT conversation_id, event_id FROM events"
 _ESCALATIONS_SQL = "SELECT conversation_id, count(*) FROM escalations GROUP BY conversation_id"
 _CARDS_SQL = "SELECT escalation_id, channel, message_id FROM card_messages"
+_CARD_POSTED_SQL = "SELECT detail FROM handoff_events WHERE kind = 'card_posted'"
 _OUTBOX_SQL = (
     "SELECT sum(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), "
     "sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) FROM outbox"

@@ -13,7 +13,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlmodel import Session
 
@@ -383,9 +383,10 @@ class DeliveryWorker:
                     )
             return
         lines = []
-        for item in sorted(group, key=lambda i: str(i.payload.get("at", ""))):
-            at = str(item.payload.get("at", ""))[11:16]
-            lines.append(f"Customer ({at}): {item.payload.get('text', '')}")
+        messages = [message for item in group for message in _thread_messages(item)]
+        for message in sorted(messages, key=lambda m: str(m.get("at", ""))):
+            at = str(message.get("at", ""))[11:16]
+            lines.append(f"Customer ({at}): {message.get('text', '')}")
         text = "\n".join(lines)
         for ref in refs:
             if not await self._throttle_group(group, ref.channel):
@@ -520,3 +521,11 @@ async def _reply_all(
 def _surface(item: OutboxItem) -> str:
     """The surface an outbox row is for ("" when it names none: such a row is given up)."""
     return item.surface or ""
+
+
+def _thread_messages(item: OutboxItem) -> list[dict[str, Any]]:
+    """The customer messages a thread_reply row carries (one per row in older rows)."""
+    messages = item.payload.get("messages")
+    if isinstance(messages, list):
+        return [message for message in messages if isinstance(message, dict)]
+    return [item.payload]

@@ -139,6 +139,9 @@ class Ingestor:
             if new_conversation
             else escalations.active_escalation(session=session, conversation_id=cid)
         )
+        # Customer messages for the cards' threads: one outbox row per card and post, not per
+        # message (a chatty customer posting a batch costs one row, and one thread message).
+        replies: dict[int, tuple[EscalationRecord, list[dict[str, str]]]] = {}
         for event in ordered:
             state, assessment = assess(state, event, rules, record.meta)
             rows.append((event, assessment))
@@ -149,6 +152,18 @@ class Ingestor:
             state, active = self._apply_decision(
                 session, cid, event, assessment, state, active, rules, now, result
             )
+            if (
+                active is not None
+                and assessment.decision is Decision.NONE
+                and event.type is EventType.MESSAGE
+                and event.role is Role.CUSTOMER
+                and event.text
+            ):
+                replies.setdefault(active.id, (active, []))[1].append(
+                    self._thread_message(event, rules)
+                )
+        for escalation, messages in replies.values():
+            self._enqueue_thread_messages(session, escalation, messages, rules, now)
         conversations.insert_events(
             session=session, conversation_id=cid, rows=rows, received_at=now
         )
@@ -213,13 +228,6 @@ class Ingestor:
             if closed:
                 self._enqueue_update(session, active.id, now)
                 return reset_escalation(state), None
-        elif (
-            event.type is EventType.MESSAGE
-            and event.role is Role.CUSTOMER
-            and event.text
-            and active.status in ("open", "claimed")
-        ):
-            self._enqueue_thread_reply(session, active, event, rules, now)
         return state, active
 
     def _open(
@@ -261,18 +269,21 @@ class Ingestor:
     def _enqueue_update(self, session: Session, escalation_id: int, now: datetime) -> None:
         enqueue_card_update(session, escalation_id, now, self._surfaces())
 
-    def _enqueue_thread_reply(
-        self,
-        session: Session,
-        escalation: EscalationRecord,
-        event: ConversationEvent,
-        rules: Rules,
-        now: datetime,
-    ) -> None:
+    @staticmethod
+    def _thread_message(event: ConversationEvent, rules: Rules) -> dict[str, str]:
         text = event.text or ""
         if rules.redaction.enabled:
             text = redact(text, rules.redaction.kinds)
-        payload = {"event_id": event.event_id, "at": event.timestamp.isoformat(), "text": text}
+        return {"event_id": event.event_id, "at": event.timestamp.isoformat(), "text": text}
+
+    def _enqueue_thread_messages(
+        self,
+        session: Session,
+        escalation: EscalationRecord,
+        messages: list[dict[str, str]],
+        rules: Rules,
+        now: datetime,
+    ) -> None:
         # The surfaces the team's card went to; a surface without the card has no thread.
         targets = team_surfaces(rules, escalation.team or "", self._surfaces())
         for surface in sorted({surface for surface, _ in targets}):
@@ -281,7 +292,7 @@ class Ingestor:
                 kind="thread_reply",
                 surface=surface,
                 escalation_id=escalation.id,
-                payload=payload,
+                payload={"messages": messages},
                 due_at=now,
             )
 

@@ -87,3 +87,24 @@ async def test_metrics_count_what_was_ingested_opened_and_delivered(running: Run
         in lines
     )
     assert "escalations_outbox_depth 0" in lines
+
+
+async def test_a_batch_of_customer_messages_is_one_queued_thread_message(
+    running: Running,
+) -> None:
+    await running.post(angry_conversation())
+    await running.service.delivery.run_once()
+    await running.post(
+        conversation(
+            "c-angry",
+            message("m6", "customer", "hello??", 60),
+            message("m7", "customer", "anyone", 61),
+            message("m8", "customer", "still here", 62),
+        )
+    )
+    with running.service.database.session() as session:
+        queued = [item for item in outbox.pending(session=session) if item.kind == "thread_reply"]
+    assert [(item.surface, len(item.payload["messages"])) for item in queued] == [("console", 3)]
+
+    await running.service.delivery.run_once()
+    assert running.console.getvalue().count("[thread of ") == 1

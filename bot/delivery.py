@@ -122,6 +122,9 @@ class DeliveryWorker:
         self._policy = policy or DeliveryPolicy()
         self._metrics = metrics or Metrics()
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+        # Surfaces whose last delivery failed transiently: their first success ends an outage.
+        self._failing: set[str] = set()
+        self._recovered: set[str] = set()
         self._aliases: dict[tuple[str, str], str] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -172,6 +175,7 @@ class DeliveryWorker:
                 await self._deliver(item)
         for group in replies.values():
             await self._deliver_replies(group)
+        await self._bring_forward_recovered()
         return len(items)
 
     async def _db(self, work: Callable[[Session], T]) -> T:
@@ -447,7 +451,7 @@ class DeliveryWorker:
             for channel in channels:
                 self._bucket(surface, channel, self._clock()).blocked_until = until
             self._metrics.deliveries.inc(surface, item.kind, "rate_limited")
-            await self._reschedule(item, until, str(error))
+            await self._reschedule(item, until, f"{outbox.RATE_LIMITED}{error}")
         elif isinstance(error, (NotFound, Forbidden)):
             self._metrics.deliveries.inc(surface, item.kind, "failed")
             await self._give_up(item, f"{type(error).__name__}: {error}")
@@ -456,6 +460,7 @@ class DeliveryWorker:
             await self._give_up(item, f"gave up after {item.attempts + 1} attempts: {error}")
         else:
             self._metrics.deliveries.inc(surface, item.kind, "retry")
+            self._failing.add(surface)
             await self._retry(item, self._policy.backoff(item.attempts + 1), str(error))
 
     async def _retry(self, item: OutboxItem, delay: float, error: str) -> None:
@@ -504,6 +509,23 @@ class DeliveryWorker:
         if counted:
             self._metrics.deliveries.inc(_surface(item), item.kind, "delivered")
         self._metrics.delivery_latency.observe(max(0.0, (now - item.created_at).total_seconds()))
+        surface = _surface(item)
+        if surface in self._failing:
+            self._failing.discard(surface)
+            self._recovered.add(surface)
+
+    async def _bring_forward_recovered(self) -> None:
+        """After an outage, what waited out a backoff for a surface that answers again is due."""
+        now = self._clock()
+        while self._recovered:
+            surface = self._recovered.pop()
+
+            def work(session: Session, surface: str = surface) -> int:
+                return outbox.bring_forward(session=session, surface=surface, now=now)
+
+            moved = await self._db(work)
+            if moved:
+                log.info("%s answers again: %d waiting deliveries are due now", surface, moved)
 
 
 async def _update_all(notifier: Notifier, refs: list[MessageRef], card: Card) -> None:

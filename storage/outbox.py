@@ -165,6 +165,32 @@ def retry_later(*, session: Session, item_id: int, due_at: datetime, error: str)
     )
 
 
+# The prefix of `last_error` for a delivery the surface asked us to delay (429 Retry-After).
+RATE_LIMITED = "rate limited: "
+
+
+def bring_forward(*, session: Session, surface: str, now: datetime) -> int:
+    """Make the surface's deliveries that wait out a backoff due now; returns how many.
+
+    Called once the surface answers again after an outage, so that cards queued during it do
+    not each wait out their own (up to minutes long) backoff. Deliveries the surface itself asked
+    to delay (`Retry-After`) keep their time.
+    """
+    result = connection(session).execute(
+        update(_outbox)
+        .where(
+            _outbox.c.status == PENDING,
+            _outbox.c.surface == surface,
+            _outbox.c.attempts > 0,
+            _outbox.c.due_at > now,
+            or_(_outbox.c.leased_until.is_(None), _outbox.c.leased_until <= now),
+            or_(_outbox.c.last_error.is_(None), ~_outbox.c.last_error.startswith(RATE_LIMITED)),
+        )
+        .values(due_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
 def give_up(*, session: Session, item_id: int, error: str, now: datetime) -> None:
     """Mark a delivery failed for good (NotFound, Forbidden, too many attempts)."""
     connection(session).execute(

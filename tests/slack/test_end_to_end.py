@@ -264,6 +264,34 @@ async def test_while_slack_is_down_the_card_waits_with_backoff_and_arrives_once_
     assert await bench.deliver() == 0
 
 
+async def test_when_slack_answers_again_cards_held_back_by_the_outage_go_out_at_once(
+    bench: SlackBench,
+) -> None:
+    # Slack fails Ben's card three times: his next try is two to four seconds away.
+    for _ in range(3):
+        bench.fake.fail_next("chat.postMessage", status=500)
+    ben = await bench.escalate("c-ben", "Ben")
+    await bench.deliver()
+    for _ in range(2):
+        (waiting,) = bench.pending()
+        bench.clock.now = waiting.due_at
+        await bench.deliver()
+    (waiting,) = bench.pending()
+    assert waiting.attempts == 3
+    assert waiting.due_at > bench.clock.now
+
+    # Slack is back: Ana's new card gets through, so Ben's no longer waits out its backoff.
+    ana = await bench.escalate("c-ana", "Ana")
+    await bench.deliver()
+    assert bench.card_ts(ana) is not None
+    (waiting,) = bench.pending()
+    assert waiting.due_at == bench.clock.now
+    await bench.deliver()
+
+    assert bench.card_ts(ben) is not None
+    assert len(bench.fake.cards_in(CARD_CHANNEL)) == 2
+
+
 async def test_a_worker_that_died_holding_the_card_leaves_it_to_the_next_process(
     bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
 ) -> None:

@@ -233,3 +233,31 @@ def test_teams_channel_references_are_kept_per_channel(database: Database) -> No
             "19:abc": reference,
             "19:def": {"x": 1},
         }
+
+
+def test_after_an_outage_backed_off_deliveries_come_due_but_rate_limited_ones_keep_their_time(
+    database: Database, open_escalation: OpenEscalation
+) -> None:
+    record = open_escalation()
+    with database.session() as session:
+        for channel in ("#down", "#slow", "#teams"):
+            surface = "teams" if channel == "#teams" else "slack"
+            enqueue(session, record.id, surface=surface, payload={"channel": channel})
+        down, slow, teams = outbox.lease_due(session=session, now=T0, limit=3, lease_seconds=30)
+        outbox.retry_later(
+            session=session, item_id=down.id, due_at=T0 + minutes(4), error="Slack: HTTP 500"
+        )
+        outbox.retry_later(
+            session=session,
+            item_id=slow.id,
+            due_at=T0 + minutes(4),
+            error=f"{outbox.RATE_LIMITED}Slack asked to wait 240s",
+        )
+        outbox.retry_later(
+            session=session, item_id=teams.id, due_at=T0 + minutes(4), error="Teams: HTTP 502"
+        )
+
+        assert outbox.bring_forward(session=session, surface="slack", now=T0 + minutes(1)) == 1
+
+        due = outbox.lease_due(session=session, now=T0 + minutes(1), limit=3, lease_seconds=30)
+    assert [item.payload["channel"] for item in due] == ["#down"]

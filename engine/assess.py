@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import lru_cache
 from itertools import islice
-from typing import NamedTuple, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, EventType, Role
@@ -158,6 +158,10 @@ def _turns(first: int, last: int) -> str:
 # --- the rules, flattened once -------------------------------------------------------------------
 
 
+# Builds a counting signal's reason from its live hits and its settings (one per signal).
+_CountingBuild = Callable[[list[Hit], Any], Reason | None]
+
+
 class _Plan:
     """The parts of one Rules object that every event reads, as plain attributes.
 
@@ -171,6 +175,7 @@ class _Plan:
         "abandonment_on",
         "bot_loop_similarity",
         "correction_on",
+        "counting",
         "duration_minutes",
         "duration_points",
         "fallbacks",
@@ -251,6 +256,43 @@ class _Plan:
             self.level_min.setdefault(level.name, level.min_score)
         self.recovery_below = rules.recovery.below_score
         self.recovery_answers = rules.recovery.bot_answers
+        # The counting signals that are on: (hits in the state, memo in _Derived, settings,
+        # reason builder), in the order their reasons are listed.
+        self.counting: tuple[tuple[str, str, Any, _CountingBuild], ...] = tuple(
+            (hits, memo, config, build)
+            for on, hits, memo, config, build in (
+                (
+                    self.repetition_on,
+                    "repeats",
+                    "repetition",
+                    signals.repetition,
+                    _build_repetition_reason,
+                ),
+                (
+                    self.frustration_on,
+                    "frustrations",
+                    "frustration",
+                    signals.frustration,
+                    _build_frustration_reason,
+                ),
+                (
+                    self.correction_on,
+                    "corrections",
+                    "correction",
+                    signals.correction,
+                    _build_correction_reason,
+                ),
+                (self.shouting_on, "shouts", "shouting", signals.shouting, _build_shouting_reason),
+                (
+                    self.slow_reply_on,
+                    "waits",
+                    "slow_reply",
+                    signals.slow_reply,
+                    _build_slow_reply_reason,
+                ),
+            )
+            if on
+        )
 
 
 # Plans by the identity of their Rules (Rules holds dicts, so it cannot be a dict key itself);
@@ -773,7 +815,6 @@ def _reasons(
 ) -> tuple[tuple[Reason, ...], float]:
     """The reasons, strongest first, and the score they add up to."""
     plan = derived.plan
-    signals = plan.signals
     turns = state.turns
     found: list[Reason] = []
     append = found.append
@@ -803,48 +844,12 @@ def _reasons(
         if derived.sentiment is not None:
             append(derived.sentiment)
 
-    if plan.repetition_on and state.repeats:
-        reason = _hits_reason(
-            derived.repetition, state.repeats, turns, plan.repetition, _build_repetition_reason
-        )
-        if reason is not None:
-            append(reason)
-    if plan.frustration_on and state.frustrations:
-        reason = _hits_reason(
-            derived.frustration,
-            state.frustrations,
-            turns,
-            plan.frustration,
-            _build_frustration_reason,
-        )
-        if reason is not None:
-            append(reason)
-    if plan.correction_on and state.corrections:
-        reason = _hits_reason(
-            derived.correction,
-            state.corrections,
-            turns,
-            signals.correction,
-            _build_correction_reason,
-        )
-        if reason is not None:
-            append(reason)
-    if plan.shouting_on and state.shouts:
-        reason = _hits_reason(
-            derived.shouting, state.shouts, turns, signals.shouting, _build_shouting_reason
-        )
-        if reason is not None:
-            append(reason)
-    if plan.slow_reply_on and state.waits:
-        reason = _hits_reason(
-            derived.slow_reply,
-            state.waits,
-            turns,
-            signals.slow_reply,
-            _build_slow_reply_reason,
-        )
-        if reason is not None:
-            append(reason)
+    for hits_name, memo_name, config, build in plan.counting:
+        hits = getattr(state, hits_name)
+        if hits:
+            reason = _hits_reason(getattr(derived, memo_name), hits, turns, config, build)
+            if reason is not None:
+                append(reason)
 
     long_turns = plan.long_turns
     if long_turns is not None and turns >= long_turns:

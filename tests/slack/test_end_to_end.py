@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -302,9 +303,7 @@ async def test_a_worker_that_died_holding_the_card_leaves_it_to_the_next_process
         )
     assert taken.kind == "post_card"
 
-    async for restarted in start_bench(
-        bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
-    ):
+    async for restarted in restart(bench, fake_slack, rules_path, tmp_path):
         assert await restarted.deliver() == 0  # the dead worker's lease still holds
         bench.clock.advance(seconds=60)
         await restarted.deliver()
@@ -318,8 +317,10 @@ class ProcessDied(BaseException):
     """The process is killed: nothing after this point runs, not even `except Exception`."""
 
 
-def die_around_the_post(bench: SlackBench, *, after_slack_answers: bool) -> None:
-    """The next card post kills the process, just after Slack accepted it or just before."""
+async def crash_while_posting(bench: SlackBench, *, after_slack_answers: bool) -> int:
+    """An escalation whose card post kills the process, just after Slack accepted it or just
+    before; returns the escalation's id."""
+    escalation_id = await bench.escalate()
     notifier = bench.service.notifiers["slack"]
     real_post = notifier.post
 
@@ -329,21 +330,28 @@ def die_around_the_post(bench: SlackBench, *, after_slack_answers: bool) -> None
         raise ProcessDied
 
     notifier.post = post_then_die  # type: ignore[method-assign]
+    with pytest.raises(ProcessDied):
+        await bench.deliver()
+    return escalation_id
+
+
+def restart(
+    bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
+) -> AsyncIterator[SlackBench]:
+    """A new process on the same database and Slack, at the same time."""
+    return start_bench(
+        bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
+    )
 
 
 async def test_a_crash_between_slacks_answer_and_the_commit_still_shows_one_card(
     bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
 ) -> None:
-    escalation_id = await bench.escalate()
-    die_around_the_post(bench, after_slack_answers=True)
-    with pytest.raises(ProcessDied):
-        await bench.deliver()
+    escalation_id = await crash_while_posting(bench, after_slack_answers=True)
     (posted,) = fake_slack.cards_in(CARD_CHANNEL)
     assert bench.card_ts(escalation_id) is None  # Slack shows it; the database never heard
 
-    async for restarted in start_bench(
-        bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
-    ):
+    async for restarted in restart(bench, fake_slack, rules_path, tmp_path):
         bench.clock.advance(seconds=60)  # the dead worker's lease runs out
         await restarted.deliver()
 
@@ -366,15 +374,10 @@ async def test_a_crash_between_slacks_answer_and_the_commit_still_shows_one_card
 async def test_a_crash_before_slack_answered_leaves_the_next_process_to_post_one_card(
     bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
 ) -> None:
-    escalation_id = await bench.escalate()
-    die_around_the_post(bench, after_slack_answers=False)
-    with pytest.raises(ProcessDied):
-        await bench.deliver()
+    escalation_id = await crash_while_posting(bench, after_slack_answers=False)
     assert fake_slack.cards_in(CARD_CHANNEL) == []
 
-    async for restarted in start_bench(
-        bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
-    ):
+    async for restarted in restart(bench, fake_slack, rules_path, tmp_path):
         bench.clock.advance(seconds=60)
         await restarted.deliver()
 
@@ -387,16 +390,11 @@ async def test_a_crash_before_slack_answered_leaves_the_next_process_to_post_one
 async def test_while_slack_cannot_say_whether_the_card_is_there_it_is_not_posted_again(
     bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
 ) -> None:
-    escalation_id = await bench.escalate()
-    die_around_the_post(bench, after_slack_answers=True)
-    with pytest.raises(ProcessDied):
-        await bench.deliver()
+    escalation_id = await crash_while_posting(bench, after_slack_answers=True)
     (posted,) = fake_slack.cards_in(CARD_CHANNEL)
     fake_slack.fail_next("conversations.history", status=500)
 
-    async for restarted in start_bench(
-        bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
-    ):
+    async for restarted in restart(bench, fake_slack, rules_path, tmp_path):
         bench.clock.advance(seconds=60)
         await restarted.deliver()
 
@@ -415,16 +413,11 @@ async def test_while_slack_cannot_say_whether_the_card_is_there_it_is_not_posted
 async def test_when_slack_cannot_say_for_long_the_card_is_posted_rather_than_held_back(
     bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
 ) -> None:
-    escalation_id = await bench.escalate()
-    die_around_the_post(bench, after_slack_answers=False)
-    with pytest.raises(ProcessDied):
-        await bench.deliver()
+    escalation_id = await crash_while_posting(bench, after_slack_answers=False)
     for _ in range(20):
         fake_slack.fail_next("conversations.history", status=500)
 
-    async for restarted in start_bench(
-        bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
-    ):
+    async for restarted in restart(bench, fake_slack, rules_path, tmp_path):
         bench.clock.advance(seconds=60)
         searches = DeliveryPolicy().search_attempts  # the service keeps the default
         for failed in range(1, searches):
@@ -445,16 +438,11 @@ async def test_when_slack_cannot_say_for_long_the_card_is_posted_rather_than_hel
 async def test_when_the_bot_may_not_read_the_channel_the_card_is_posted_rather_than_lost(
     bench: SlackBench, fake_slack: FakeSlack, rules_path: Path, tmp_path: Path
 ) -> None:
-    escalation_id = await bench.escalate()
-    die_around_the_post(bench, after_slack_answers=False)
-    with pytest.raises(ProcessDied):
-        await bench.deliver()
+    escalation_id = await crash_while_posting(bench, after_slack_answers=False)
     # Public channels take posts from a bot that is not a member, but not history reads.
     fake_slack.fail_next("conversations.history", error="not_in_channel")
 
-    async for restarted in start_bench(
-        bench.service.database, fake_slack, rules_path, tmp_path / "restarted", bench.clock
-    ):
+    async for restarted in restart(bench, fake_slack, rules_path, tmp_path):
         bench.clock.advance(seconds=60)
         await restarted.deliver()
 

@@ -7,7 +7,7 @@ import string
 from functools import lru_cache
 from typing import Any
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, normalize
 
 # A positive emoticon next to a "not" reads as sarcasm (":) not"), VADER scores it positive.
 _NEGATED_EMOTICON = re.compile(
@@ -38,8 +38,71 @@ def _analyzer() -> Any:
 
 
 def vader_compound(text: str) -> float:
-    """VADER's compound score for `text`, in [-1, 1], with the analyzer built once per process."""
+    """VADER's compound score for `text`, in [-1, 1], through the package's own
+    `polarity_scores` (the reference `compound` is checked against, and the benchmarks' yardstick),
+    with the analyzer built once per process."""
     return float(_analyzer().polarity_scores(text)["compound"])
+
+
+class _Tokens:
+    # What VADER's `sentiment_valence` reads of its SentiText: the words and the caps flag.
+    __slots__ = ("is_cap_diff", "text", "words_and_emoticons")
+
+    def __init__(self, text: str, words: list[str]) -> None:
+        self.text = text
+        self.words_and_emoticons = words
+        upper = sum(1 for word in words if word.isupper())
+        # VADER's allcap_differential: some, but not all, words are in capitals.
+        self.is_cap_diff = 0 < len(words) - upper < len(words)
+
+
+def fast_compound(text: str) -> float:
+    """VADER's compound score for `text`, equal to `vader_compound` for every text, about three
+    times faster.
+
+    `polarity_scores` spends most of its time on work that cannot change the compound score of a
+    typical message: it rebuilds the text character by character looking for emojis, runs its
+    valence rules on every word (only lexicon words get a valence), and works out the pos/neg/neu
+    shares. Here the text is rebuilt only when it holds an emoji, VADER's own `sentiment_valence`
+    runs only on the lexicon words (a word's valence depends on its neighbours, never on the
+    valences before it), VADER's own `_but_check` runs when "but" is there, and the sum,
+    punctuation emphasis, normalisation and rounding are VADER's, in VADER's order.
+    """
+    analyzer = _analyzer()
+    if not text.isascii():
+        emojis = analyzer.emojis
+        for char in text:
+            if char in emojis:
+                return vader_compound(text)
+    text = text.strip()
+    words: list[str] = []
+    for token in text.split():
+        # SentiText._strip_punc_if_word
+        stripped = token.strip(_PUNCTUATION)
+        words.append(token if len(stripped) <= 2 else stripped)
+    lexicon = analyzer.lexicon
+    lowered = [word.lower() for word in words]
+    positions = [index for index, word in enumerate(lowered) if word in lexicon]
+    if not positions:
+        return 0.0  # every valence is 0: VADER's sum is 0 and so is its compound
+    last = len(words) - 1
+    tokens = _Tokens(text, words)
+    sentiments: list[float] = [0] * len(words)
+    for index in positions:
+        word = lowered[index]
+        # polarity_scores skips booster words and the "kind" of "kind of" (valence 0).
+        if word in BOOSTER_DICT or (word == "kind" and index < last and lowered[index + 1] == "of"):
+            continue
+        sentiments[index] = analyzer.sentiment_valence(0, tokens, words[index], index, [])[0]
+    if "but" in lowered:
+        sentiments = analyzer._but_check(words, sentiments)
+    total = float(sum(sentiments))
+    emphasis = analyzer._punctuation_emphasis(text)
+    if total > 0:
+        total += emphasis
+    elif total < 0:
+        total -= emphasis
+    return round(normalize(total), 4)  # type: ignore[no-any-return]
 
 
 def _lexicon() -> dict[str, float]:
@@ -109,7 +172,7 @@ def read_customer(
     """`customer_sentiment` and, when the message is sarcastic, the sarcastic words (for a
     reason on the card); None otherwise."""
     # A third or more of support messages have no word VADER knows; those score 0.0 without it.
-    compound = 0.0 if has_no_sentiment_words(text, lowered, words) else vader_compound(text)
+    compound = 0.0 if has_no_sentiment_words(text, lowered, words) else fast_compound(text)
     sarcasm: str | None = None
     if compound > 0:
         negated_emoticon = (

@@ -7,7 +7,15 @@ import string
 from functools import lru_cache
 from typing import Any
 
-from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, normalize
+from vaderSentiment.vaderSentiment import (
+    BOOSTER_DICT,
+    C_INCR,
+    N_SCALAR,
+    NEGATE,
+    SPECIAL_CASES,
+    SentimentIntensityAnalyzer,
+    normalize,
+)
 
 # A positive emoticon next to a "not" reads as sarcasm (":) not"), VADER scores it positive.
 _NEGATED_EMOTICON = re.compile(
@@ -44,16 +52,117 @@ def vader_compound(text: str) -> float:
     return float(_analyzer().polarity_scores(text)["compound"])
 
 
-class _Tokens:
-    # What VADER's `sentiment_valence` reads of its SentiText: the words and the caps flag.
-    __slots__ = ("is_cap_diff", "text", "words_and_emoticons")
+_NEGATE = frozenset(NEGATE)
+_SO_THIS = ("so", "this")
 
-    def __init__(self, text: str, words: list[str]) -> None:
-        self.text = text
-        self.words_and_emoticons = words
-        upper = sum(1 for word in words if word.isupper())
-        # VADER's allcap_differential: some, but not all, words are in capitals.
-        self.is_cap_diff = 0 < len(words) - upper < len(words)
+
+def _negated(word: str) -> bool:
+    # VADER's negated([word]) for a lower-cased word.
+    return word in _NEGATE or "n't" in word
+
+
+def _valence(
+    words: list[str], lowered: list[str], index: int, is_cap_diff: bool, lexicon: dict[str, float]
+) -> float:
+    """VADER's `sentiment_valence` for the lexicon word at `index`, step for step, with the
+    lower-cased words computed once (VADER lower-cases every word again at each step)."""
+    item = words[index]
+    word = lowered[index]
+    valence = lexicon[word]
+    last = len(words) - 1
+    if word == "no" and index != last and lowered[index + 1] in lexicon:
+        valence = 0.0
+    if (
+        (index > 0 and lowered[index - 1] == "no")
+        or (index > 1 and lowered[index - 2] == "no")
+        or (index > 2 and lowered[index - 3] == "no" and lowered[index - 1] in ("or", "nor"))
+    ):
+        valence = lexicon[word] * N_SCALAR
+    if item.isupper() and is_cap_diff:
+        if valence > 0:
+            valence += C_INCR
+        else:
+            valence -= C_INCR
+    for start in range(3):
+        before = index - (start + 1)
+        if index > start and lowered[before] not in lexicon:
+            # scalar_inc_dec
+            scalar = 0.0
+            modifier = lowered[before]
+            if modifier in BOOSTER_DICT:
+                scalar = BOOSTER_DICT[modifier]
+                if valence < 0:
+                    scalar *= -1
+                if words[before].isupper() and is_cap_diff:
+                    if valence > 0:
+                        scalar += C_INCR
+                    else:
+                        scalar -= C_INCR
+            if start == 1 and scalar != 0:
+                scalar = scalar * 0.95
+            if start == 2 and scalar != 0:
+                scalar = scalar * 0.9
+            valence = valence + scalar
+            valence = _negation_check(valence, lowered, start, index)
+            if start == 2:
+                valence = _special_idioms_check(valence, lowered, index)
+    # _least_check
+    if index > 1 and lowered[index - 1] not in lexicon and lowered[index - 1] == "least":
+        if lowered[index - 2] != "at" and lowered[index - 2] != "very":
+            valence = valence * N_SCALAR
+    elif index > 0 and lowered[index - 1] not in lexicon and lowered[index - 1] == "least":
+        valence = valence * N_SCALAR
+    return valence
+
+
+def _negation_check(valence: float, lowered: list[str], start: int, index: int) -> float:
+    if start == 0 and _negated(lowered[index - 1]):
+        valence = valence * N_SCALAR
+    elif start == 1:
+        if lowered[index - 2] == "never" and lowered[index - 1] in _SO_THIS:
+            valence = valence * 1.25
+        elif lowered[index - 2] == "without" and lowered[index - 1] == "doubt":
+            pass
+        elif _negated(lowered[index - 2]):
+            valence = valence * N_SCALAR
+    elif start == 2:
+        # VADER's condition, with its precedence: (never and so/this two back) or so/this one back.
+        if (lowered[index - 3] == "never" and lowered[index - 2] in _SO_THIS) or (
+            lowered[index - 1] in _SO_THIS
+        ):
+            valence = valence * 1.25
+        elif lowered[index - 3] == "without" and (
+            lowered[index - 2] == "doubt" or lowered[index - 1] == "doubt"
+        ):
+            pass
+        elif _negated(lowered[index - 3]):
+            valence = valence * N_SCALAR
+    return valence
+
+
+def _special_idioms_check(valence: float, lowered: list[str], index: int) -> float:
+    # Only reached with index >= 3, as in VADER.
+    one_zero = f"{lowered[index - 1]} {lowered[index]}"
+    two_one_zero = f"{lowered[index - 2]} {lowered[index - 1]} {lowered[index]}"
+    two_one = f"{lowered[index - 2]} {lowered[index - 1]}"
+    three_two_one = f"{lowered[index - 3]} {lowered[index - 2]} {lowered[index - 1]}"
+    three_two = f"{lowered[index - 3]} {lowered[index - 2]}"
+    for sequence in (one_zero, two_one_zero, two_one, three_two_one, three_two):
+        if sequence in SPECIAL_CASES:
+            valence = SPECIAL_CASES[sequence]
+            break
+    if len(lowered) - 1 > index:
+        zero_one = f"{lowered[index]} {lowered[index + 1]}"
+        if zero_one in SPECIAL_CASES:
+            valence = SPECIAL_CASES[zero_one]
+    if len(lowered) - 1 > index + 1:
+        zero_one_two = f"{lowered[index]} {lowered[index + 1]} {lowered[index + 2]}"
+        if zero_one_two in SPECIAL_CASES:
+            valence = SPECIAL_CASES[zero_one_two]
+    for n_gram in (three_two_one, three_two, two_one):
+        if n_gram in BOOSTER_DICT:
+            valence = valence + BOOSTER_DICT[n_gram]
+    return valence
 
 
 def fast_compound(text: str) -> float:
@@ -86,14 +195,16 @@ def fast_compound(text: str) -> float:
     if not positions:
         return 0.0  # every valence is 0: VADER's sum is 0 and so is its compound
     last = len(words) - 1
-    tokens = _Tokens(text, words)
+    upper = sum(1 for word in words if word.isupper())
+    # VADER's allcap_differential: some, but not all, words are in capitals.
+    is_cap_diff = 0 < len(words) - upper < len(words)
     sentiments: list[float] = [0] * len(words)
     for index in positions:
         word = lowered[index]
         # polarity_scores skips booster words and the "kind" of "kind of" (valence 0).
         if word in BOOSTER_DICT or (word == "kind" and index < last and lowered[index + 1] == "of"):
             continue
-        sentiments[index] = analyzer.sentiment_valence(0, tokens, words[index], index, [])[0]
+        sentiments[index] = _valence(words, lowered, index, is_cap_diff, lexicon)
     if "but" in lowered:
         sentiments = analyzer._but_check(words, sentiments)
     total = float(sum(sentiments))

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SPECIAL_CASES
+from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SPECIAL_CASES, SentiText
 
-from engine.sentiment import fast_compound, vader_compound
+from engine.sentiment import _analyzer, _valence, fast_compound, vader_compound
 
 DATA = Path(__file__).resolve().parents[2] / "evaluation" / "data"
 
@@ -55,11 +55,50 @@ _RULE_WORDS = (
     + sorted(NEGATE)[:30]
     + sorted(" ".join(SPECIAL_CASES).split())
     + [
-        "good", "great", "bad", "terrible", "love", "hate", "happy", "sad", "ridiculous",
-        "helpful", "useless", "no", "not", "never", "so", "this", "without", "doubt", "least",
-        "at", "very", "kind", "of", "sort", "but", "BUT", "or", "nor", "isn't", "GREAT", "Bad",
-        ":)", ":(", ":-)", ":D", "<3", "lol", "wtf", "ok", "the", "order", "refund", "agent",
-    ]  # fmt: skip
+        "good",
+        "great",
+        "bad",
+        "terrible",
+        "love",
+        "hate",
+        "happy",
+        "sad",
+        "ridiculous",
+        "helpful",
+        "useless",
+        "no",
+        "not",
+        "never",
+        "so",
+        "this",
+        "without",
+        "doubt",
+        "least",
+        "at",
+        "very",
+        "kind",
+        "of",
+        "sort",
+        "but",
+        "BUT",
+        "or",
+        "nor",
+        "isn't",
+        "GREAT",
+        "Bad",
+        ":)",
+        ":(",
+        ":-)",
+        ":D",
+        "<3",
+        "lol",
+        "wtf",
+        "ok",
+        "the",
+        "order",
+        "refund",
+        "agent",
+    ]
 )
 _PUNCTUATION = ["", "!", "!!", "!!!!!", "?", "??", "????", ".", ",", "...", "'", '"']
 _EMOJI = ["😀", "😡", "👍", "💔", "☺️", "é", "—", "ß"]
@@ -96,6 +135,21 @@ def _rule_texts(draw: st.DrawFn) -> str:
 @given(_rule_texts())
 def test_texts_that_reach_every_vader_rule_score_as_vader_scores_them(text: str) -> None:
     assert fast_compound(text) == vader_compound(text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_rule_texts())
+def test_each_lexicon_word_gets_the_valence_vader_gives_it(text: str) -> None:
+    # Stricter than the rounded compound score: every word's valence, unrounded.
+    analyzer = _analyzer()
+    sentitext = SentiText(text.strip())
+    words = sentitext.words_and_emoticons
+    lowered = [word.lower() for word in words]
+    for index, word in enumerate(lowered):
+        if word in analyzer.lexicon:
+            expected = analyzer.sentiment_valence(0, sentitext, words[index], index, [])[0]
+            got = _valence(words, lowered, index, sentitext.is_cap_diff, analyzer.lexicon)
+            assert got == expected, (text, index)
 
 
 @settings(max_examples=1000, deadline=None)

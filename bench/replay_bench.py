@@ -39,11 +39,17 @@ def _engine(batches: list[InboundBatch], rules: Rules) -> None:
             state, _ = assess(state, event, rules, batch.meta)
 
 
-def _vader(batches: list[InboundBatch]) -> None:
+def _vader(batches: list[InboundBatch], roles: frozenset[Role]) -> None:
+    # vaderSentiment's own polarity_scores (the engine scores customer messages only, through an
+    # exact faster path to the same number).
     for batch in batches:
         for event in batch.events:
-            if event.role is Role.CUSTOMER and event.text:
+            if event.role in roles and event.text:
                 vader_compound(event.text)
+
+
+EVERY = frozenset({Role.CUSTOMER, Role.BOT, Role.AGENT})
+CUSTOMER = frozenset({Role.CUSTOMER})
 
 
 def _timed(work: Callable[[], None]) -> float:
@@ -52,24 +58,32 @@ def _timed(work: Callable[[], None]) -> float:
     return time.perf_counter() - started
 
 
-def engine_ratio(events: int, runs: int, rules: Rules) -> tuple[float, float, float]:
-    """(engine events/s, VADER-alone events/s, ratio): medians of interleaved runs."""
+def engine_ratio(events: int, runs: int, rules: Rules) -> dict[str, float]:
+    """Events/s of the engine, of VADER alone on every message of the same stream (the target's
+    yardstick) and on its customer messages only, and the engine's ratio to each: medians of
+    interleaved runs."""
     batches = _batches(events)
     total = sum(len(batch.events) for batch in batches)
     vader_compound("warm up the analyzer")
     _engine(batches[:50], rules)
-    engine_times, vader_times, ratios = [], [], []
+    times: dict[str, list[float]] = {"engine": [], "every": [], "customer": []}
+    ratios: dict[str, list[float]] = {"every": [], "customer": []}
     for _ in range(runs):
         engine_s = _timed(lambda: _engine(batches, rules))
-        vader_s = _timed(lambda: _vader(batches))
-        engine_times.append(engine_s)
-        vader_times.append(vader_s)
-        ratios.append(vader_s / engine_s)
-    return (
-        total / statistics.median(engine_times),
-        total / statistics.median(vader_times),
-        statistics.median(ratios),
-    )
+        every_s = _timed(lambda: _vader(batches, EVERY))
+        customer_s = _timed(lambda: _vader(batches, CUSTOMER))
+        times["engine"].append(engine_s)
+        times["every"].append(every_s)
+        times["customer"].append(customer_s)
+        ratios["every"].append(every_s / engine_s)
+        ratios["customer"].append(customer_s / engine_s)
+    return {
+        "engine": total / statistics.median(times["engine"]),
+        "vader_every": total / statistics.median(times["every"]),
+        "vader_customer": total / statistics.median(times["customer"]),
+        "ratio_every": statistics.median(ratios["every"]),
+        "ratio_customer": statistics.median(ratios["customer"]),
+    }
 
 
 def replay_seconds(events: int) -> tuple[float, int, int]:
@@ -101,12 +115,14 @@ def run(argv: list[str] | None = None) -> _proc.Report:
         args.engine_events, args.runs = min(args.engine_events, 5_000), 2
         args.replay_events = min(args.replay_events, 20_000)
     rules = load_rules_file(_proc.REPO / "rules.yaml")
-    engine_rate, vader_rate, ratio = engine_ratio(args.engine_events, args.runs, rules)
+    figures = engine_ratio(args.engine_events, args.runs, rules)
+    ratio = figures["ratio_every"]
     out = _proc.Report(f"engine and replay ({args.runs} runs, medians)")
-    out.add("VADER alone (customer messages)", f"{vader_rate:,.0f} events/s")
+    out.add("VADER alone (every message)", f"{figures['vader_every']:,.0f} events/s")
     out.add(
         "engine alone: assess()",
-        f"{engine_rate:,.0f} events/s = {ratio:.0%} of VADER",
+        f"{figures['engine']:,.0f} events/s = {ratio:.0%} of VADER alone on the same messages "
+        f"({figures['ratio_customer']:.0%} of VADER on the customer messages only)",
         f">= {ENGINE_RATIO_TARGET:.0%}",
         ratio >= ENGINE_RATIO_TARGET,
     )
@@ -119,9 +135,11 @@ def run(argv: list[str] | None = None) -> _proc.Report:
         value += f"; 1,000,000 would take ~{scaled:.0f} s"
     out.add(label, value, f"< {REPLAY_SECONDS_TARGET:.0f} s per 1M", scaled < REPLAY_SECONDS_TARGET)
     out.raw = {
-        "engine_events_per_second": engine_rate,
-        "vader_events_per_second": vader_rate,
+        "engine_events_per_second": figures["engine"],
+        "vader_events_per_second": figures["vader_every"],
+        "vader_customer_events_per_second": figures["vader_customer"],
         "engine_to_vader": ratio,
+        "engine_to_vader_customer": figures["ratio_customer"],
         "replay_seconds": seconds,
         "replay_events": events,
     }

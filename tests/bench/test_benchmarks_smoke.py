@@ -72,7 +72,7 @@ def test_webhook_bench_runs_on_postgresql() -> None:
 def test_replay_bench_compares_the_engine_with_vader_and_times_a_replay() -> None:
     report = replay_bench.run(["--quick", "--engine-events", "300", "--replay-events", "400"])
     assert _names(report) == [
-        "VADER alone (customer messages)",
+        "VADER alone (every message)",
         "engine alone: assess()",
         "`escalations replay` of 400 events",
     ]

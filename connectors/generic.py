@@ -48,6 +48,9 @@ MAX_EVENTS = 1000
 SIGNATURE_HEADER = "X-Escalations-Signature"
 _EVENT_TYPES = ", ".join(event_type.value for event_type in EventType)
 _ROLES = ", ".join(role.value for role in Role)
+# By value: what EventType(name) and Role(name) find, without Enum's lookup machinery.
+_EVENT_TYPE_BY_NAME = {event_type.value: event_type for event_type in EventType}
+_ROLE_BY_NAME = {role.value: role for role in Role}
 
 
 def parse_generic_object(obj: object, where: str = "") -> InboundBatch:
@@ -142,24 +145,22 @@ def _parse_event(raw: object, path: str) -> ConversationEvent:
     obj = as_object(raw, path)
     event_id = check_id(req_str(obj, "id", path), at(path, "id"))
     type_name = as_str(req(obj, "type", path), at(path, "type"))
-    try:
-        event_type = EventType(type_name)
-    except ValueError:
+    event_type = _EVENT_TYPE_BY_NAME.get(type_name)
+    if event_type is None:
         raise BadPayload(
             f"{at(path, 'type')}: unknown event type {type_name!r}; expected one of {_EVENT_TYPES}"
-        ) from None
+        )
     timestamp = iso_time(req(obj, "timestamp", path), at(path, "timestamp"))
     role: Role | None = None
     role_name = opt_str(obj, "role", path)
     if event_type is EventType.MESSAGE:
         role_name = req_str(obj, "role", path)
     if role_name is not None:
-        try:
-            role = Role(role_name)
-        except ValueError:
+        role = _ROLE_BY_NAME.get(role_name)
+        if role is None:
             raise BadPayload(
                 f"{at(path, 'role')}: unknown role {role_name!r}; expected one of {_ROLES}"
-            ) from None
+            )
     text: str | None
     if event_type is EventType.MESSAGE:
         text = as_str(req(obj, "text", path), at(path, "text"))

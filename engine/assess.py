@@ -847,7 +847,12 @@ def _reasons(
     for hits_name, memo_name, config, build in plan.counting:
         hits = getattr(state, hits_name)
         if hits:
-            reason = _hits_reason(getattr(derived, memo_name), hits, turns, config, build)
+            memo = getattr(derived, memo_name)
+            # `_hits_reason`'s reuse test, without the call when the memo holds.
+            if hits[-1] is memo.last and turns < memo.until:
+                reason = memo.reason
+            else:
+                reason = _hits_reason(memo, hits, turns, config, build)
             if reason is not None:
                 append(reason)
 
@@ -1044,13 +1049,13 @@ def assess(
 
     if level is None:
         return state, Assessment(event.event_id, score, None, False, reasons, None, decision, None)
+    name = level.name
+    teams = derived.teams
+    team = (
+        teams[name]
+        if meta is derived.team_meta and name in teams
+        else _team_for(derived, meta, name)
+    )
     return state, Assessment(
-        event.event_id,
-        score,
-        level.name,
-        level.notify,
-        reasons,
-        _team_for(derived, meta, level.name),
-        decision,
-        level.mention,
+        event.event_id, score, name, level.notify, reasons, team, decision, level.mention
     )

@@ -172,33 +172,32 @@ def fast_compound(text: str) -> float:
     `polarity_scores` spends most of its time on work that cannot change the compound score of a
     typical message: it rebuilds the text character by character looking for emojis, runs its
     valence rules on every word (only lexicon words get a valence), and works out the pos/neg/neu
-    shares. Here the text is rebuilt only when it holds an emoji, VADER's own `sentiment_valence`
-    runs only on the lexicon words (a word's valence depends on its neighbours, never on the
-    valences before it), VADER's own `_but_check` runs when "but" is there, and the sum,
-    punctuation emphasis, normalisation and rounding are VADER's, in VADER's order.
+    shares. Here the text is rebuilt only when it holds an emoji, VADER's valence rules
+    (`_valence`, step for step) run only on the lexicon words (a word's valence depends on its
+    neighbours, never on the valences before it), VADER's own `_but_check` runs when "but" is
+    there, and the sum, punctuation emphasis, normalisation and rounding are VADER's, in VADER's
+    order.
     """
     analyzer = _analyzer()
-    if not text.isascii():
-        emojis = analyzer.emojis
-        for char in text:
-            if char in emojis:
-                return vader_compound(text)
+    if not text.isascii() and not analyzer.emojis.keys().isdisjoint(text):
+        return vader_compound(text)
     text = text.strip()
-    words: list[str] = []
-    for token in text.split():
-        # SentiText._strip_punc_if_word
-        stripped = token.strip(_PUNCTUATION)
-        words.append(token if len(stripped) <= 2 else stripped)
+    punctuation = _PUNCTUATION
+    # SentiText._strip_punc_if_word
+    words = [
+        token if len(stripped := token.strip(punctuation)) <= 2 else stripped
+        for token in text.split()
+    ]
     lexicon = analyzer.lexicon
     lowered = [word.lower() for word in words]
     positions = [index for index, word in enumerate(lowered) if word in lexicon]
     if not positions:
         return 0.0  # every valence is 0: VADER's sum is 0 and so is its compound
-    last = len(words) - 1
-    upper = sum(1 for word in words if word.isupper())
+    count = len(words)
+    last = count - 1
     # VADER's allcap_differential: some, but not all, words are in capitals.
-    is_cap_diff = 0 < len(words) - upper < len(words)
-    sentiments: list[float] = [0] * len(words)
+    is_cap_diff = 0 < count - sum(map(str.isupper, words)) < count
+    sentiments: list[float] = [0] * count
     for index in positions:
         word = lowered[index]
         # polarity_scores skips booster words and the "kind" of "kind of" (valence 0).
@@ -208,7 +207,15 @@ def fast_compound(text: str) -> float:
     if "but" in lowered:
         sentiments = analyzer._but_check(words, sentiments)
     total = float(sum(sentiments))
-    emphasis = analyzer._punctuation_emphasis(text)
+    # _punctuation_emphasis: up to four "!", and two or more "?".
+    exclamations = text.count("!")
+    if exclamations > 4:
+        exclamations = 4
+    questions = text.count("?")
+    question_emphasis: float = 0
+    if questions > 1:
+        question_emphasis = questions * 0.18 if questions <= 3 else 0.96
+    emphasis = exclamations * 0.292 + question_emphasis
     if total > 0:
         total += emphasis
     elif total < 0:

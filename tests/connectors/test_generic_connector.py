@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from connectors.base import BadPayload, BadSignature
 from connectors.generic import GenericConnector, parse_generic_object, replay_label, sign
+from connectors.payload import check_id
 from connectors.registry import CONNECTORS, get_connector
 from engine.events import ConversationEvent, Customer, EventType, Role
 from tests.connectors.webhooks import Webhook
@@ -392,3 +394,16 @@ def test_the_registry_finds_the_generic_connector_by_its_url_name() -> None:
 
 def test_the_default_answer_is_an_empty_json_object() -> None:
     assert GenericConnector().respond([]) == ("application/json", b"{}")
+
+
+def test_an_id_is_refused_for_exactly_the_unicode_control_characters() -> None:
+    # check_id's pattern against Unicode's own list of category Cc, over every code point.
+    refused = []
+    for code in range(0x110000):
+        try:
+            check_id(f"m{chr(code)}1", "id")
+        except BadPayload as error:
+            refused.append((code, str(error)))
+    controls = [code for code in range(0x110000) if unicodedata.category(chr(code)) == "Cc"]
+    assert [code for code, _ in refused] == controls
+    assert {message for _, message in refused} == {"id: contains a control character"}

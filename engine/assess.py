@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import lru_cache
 from itertools import islice
+from operator import attrgetter
 from typing import Any, NamedTuple, TypeVar, cast
 
 from engine.assessment import Assessment, Decision, Reason
@@ -803,8 +804,8 @@ def _hits_reason(
     return reason
 
 
-def _points(reason: Reason) -> float:
-    return reason.points
+# A reason's points, read without a Python-level call (sorting calls the key once per reason).
+_points = attrgetter("points")
 
 
 def _reasons(
@@ -917,7 +918,7 @@ def _reasons(
     ordered = found.copy()
     if len(ordered) > 1:
         ordered.sort(key=_points, reverse=True)
-    score = round(min(100.0, sum([reason.points for reason in ordered])), 1)
+    score = round(min(100.0, sum(map(_points, ordered))), 1)
     derived.reasons = reasons = tuple(ordered)
     derived.score = score
     return reasons, score

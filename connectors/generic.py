@@ -19,10 +19,10 @@ from typing import Any
 
 from connectors.base import BadPayload, BaseConnector, InboundRequest
 from connectors.payload import (
+    MAX_TEXT_LENGTH,
     as_object,
     as_str,
     at,
-    check_id,
     check_text,
     confidence,
     iso_time,
@@ -32,6 +32,7 @@ from connectors.payload import (
     opt_object,
     opt_str,
     req,
+    req_id,
     req_str,
 )
 from connectors.verification import hmac_signature_header
@@ -76,7 +77,7 @@ def replay_label(obj: object) -> object:
 def _parse_batch(obj: object) -> InboundBatch:
     if not isinstance(obj, dict):
         raise BadPayload(f"expected a JSON object, got {json_type(obj)}")
-    conversation_id = check_id(req_str(obj, "conversation_id", ""), "conversation_id")
+    conversation_id = req_id(obj, "conversation_id", "")
     return InboundBatch(
         conversation_id=conversation_id,
         meta=_parse_meta(obj),
@@ -142,9 +143,12 @@ def _parse_events(obj: Mapping[str, Any]) -> tuple[ConversationEvent, ...]:
 
 
 def _parse_event(raw: object, path: str) -> ConversationEvent:
-    obj = as_object(raw, path)
-    event_id = check_id(req_str(obj, "id", path), at(path, "id"))
-    type_name = as_str(req(obj, "type", path), at(path, "type"))
+    # Every member's path (`events[3].text`) is built only for an error message.
+    obj = raw if type(raw) is dict else as_object(raw, path)
+    event_id = req_id(obj, "id", path)
+    type_name = req(obj, "type", path)
+    if type(type_name) is not str:
+        type_name = as_str(type_name, at(path, "type"))
     event_type = _EVENT_TYPE_BY_NAME.get(type_name)
     if event_type is None:
         raise BadPayload(
@@ -163,17 +167,22 @@ def _parse_event(raw: object, path: str) -> ConversationEvent:
             )
     text: str | None
     if event_type is EventType.MESSAGE:
-        text = as_str(req(obj, "text", path), at(path, "text"))
+        text = req(obj, "text", path)
+        if type(text) is not str:
+            text = as_str(text, at(path, "text"))
     else:
         text = opt_str(obj, "text", path)
+    if text is not None and len(text) > MAX_TEXT_LENGTH:
+        check_text(text, at(path, "text"))
+    score = obj.get("confidence")
     return ConversationEvent(
         event_id=event_id,
         type=event_type,
         timestamp=timestamp,
         role=role,
-        text=check_text(text, at(path, "text")),
+        text=text,
         intent=opt_str(obj, "intent", path),
-        confidence=confidence(obj.get("confidence"), at(path, "confidence")),
+        confidence=None if score is None else confidence(score, at(path, "confidence")),
         fallback=opt_bool(obj, "fallback", path),
         outcome=opt_str(obj, "outcome", path),
     )

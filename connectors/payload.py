@@ -172,6 +172,9 @@ def as_str(value: object, path: str) -> str:
 
 def req_str(obj: Mapping[str, Any], key: str, path: str) -> str:
     """A required, non-empty string member."""
+    value = obj.get(key)
+    if type(value) is str and value:
+        return value  # the usual case, without building the member's path
     value = as_str(req(obj, key, path), at(path, key))
     if not value:
         raise BadPayload(f"{at(path, key)}: empty")
@@ -183,6 +186,8 @@ def opt_str(obj: Mapping[str, Any], key: str, path: str) -> str | None:
     value = obj.get(key)
     if value is None:
         return None
+    if type(value) is str:
+        return value or None
     return as_str(value, at(path, key)) or None
 
 
@@ -216,6 +221,14 @@ def check_id(value: str, path: str) -> str:
     if _CONTROL_CHARACTER.search(value) is not None:
         raise BadPayload(f"{path}: contains a control character")
     return value
+
+
+def req_id(obj: Mapping[str, Any], key: str, path: str) -> str:
+    """A required string identifier, checked by `check_id`."""
+    value = req_str(obj, key, path)
+    if len(value) <= MAX_ID_LENGTH and _CONTROL_CHARACTER.search(value) is None:
+        return value
+    return check_id(value, at(path, key))
 
 
 def check_text(value: str | None, path: str) -> str | None:

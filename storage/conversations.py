@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -19,10 +22,12 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Session
 
@@ -92,6 +97,42 @@ def _record(row: Mapping[Any, Any]) -> ConversationRecord:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class LockRequest:
+    """A conversation to create or update with a post's meta, and lock (`lock_conversations`)."""
+
+    conversation_id: str
+    meta: ConversationMeta
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventRows:
+    """One conversation's new events with the engine's verdicts, to insert (`store`)."""
+
+    conversation_id: str
+    rows: Sequence[tuple[ConversationEvent, Assessment | None]]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StateUpdate:
+    """The engine's state and verdict after a batch of a conversation's events (`store`).
+
+    `first_event_at` only ever moves earlier; it defaults to `last_event_at`. `now` (the
+    update time) defaults to the wall clock.
+    """
+
+    conversation_id: str
+    state: dict[str, Any]
+    score: float
+    level: str | None
+    status: str  # "active" or "ended"
+    last_event_at: datetime | None
+    first_event_at: datetime | None = None
+    now: datetime | None = None
+
+
 def lock_conversation(
     *, session: Session, conversation_id: str, meta: ConversationMeta, now: datetime
 ) -> ConversationRecord:
@@ -102,10 +143,40 @@ def lock_conversation(
     conversation (one statement: ON CONFLICT DO UPDATE locks the row like SELECT ... FOR UPDATE
     would); on SQLite the transaction already holds the database write lock.
     """
-    customer = meta.customer
+    locked = lock_conversations(session=session, requests=[LockRequest(conversation_id, meta, now)])
+    return locked[conversation_id]
+
+
+def lock_conversations(
+    *, session: Session, requests: Sequence[LockRequest]
+) -> dict[str, ConversationRecord]:
+    """`lock_conversation` for several different conversations; the records by id.
+
+    The upserts run in the order of the conversation ids, whatever the order of `requests`: two
+    writers locking overlapping sets of conversations take the row locks in the same order, so
+    neither can wait for the other while holding a lock the other needs (no deadlock). On
+    PostgreSQL they travel in one round trip (psycopg pipelines them), one statement each.
+    """
+    ordered = sorted(requests, key=lambda request: request.conversation_id)
+    for first, second in itertools.pairwise(ordered):
+        if first.conversation_id == second.conversation_id:
+            raise ValueError(f"conversation {first.conversation_id!r} is named twice")
+    if not ordered:
+        return {}
     conn = connection(session)
-    values = {
-        "id": conversation_id,
+    prepared = _prepared("lock", conn.dialect)
+    parameters = [prepared.parameters(_lock_values(request)) for request in ordered]
+    with _driver(conn, prepared.sql) as driver:
+        rows, description = prepared.returning(driver, parameters)
+    records = [_record(prepared.row(row, description)) for row in rows]
+    return {record.id: record for record in records}
+
+
+def _lock_values(request: LockRequest) -> dict[str, Any]:
+    meta = request.meta
+    customer = meta.customer
+    return {
+        "id": request.conversation_id,
         "platform": meta.platform,
         "customer_id": customer.id,
         "customer_name": customer.name,
@@ -116,82 +187,181 @@ def lock_conversation(
         "link": meta.link,
         "score": 0.0,
         "status": "active",
-        "created_at": now,
-        "updated_at": now,
+        "created_at": request.now,
+        "updated_at": request.now,
     }
-    if conn.dialect.name == "sqlite":
-        prepared = _sqlite_prepared("lock", conn.dialect, values)
-        (returned,) = prepared.run(conn, values).fetchall()
-        return _record(prepared.row(returned))
-    row = conn.execute(_lock_statement(conn.dialect.name), values).mappings().one()
-    return _record(row)
 
 
-class _SqlitePrepared:
-    """A statement compiled once to SQLite's SQL text and run straight on the driver.
+# The keys each prepared statement is compiled for (every caller passes all of them).
+_LOCK_KEYS = (
+    "id",
+    "platform",
+    "customer_id",
+    "customer_name",
+    "customer_tier",
+    "customer_email",
+    "metadata",
+    "language",
+    "link",
+    "score",
+    "status",
+    "created_at",
+    "updated_at",
+)
+_EVENT_KEYS = tuple(column.key for column in _events.columns if column is not _events.c.pk)
 
-    sqlite3 keeps the prepared statement in its own cache, and the values get each column's own
-    SQLAlchemy conversion on the way in (UTC datetimes, JSON text) and out (RETURNING); what is
-    skipped is SQLAlchemy's per-execution machinery, which cost more than SQLite's work.
+
+@contextmanager
+def _driver(conn: Connection, sql: str) -> Iterator[Any]:
+    """The connection's driver connection (sqlite3 or psycopg), inside the transaction.
+
+    The driver's errors come out as SQLAlchemy's (IntegrityError, OperationalError, ...), as
+    from `Connection.execute`, and a lost connection is invalidated.
+    """
+    dialect = conn.dialect
+    pooled = conn.connection
+    try:
+        yield pooled.driver_connection
+    except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, pooled.dbapi_connection, None)
+        if lost:
+            conn.invalidate(error)
+        raise DBAPIError.instance(
+            sql,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            dialect=dialect,
+            connection_invalidated=lost,
+        ) from error
+
+
+class _Prepared:
+    """A statement compiled once for a dialect and run straight on the driver.
+
+    The driver keeps the statement prepared (sqlite3 in its statement cache, psycopg on the
+    server after a few runs), and the values get each column's own SQLAlchemy conversion on the
+    way in (UTC datetimes, JSON) and out (RETURNING); what is skipped is SQLAlchemy's
+    per-execution machinery, which cost more than the database's own work. Several rows go
+    through `executemany`: one loop in sqlite3, one round trip on PostgreSQL (psycopg sends the
+    statements as a pipeline, each executed in turn).
     """
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, keys: Iterable[str]) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(keys)))
+        if compiled.escaped_bind_names:
+            raise ValueError("prepared statements take plain parameter names only")
         self.sql = compiled.string
+        self.dialect = dialect
+        # SQLite takes `?` placeholders in order (a name may repeat), psycopg `%(name)s` ones.
+        self.positional = compiled.positiontup is not None
         binds = compiled.binds
-        self.names = tuple(compiled.positiontup or ())
-        self.binds = tuple(
+        self.names = tuple(compiled.positiontup if self.positional else binds)  # type: ignore[arg-type]
+        processors = [
             binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names
+        ]
+        self.conversions = tuple(
+            (index, name, process)
+            for index, (name, process) in enumerate(zip(self.names, processors, strict=True))
+            if process is not None
         )
         returned = compiled._result_columns or []  # (key, name, objects, type) of RETURNING
         self.columns = tuple(column.keyname for column in returned)
-        self.results = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in returned
-        )
+        self.types = tuple(column.type for column in returned)
+        self.results: tuple[Any, ...] | None = None
 
-    def parameters(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        """The values in the statement's order, converted for the driver."""
-        return tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip(
-                [values[name] for name in self.names], self.binds, strict=True
-            )
-        )
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        """The values as the driver takes them (a list or a dict), converted."""
+        if self.positional:
+            ordered = [values[name] for name in self.names]
+            for index, _, process in self.conversions:
+                value = ordered[index]
+                if value is not None:
+                    ordered[index] = process(value)
+            return ordered
+        named = {name: values[name] for name in self.names}
+        for _, name, process in self.conversions:
+            value = named[name]
+            if value is not None:
+                named[name] = process(value)
+        return named
 
-    def run(self, conn: Connection, values: Mapping[str, Any]) -> Any:
-        """Execute on the connection's driver connection; the sqlite3 cursor."""
-        return conn.connection.driver_connection.execute(  # type: ignore[union-attr]
-            self.sql, self.parameters(values)
-        )
+    def returning(self, driver: Any, parameters: Sequence[Any]) -> tuple[list[Any], Any]:
+        """Run once per parameter set; the rows all the runs returned and their description."""
+        if self.positional:  # sqlite3: in-process, a call per run costs next to nothing
+            rows: list[Any] = []
+            description = None
+            for values in parameters:
+                cursor = driver.execute(self.sql, values)
+                rows.extend(cursor.fetchall())
+                description = cursor.description
+            return rows, description
+        with driver.cursor() as cursor:
+            cursor.executemany(self.sql, parameters, returning=True)
+            rows = []
+            while True:
+                rows.extend(cursor.fetchall())
+                description = cursor.description
+                if not cursor.nextset():
+                    break
+            return rows, description
 
-    def row(self, returned: Sequence[Any]) -> dict[str, Any]:
+    def many(self, driver: Any, parameters: Sequence[Any]) -> Any:
+        """Run once per parameter set (no RETURNING); the cursor, whose rowcount is the total
+        (read it after a surrounding psycopg pipeline has ended)."""
+        if self.positional:
+            return driver.executemany(self.sql, parameters)
+        cursor = driver.cursor()
+        cursor.executemany(self.sql, parameters)
+        return cursor
+
+    def row(self, returned: Sequence[Any], description: Any) -> dict[str, Any]:
         """A RETURNING row as {column: value}, converted back."""
+        results = self.results
+        if results is None:
+            # psycopg's type codes say which conversion a column needs (SQLite's are None).
+            codes = [column[1] for column in description] if description else []
+            codes += [None] * (len(self.types) - len(codes))
+            results = self.results = tuple(
+                kind.dialect_impl(self.dialect).result_processor(self.dialect, code)
+                for kind, code in zip(self.types, codes, strict=True)
+            )
         return {
             name: value if process is None or value is None else process(value)
-            for name, value, process in zip(self.columns, returned, self.results, strict=True)
+            for name, value, process in zip(self.columns, returned, results, strict=True)
         }
 
 
-_SQLITE_PREPARED: dict[str, _SqlitePrepared] = {}
+_PREPARED: dict[tuple[str, str, str], _Prepared] = {}
 
 
-def _sqlite_prepared(name: str, dialect: Dialect, values: Mapping[str, Any]) -> _SqlitePrepared:
-    """The statement `name` compiled for the keys of `values` (each caller passes fixed keys)."""
-    prepared = _SQLITE_PREPARED.get(name)
+def _prepared(name: str, dialect: Dialect) -> _Prepared:
+    """The hot statement `name` ("lock", "insert_events", "save_state") for this dialect."""
+    key = (name, dialect.name, dialect.driver)
+    prepared = _PREPARED.get(key)
     if prepared is None:
-        statement = _lock_statement(dialect.name) if name == "lock" else _SAVE_STATE
-        prepared = _SqlitePrepared(cast(ClauseElement, statement), dialect, values)
-        _SQLITE_PREPARED[name] = prepared
+        if name == "lock":
+            prepared = _Prepared(
+                cast(ClauseElement, _lock_statement(dialect.name)), dialect, _LOCK_KEYS
+            )
+        elif name == "insert_events":
+            statement = _insert_events_statement(dialect.name)
+            prepared = _Prepared(cast(ClauseElement, statement), dialect, _EVENT_KEYS)
+        else:
+            prepared = _Prepared(cast(ClauseElement, _SAVE_STATE), dialect, ())
+        _PREPARED[key] = prepared
     return prepared
 
 
 # Hot-path statements are built once per dialect and reused: building and cache-keying a fresh
 # upsert per event cost more than running it. Values travel as execute parameters.
 _LOCK_STATEMENTS: dict[str, Executable] = {}
-_INSERT_EVENT_STATEMENTS: dict[str, Executable] = {}
 _KNOWN_EVENTS = select(_events.c.event_id).where(
     _events.c.conversation_id == bindparam("conversation_id"),
     _events.c.event_id.in_(bindparam("event_ids", expanding=True)),
+)
+_KNOWN_PAIRS = select(_events.c.conversation_id, _events.c.event_id).where(
+    tuple_(_events.c.conversation_id, _events.c.event_id).in_(bindparam("pairs", expanding=True))
 )
 
 
@@ -238,18 +408,10 @@ def _lock_statement(dialect: str) -> Executable:
 
 
 def _insert_events_statement(dialect: str) -> Executable:
-    statement = _INSERT_EVENT_STATEMENTS.get(dialect)
-    if statement is None:
-        insert = postgresql.insert(_events) if dialect == "postgresql" else sqlite.insert(_events)
-        statement = (
-            insert.on_conflict_do_nothing(
-                index_elements=[_events.c.conversation_id, _events.c.event_id]
-            )
-            # RETURNING counts what was inserted; psycopg reports no rowcount for this form.
-            .returning(_events.c.pk)
-        )
-        _INSERT_EVENT_STATEMENTS[dialect] = statement
-    return statement
+    insert = postgresql.insert(_events) if dialect == "postgresql" else sqlite.insert(_events)
+    return insert.on_conflict_do_nothing(
+        index_elements=[_events.c.conversation_id, _events.c.event_id]
+    )
 
 
 def get_conversation(*, session: Session, conversation_id: str) -> ConversationRecord | None:
@@ -275,6 +437,26 @@ def known_event_ids(
             _KNOWN_EVENTS, {"conversation_id": conversation_id, "event_ids": list(chunk)}
         )
         found.update(result.scalars())
+    return found
+
+
+def known_event_ids_of(
+    *, session: Session, event_ids: Mapping[str, Iterable[str]]
+) -> dict[str, set[str]]:
+    """`known_event_ids` for several conversations ({conversation id: event ids}) at once:
+    one statement (per 15,000 ids) instead of one per conversation."""
+    found: dict[str, set[str]] = {conversation_id: set() for conversation_id in event_ids}
+    pairs = list(
+        dict.fromkeys(
+            (conversation_id, event_id)
+            for conversation_id, ids in event_ids.items()
+            for event_id in ids
+        )
+    )
+    conn = connection(session)
+    for chunk in chunks(pairs, MAX_PARAMETERS // 2):
+        for conversation_id, event_id in conn.execute(_KNOWN_PAIRS, {"pairs": list(chunk)}):
+            found[conversation_id].add(event_id)
     return found
 
 
@@ -315,54 +497,7 @@ def insert_events(
 
     Returns how many rows were inserted. The conversation row must exist (`lock_conversation`).
     """
-    if not rows:
-        return 0
-    values = [
-        _event_values(conversation_id, event, assessment, received_at) for event, assessment in rows
-    ]
-    conn = connection(session)
-    if conn.dialect.name == "sqlite":
-        # One plain INSERT, prepared once by sqlite3 and run over every row with executemany:
-        # in-process SQLite answers in microseconds, so SQLAlchemy's per-row work was the cost.
-        sql, columns, processors = _sqlite_insert_events(conn.dialect)
-        rows_out = [
-            tuple(
-                value if process is None or value is None else process(value)
-                for value, process in zip((row[name] for name in columns), processors, strict=True)
-            )
-            for row in values
-        ]
-        # sqlite3 counts only the rows inserted, not those ON CONFLICT skipped.
-        return int(conn.exec_driver_sql(sql, rows_out).rowcount)
-    # One prepared INSERT run over all rows: SQLAlchemy sends them as multi-row VALUES pages
-    # ("insertmanyvalues"), so a 100-event post is a few round trips, compiled once per process.
-    result = conn.execute(_insert_events_statement(conn.dialect.name), values)
-    return len(result.all())
-
-
-_SqliteInsert = tuple[str, tuple[str, ...], tuple[Callable[[Any], Any] | None, ...]]
-_SQLITE_INSERT_EVENTS: list[_SqliteInsert] = []
-
-
-def _sqlite_insert_events(dialect: Dialect) -> _SqliteInsert:
-    """The events INSERT as SQL text, its columns, and each column's own bind conversion
-    (the same SQLAlchemy applies: UTC datetimes, JSON text)."""
-    if not _SQLITE_INSERT_EVENTS:
-        columns = tuple(
-            column.name for column in _events.columns if column.name != _events.c.pk.name
-        )
-        processors = tuple(
-            _events.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
-        )
-        # Every name comes from the table definition, none from input.
-        names = ", ".join(f'"{name}"' for name in columns)
-        sql = (
-            f'INSERT INTO "{_events.name}" ({names}) '  # noqa: S608
-            f"VALUES ({', '.join('?' for _ in columns)}) "
-            "ON CONFLICT (conversation_id, event_id) DO NOTHING"
-        )
-        _SQLITE_INSERT_EVENTS.append((sql, columns, processors))
-    return _SQLITE_INSERT_EVENTS[0]
+    return store(session=session, events=[EventRows(conversation_id, rows, received_at)], states=())
 
 
 def save_state(
@@ -381,24 +516,69 @@ def save_state(
 
     `first_event_at` only ever moves earlier; it defaults to `last_event_at`.
     """
-    if status not in ("active", "ended"):
-        raise ValueError(f"conversation status must be 'active' or 'ended', not {status!r}")
-    first = first_event_at if first_event_at is not None else last_event_at
-    values = {
-        "b_id": conversation_id,
-        "b_state": state,
-        "b_score": score,
-        "b_level": level,
-        "b_status": status,
-        "b_updated_at": now if now is not None else datetime.now(UTC),
-        "b_last": last_event_at,
-        "b_first": first,
-    }
+    change = StateUpdate(
+        conversation_id=conversation_id,
+        state=state,
+        score=score,
+        level=level,
+        status=status,
+        last_event_at=last_event_at,
+        first_event_at=first_event_at,
+        now=now,
+    )
+    store(session=session, events=(), states=[change])
+
+
+def store(*, session: Session, events: Sequence[EventRows], states: Sequence[StateUpdate]) -> int:
+    """Insert events (as `insert_events`), then save states (as `save_state`), for any number of
+    conversations: one `executemany` per statement, and on PostgreSQL one round trip in all.
+
+    Returns how many event rows were inserted (already stored event ids are skipped). The
+    conversations must exist (`lock_conversations`).
+    """
+    for change in states:
+        if change.status not in ("active", "ended"):
+            raise ValueError(
+                f"conversation status must be 'active' or 'ended', not {change.status!r}"
+            )
     conn = connection(session)
-    if conn.dialect.name == "sqlite":
-        _sqlite_prepared("save_state", conn.dialect, values).run(conn, values)
-        return
-    conn.execute(_SAVE_STATE, values)
+    dialect = conn.dialect
+    inserting = _prepared("insert_events", dialect)
+    saving = _prepared("save_state", dialect)
+    event_parameters = [
+        inserting.parameters(_event_values(batch.conversation_id, event, verdict, received))
+        for batch in events
+        for received in (batch.received_at,)
+        for event, verdict in batch.rows
+    ]
+    state_parameters = [saving.parameters(_state_values(change)) for change in states]
+    if not event_parameters and not state_parameters:
+        return 0
+    inserted = None
+    with _driver(conn, inserting.sql if event_parameters else saving.sql) as driver:
+        # psycopg sends both statements' runs and waits for the server once, at the end.
+        pipeline = driver.pipeline() if not inserting.positional else contextlib.nullcontext()
+        with pipeline:
+            if event_parameters:
+                inserted = inserting.many(driver, event_parameters)
+            if state_parameters:
+                saving.many(driver, state_parameters)
+    # sqlite3 and psycopg count only the rows inserted, not those ON CONFLICT skipped.
+    return int(inserted.rowcount) if inserted is not None else 0
+
+
+def _state_values(change: StateUpdate) -> dict[str, Any]:
+    last = change.last_event_at
+    return {
+        "b_id": change.conversation_id,
+        "b_state": change.state,
+        "b_score": change.score,
+        "b_level": change.level,
+        "b_status": change.status,
+        "b_updated_at": change.now if change.now is not None else datetime.now(UTC),
+        "b_last": last,
+        "b_first": change.first_event_at if change.first_event_at is not None else last,
+    }
 
 
 def _save_state_statement() -> Executable:

@@ -2,8 +2,10 @@
 
 Every webhook post is answered only after its events, the conversation's new state, any
 escalation and its outbox rows are committed. Posts that arrive while a commit is running are
-gathered into the next transaction (one savepoint each), so that many concurrent posts share one
-fsync without one bad post spoiling the others.
+gathered into the next transaction, so that many concurrent posts share one commit, and their
+statements are shared too: all their conversations locked in one statement, all their events
+inserted and all their states saved in one more (see `Ingestor.apply_group`). A group in which a
+post fails is done again one savepoint per post, so one bad post spoils none of the others.
 """
 
 from __future__ import annotations
@@ -52,6 +54,16 @@ class IngestResult:
     decisions: list[tuple[str, str, Decision]] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Work:
+    """One batch of a post, with the rules and the time its post is ingested under."""
+
+    batch: InboundBatch
+    result: IngestResult
+    rules: Rules
+    now: datetime
+
+
 @dataclass
 class _Pending:
     batches: Sequence[InboundBatch]
@@ -84,46 +96,94 @@ class Ingestor:
 
     def apply(self, session: Session, batches: Sequence[InboundBatch]) -> IngestResult:
         """Store one post's batches; the caller owns the transaction."""
-        result = IngestResult()
-        rules = self._rules()
-        now = self._clock()
-        # A stable order of row locks keeps two replicas from deadlocking on the same pair.
-        for batch in sorted(batches, key=lambda b: b.conversation_id):
-            self._apply_batch(session, batch, rules, now, result)
-        return result
+        return self.apply_group(session, [batches])[0]
 
-    def _apply_batch(
-        self,
-        session: Session,
-        batch: InboundBatch,
-        rules: Rules,
-        now: datetime,
-        result: IngestResult,
-    ) -> None:
-        cid = batch.conversation_id
-        result.events_received += len(batch.events)
-        record = conversations.lock_conversation(
-            session=session, conversation_id=cid, meta=batch.meta, now=now
+    def apply_group(
+        self, session: Session, posts: Sequence[Sequence[InboundBatch]]
+    ) -> list[IngestResult]:
+        """Store several posts' batches, each post as `apply` would, in a few statements for all.
+
+        The caller owns the transaction: a post that fails fails them all (see `IngestPipeline`).
+        The batches go in phases: every conversation locked, then the engine (and whatever its
+        decisions write), then all the events inserted and all the states saved. A conversation
+        named a second time starts a new round of phases, so that its later batch sees the
+        earlier one stored, exactly as one post after the other would.
+        """
+        results: list[IngestResult] = []
+        work: list[_Work] = []
+        for batches in posts:
+            result = IngestResult()
+            results.append(result)
+            rules = self._rules()
+            now = self._clock()
+            work.extend(
+                _Work(batch, result, rules, now)
+                for batch in sorted(batches, key=lambda b: b.conversation_id)
+            )
+        round_: list[_Work] = []
+        named: set[str] = set()
+        for item in work:
+            cid = item.batch.conversation_id
+            if cid in named:
+                self._apply_round(session, round_)
+                round_, named = [], set()
+            named.add(cid)
+            round_.append(item)
+        if round_:
+            self._apply_round(session, round_)
+        return results
+
+    def _apply_round(self, session: Session, work: Sequence[_Work]) -> None:
+        # One statement (one round trip) locks every conversation of the round; the locks are
+        # taken in the order of the conversation ids, which keeps two replicas from
+        # deadlocking on the same pair.
+        records = conversations.lock_conversations(
+            session=session,
+            requests=[
+                conversations.LockRequest(item.batch.conversation_id, item.batch.meta, item.now)
+                for item in work
+            ],
         )
         # A conversation the engine has never seen (no state yet) has no stored events and no
         # escalation: its first post skips both look-ups.
-        new_conversation = record.state is None
-        known = (
-            set()
-            if new_conversation
-            else conversations.known_event_ids(
-                session=session,
-                conversation_id=cid,
-                event_ids=[e.event_id for e in batch.events],
+        seen = {
+            item.batch.conversation_id: [event.event_id for event in item.batch.events]
+            for item in work
+            if records[item.batch.conversation_id].state is not None
+        }
+        known = conversations.known_event_ids_of(session=session, event_ids=seen) if seen else {}
+        events: list[conversations.EventRows] = []
+        states: list[conversations.StateUpdate] = []
+        for item in work:
+            cid = item.batch.conversation_id
+            stored = self._assess_batch(
+                session, item, records[cid], known.get(cid, set()), events, states
             )
-        )
+            item.result.events_stored += stored
+        conversations.store(session=session, events=events, states=states)
+
+    def _assess_batch(
+        self,
+        session: Session,
+        item: _Work,
+        record: conversations.ConversationRecord,
+        known: set[str],
+        events: list[conversations.EventRows],
+        states: list[conversations.StateUpdate],
+    ) -> int:
+        """Run the engine over a batch's new events and apply its decisions; the rows to
+        insert and the state to save are added to `events` and `states`. Returns how many."""
+        batch, result, rules, now = item.batch, item.result, item.rules, item.now
+        cid = batch.conversation_id
+        result.events_received += len(batch.events)
+        new_conversation = record.state is None
         fresh: dict[str, ConversationEvent] = {}
         for event in batch.events:
             if event.event_id not in known and event.event_id not in fresh:
                 fresh[event.event_id] = event
         result.duplicates += len(batch.events) - len(fresh)
         if not fresh:
-            return
+            return 0
         # Late events are assessed in time order among themselves; the engine never lets
         # time run backwards, so an old straggler cannot reopen a closed chapter.
         ordered = sorted(fresh.values(), key=lambda e: e.timestamp)
@@ -164,25 +224,24 @@ class Ingestor:
                 )
         for escalation, messages in replies.values():
             self._enqueue_thread_messages(session, escalation, messages, rules, now)
-        conversations.insert_events(
-            session=session, conversation_id=cid, rows=rows, received_at=now
-        )
         assert last is not None
-        conversations.save_state(
-            session=session,
-            conversation_id=cid,
-            state=state.to_dict(),
-            score=last.score,
-            level=last.level,
-            status="ended" if ended else "active",
-            last_event_at=max(
-                [e.timestamp for e in ordered]
-                + ([record.last_event_at] if record.last_event_at else [])
-            ),
-            first_event_at=ordered[0].timestamp,
-            now=now,
+        events.append(conversations.EventRows(cid, rows, now))
+        states.append(
+            conversations.StateUpdate(
+                conversation_id=cid,
+                state=state.to_dict(),
+                score=last.score,
+                level=last.level,
+                status="ended" if ended else "active",
+                last_event_at=max(
+                    [e.timestamp for e in ordered]
+                    + ([record.last_event_at] if record.last_event_at else [])
+                ),
+                first_event_at=ordered[0].timestamp,
+                now=now,
+            )
         )
-        result.events_stored += len(rows)
+        return len(rows)
 
     def _apply_decision(
         self,
@@ -392,7 +451,9 @@ class IngestPipeline:
         # and (for more than one post) the group is done again below, one savepoint per post.
         try:
             with self._database.session() as session:
-                return [self._ingestor.apply(session, pending.batches) for pending in group]
+                return list(
+                    self._ingestor.apply_group(session, [pending.batches for pending in group])
+                )
         except DBAPIError:
             raise
         except Exception as error:

@@ -1,0 +1,290 @@
+"""Group commit: posts committed together store exactly what they would one post at a time.
+
+The same posts go through the database twice, under two prefixes of conversation ids: once one
+post per transaction (`Ingestor.apply`), once queued together so the pipeline commits them as
+one group (`Ingestor.apply_group`: every conversation locked in one statement, all events and
+states stored in one more). The group mixes new and known conversations, a post touching two
+conversations, the same conversation in two posts, a retried post, a post that escalates, a
+customer writing to an open card, and a post that fails; what is stored, and what each post is
+answered, must be the same both ways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.pipeline import Ingestor, IngestPipeline, IngestResult
+from engine.events import (
+    ConversationEvent,
+    ConversationMeta,
+    Customer,
+    EventType,
+    InboundBatch,
+    Role,
+)
+from engine.rules_loader import load_rules_file
+from storage import conversations, escalations, tables
+from storage.db import Database
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = load_rules_file(REPO / "rules.yaml")
+T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+NOW = T0 + timedelta(minutes=5)
+
+Post = list[InboundBatch]
+
+
+def _meta(tier: str | None = None, **metadata: str) -> ConversationMeta:
+    return ConversationMeta(
+        platform="acme-bot", customer=Customer(id="u-1", tier=tier), metadata=metadata
+    )
+
+
+def _say(event_id: str, role: Role, text: str, second: int, **fields: Any) -> ConversationEvent:
+    return ConversationEvent(
+        event_id=event_id,
+        type=EventType.MESSAGE,
+        timestamp=T0 + timedelta(seconds=second),
+        role=role,
+        text=text,
+        **fields,
+    )
+
+
+def _angry(prefix: str) -> list[ConversationEvent]:
+    fallback = {"fallback": True, "intent": "fallback", "confidence": 0.2}
+    return [
+        _say(f"{prefix}1", Role.CUSTOMER, "where is my refund for order #48213??", 0),
+        _say(f"{prefix}2", Role.BOT, "Sorry, I didn't get that.", 2, **fallback),
+        _say(f"{prefix}3", Role.CUSTOMER, "my refund for order 48213, where is it", 20),
+        _say(f"{prefix}4", Role.BOT, "Sorry, I didn't get that.", 22, **fallback),
+        _say(f"{prefix}5", Role.CUSTOMER, "useless. I want to talk to a real person now", 40),
+    ]
+
+
+def _batch(prefix: str, cid: str, events: Sequence[ConversationEvent], **meta: Any) -> InboundBatch:
+    return InboundBatch(prefix + cid, _meta(**meta), tuple(events))
+
+
+def _earlier_posts(p: str) -> list[Post]:
+    """What the database holds before the group: two calm conversations and an open card."""
+    return [
+        [_batch(p, "known", [_say("k1", Role.CUSTOMER, "hi, where is my parcel?", 0)])],
+        [_batch(p, "carded", _angry("a"))],
+        [_batch(p, "ended", [_say("x1", Role.CUSTOMER, "thanks", 0)], tier="gold")],
+    ]
+
+
+def _group(p: str, *, failing: bool) -> list[Post]:
+    """The posts committed together (in this order), with or without the failing one."""
+    posts = [
+        # A new conversation and a known one in the same post (listed out of id order).
+        [
+            _batch(p, "new-b", [_say("n1", Role.CUSTOMER, "hello there", 5)]),
+            _batch(
+                p,
+                "known",
+                [
+                    _say("k2", Role.BOT, "It left the depot this morning.", 3),
+                    _say("k1", Role.CUSTOMER, "hi, where is my parcel?", 0),  # a duplicate
+                ],
+                order="A-1",
+            ),
+        ],
+        # The customer writes to the open card: one thread message for the card.
+        [_batch(p, "carded", [_say("a6", Role.CUSTOMER, "hello?? anyone", 60)])],
+        # A post that fails when its events are stored (a naive time cannot be): nothing of it
+        # may be stored, not its new conversation, nor the card the engine opened for it, nor
+        # the event and the state of its known conversation.
+        [
+            _batch(
+                p,
+                "failing-new",
+                [
+                    replace(event, timestamp=event.timestamp.replace(tzinfo=None))
+                    for event in _angry("f")
+                ],
+            ),
+            _batch(p, "known", [_say("f2", Role.CUSTOMER, "anyone?", 9)]),
+        ],
+        # A retried post: all duplicates.
+        [_batch(p, "ended", [_say("x1", Role.CUSTOMER, "thanks", 0)], tier="gold")],
+        # A new conversation that escalates at once.
+        [_batch(p, "new-angry", _angry("b"))],
+        # The same conversations again, later in the group: they see the earlier posts stored.
+        [_batch(p, "new-b", [_say("n0", Role.CUSTOMER, "earlier, late", 1)], tier="silver")],
+        [
+            _batch(
+                p,
+                "known",
+                [
+                    _say("k3", Role.CUSTOMER, "and when will it arrive?", 30),
+                    _say("k2", Role.BOT, "It left the depot this morning.", 3),  # duplicate
+                ],
+                order="A-2",
+            )
+        ],
+        # The same new conversation in the post's two batches (a second round within a post).
+        [
+            _batch(p, "twice", [_say("t1", Role.CUSTOMER, "one", 0)]),
+            _batch(
+                p,
+                "twice",
+                [_say("t2", Role.CUSTOMER, "two", 1), _say("t1", Role.CUSTOMER, "one", 0)],
+            ),
+        ],
+    ]
+    return posts if failing else posts[:FAILING] + posts[FAILING + 1 :]
+
+
+FAILING = 2  # the index of the failing post in `_group`
+
+
+def _ingestor() -> Ingestor:
+    return Ingestor(lambda: RULES, lambda: frozenset({"slack"}), lambda: NOW)
+
+
+def _answer(result: IngestResult | BaseException, prefix: str) -> object:
+    if isinstance(result, BaseException):
+        return type(result)
+    return (
+        result.events_received,
+        result.events_stored,
+        result.duplicates,
+        len(result.opened),
+        result.opened_levels,
+        [(cid.removeprefix(prefix), event, decision) for cid, event, decision in result.decisions],
+    )
+
+
+def _stored(database: Database, prefix: str) -> dict[str, Any]:
+    """Everything the posts stored under `prefix`, without ids the database picked."""
+    with database.session() as session:
+        conn = session.connection()
+        found: dict[str, Any] = {}
+        rows = conn.execute(
+            select(tables.conversations)
+            .where(tables.conversations.c.id.startswith(prefix))
+            .order_by(tables.conversations.c.id)
+        ).mappings()
+        escalation_of: dict[int, str] = {}
+        for row in rows:
+            cid = str(row["id"]).removeprefix(prefix)
+            record = dict(row)
+            record["id"] = cid
+            transcript = conversations.transcript(session=session, conversation_id=row["id"])
+            cards = escalations.list_escalations(session=session, limit=100)
+            mine = [card for card in cards if card.conversation_id == row["id"]]
+            for card in mine:
+                escalation_of[card.id] = cid
+            found[cid] = {
+                "conversation": record,
+                "transcript": transcript,
+                "escalations": [
+                    (card.status, card.level, card.score, card.reasons, card.team, card.summary)
+                    for card in mine
+                ],
+            }
+        outbox = [
+            (
+                escalation_of[row["escalation_id"]],
+                row["kind"],
+                row["surface"],
+                row["payload"],
+                row["status"],
+            )
+            for row in conn.execute(select(tables.outbox).order_by(tables.outbox.c.id)).mappings()
+            if row["escalation_id"] in escalation_of
+        ]
+        found["outbox"] = outbox
+        return found
+
+
+def _one_by_one(database: Database, ingestor: Ingestor, posts: Sequence[Post]) -> list[Any]:
+    answers: list[Any] = []
+    for post in posts:
+        try:
+            with database.session() as session:
+                answers.append(ingestor.apply(session, post))
+        except Exception as error:  # the failing post: rolled back on its own
+            answers.append(error)
+    return answers
+
+
+async def _as_one_group(database: Database, ingestor: Ingestor, posts: Sequence[Post]) -> list[Any]:
+    pipeline = IngestPipeline(database, ingestor)
+    # Queue every post before the writer starts, so that it takes them as one group.
+    tasks = [asyncio.ensure_future(pipeline.submit(post)) for post in posts]
+    await asyncio.sleep(0)
+    await pipeline.start()
+    try:
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+    finally:
+        await pipeline.stop()
+
+
+@pytest.mark.parametrize("failing", [False, True], ids=["all-good", "one-failing"])
+async def test_a_group_stores_what_its_posts_would_one_by_one(
+    database: Database, failing: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    ingestor = _ingestor()
+    for prefix in ("s-", "g-"):
+        _one_by_one(database, ingestor, _earlier_posts(prefix))
+
+    alone = _one_by_one(database, ingestor, _group("s-", failing=failing))
+    with caplog.at_level(logging.INFO, logger="bot.pipeline"):
+        together = await _as_one_group(database, ingestor, _group("g-", failing=failing))
+
+    # One group: committed in one go, or (with the failing post) done again post by post.
+    posts = len(together)
+    redone = f"a post failed in a group of {posts}; redoing it post by post"
+    assert (redone in caplog.messages) is failing
+    if failing:
+        assert isinstance(alone[FAILING], Exception)
+        assert isinstance(together[FAILING], Exception)
+    assert [_answer(answer, "g-") for answer in together] == [
+        _answer(answer, "s-") for answer in alone
+    ]
+    # (received, stored, duplicates) of each post.
+    counted = [
+        (answer.events_received, answer.events_stored, answer.duplicates)
+        for answer in together
+        if not isinstance(answer, BaseException)
+    ]
+    assert counted == [(3, 2, 1), (1, 1, 0), (1, 0, 1), (5, 5, 0), (1, 1, 0), (2, 1, 1), (3, 2, 1)]
+    grouped = _stored(database, "g-")
+    assert grouped == _stored(database, "s-")
+    # The story did happen: the failing post left nothing, the rest is all there.
+    assert "failing-new" not in grouped
+    assert [stored.event.event_id for stored in grouped["known"]["transcript"]] == [
+        "k1",
+        "k2",
+        "k3",
+    ]
+    assert grouped["known"]["conversation"]["metadata"] == {"order": "A-2"}
+    assert [stored.event.event_id for stored in grouped["new-b"]["transcript"]] == ["n0", "n1"]
+    assert grouped["new-b"]["conversation"]["customer_tier"] == "silver"
+    assert [stored.event.event_id for stored in grouped["twice"]["transcript"]] == ["t1", "t2"]
+    assert [status for status, *_ in grouped["new-angry"]["escalations"]] == ["open"]
+    assert sorted((kind, surface) for _, kind, surface, _, _ in grouped["outbox"]) == [
+        ("post_card", "slack"),
+        ("post_card", "slack"),
+        ("thread_reply", "slack"),
+    ]
+
+
+def test_a_conversation_named_twice_in_one_lock_is_refused(database: Database) -> None:
+    with database.session() as session, pytest.raises(ValueError, match="named twice"):
+        conversations.lock_conversations(
+            session=session,
+            requests=[conversations.LockRequest("c-1", _meta(), NOW)] * 2,
+        )

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel
 
@@ -29,6 +30,10 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _MIGRATION_LOCK_KEY = 0x45534341  # "ESCA"
 
 Migration = Callable[[Connection], None]
+
+
+def _mark_fresh(_dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+    record.info["fresh"] = True
 
 
 def _create_latest_schema(connection: Connection) -> None:
@@ -83,11 +88,16 @@ class Database:
         self.url = make_url(normalize_url(url))
         self.dialect = self.url.get_backend_name()
         self._write_lock: threading.RLock | None = None
+        self._unpinged = threading.local()  # `active` while a session(ping=False) is open
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(echo=echo)
             self._write_lock = threading.RLock()
         elif self.dialect == "postgresql":
-            self.engine = create_engine(self.url, echo=echo, pool_pre_ping=True)
+            # A pooled connection is checked (a ping, one round trip) before each use, as
+            # SQLAlchemy's pool_pre_ping does, except in `session(ping=False)`.
+            self.engine = create_engine(self.url, echo=echo)
+            event.listen(self.engine, "connect", _mark_fresh)
+            event.listen(self.engine, "checkout", self._ping_on_checkout)
         else:
             raise ValueError(f"unsupported database {redact_url(url)!r}: use sqlite or postgresql")
 
@@ -128,12 +138,30 @@ class Database:
 
         return engine
 
+    def _ping_on_checkout(
+        self, dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: Any
+    ) -> None:
+        # As pool_pre_ping: a connection just made is not pinged; a lost one makes the pool
+        # drop every connection made before it and check out a new one.
+        fresh = record.info.pop("fresh", False)
+        if fresh or getattr(self._unpinged, "active", False):
+            return
+        dialect = self.engine.dialect
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise InvalidatePoolError(str(error)) from error
+            raise
+
     @contextmanager
-    def session(self, *, read_only: bool = False) -> Iterator[Session]:
+    def session(self, *, read_only: bool = False, ping: bool = True) -> Iterator[Session]:
         """A session that commits when the block succeeds and rolls back when it raises.
 
         `read_only=True` lets SQLite readers run beside a writer (no write lock up front); do not
-        write in such a session.
+        write in such a session. `ping=False` uses a pooled PostgreSQL connection without
+        checking it first (which costs a round trip): for a caller that does the work again,
+        in a new session, when its connection turns out to be lost (the ingest writer).
         """
         # SQLite writers of this process queue on a lock of ours instead of in SQLite's busy
         # handler, which polls with sleeps of up to 100 ms: under a steady ingest load a second
@@ -142,6 +170,9 @@ class Database:
         locked = False
         if self._write_lock is not None and not read_only:
             locked = self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        unpinged = not ping and not getattr(self._unpinged, "active", False)
+        if unpinged:
+            self._unpinged.active = True
         try:
             with Session(self.engine, expire_on_commit=False) as session:
                 if read_only:
@@ -153,6 +184,8 @@ class Database:
                     session.rollback()
                     raise
         finally:
+            if unpinged:
+                self._unpinged.active = False
             if locked:
                 assert self._write_lock is not None
                 self._write_lock.release()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool, QueuePool
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Decision, Reason
@@ -112,3 +114,23 @@ def enqueue(
         dedupe_key=dedupe_key,
         now=now,
     )
+
+
+def kill_pooled_connection(database: Database) -> None:
+    """Leave the pool holding one connection, whose server side has ended (as after a server
+    restart), having waited until the server let it go."""
+    database.dispose()
+    killer = create_engine(database.url, poolclass=NullPool)
+    try:
+        with database.engine.connect() as victim, killer.connect() as other:
+            pid = victim.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            victim.commit()
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            other.commit()
+            while other.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar_one():
+                other.rollback()
+    finally:
+        killer.dispose()
+    assert cast(QueuePool, database.engine.pool).checkedin() == 1

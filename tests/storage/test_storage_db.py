@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from storage import conversations, tables
 from storage.db import LATEST_VERSION, Database, default_database_url, normalize_url, redact_url
-from tests.storage.storage_helpers import META, T0, message
+from tests.storage.storage_helpers import META, T0, kill_pooled_connection, message
 
 
 def test_migrating_a_migrated_database_changes_nothing(database: Database) -> None:
@@ -188,3 +188,29 @@ def test_the_password_never_shows_in_logs_or_reprs() -> None:
 def test_an_unsupported_database_is_refused_with_a_clear_message() -> None:
     with pytest.raises(ValueError, match="unsupported database"):
         Database("mysql://app:hunter2@db/esc")
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_the_server_dropped_is_replaced_before_use(
+    postgres_database: Database,
+) -> None:
+    kill_pooled_connection(postgres_database)
+    with postgres_database.session() as session:
+        assert session.execute(text("SELECT 1")).scalar_one() == 1
+
+
+@pytest.mark.postgres
+def test_without_the_ping_a_dropped_connection_fails_once_then_is_replaced(
+    postgres_database: Database,
+) -> None:
+    kill_pooled_connection(postgres_database)
+    with (
+        pytest.raises(DBAPIError) as failed,
+        postgres_database.session(ping=False) as session,
+    ):
+        conversations.lock_conversation(session=session, conversation_id="c1", meta=META, now=T0)
+    assert failed.value.connection_invalidated
+    with postgres_database.session(ping=False) as session:
+        conversations.lock_conversation(session=session, conversation_id="c1", meta=META, now=T0)
+    with postgres_database.session() as session:
+        assert conversations.get_conversation(session=session, conversation_id="c1")

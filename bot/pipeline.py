@@ -99,7 +99,7 @@ class Ingestor:
         return self.apply_group(session, [batches])[0]
 
     def apply_group(
-        self, session: Session, posts: Sequence[Sequence[InboundBatch]]
+        self, session: Session, posts: Sequence[Sequence[InboundBatch]], *, commit: bool = False
     ) -> list[IngestResult]:
         """Store several posts' batches, each post as `apply` would, in a few statements for all.
 
@@ -107,7 +107,9 @@ class Ingestor:
         The batches go in phases: every conversation locked, then the engine (and whatever its
         decisions write), then all the events inserted and all the states saved. A conversation
         named a second time starts a new round of phases, so that its later batch sees the
-        earlier one stored, exactly as one post after the other would.
+        earlier one stored, exactly as one post after the other would. `commit=True` commits the
+        transaction with the last statements (on PostgreSQL in the same round trip): the
+        caller's own commit then has nothing left to do.
         """
         results: list[IngestResult] = []
         work: list[_Work] = []
@@ -125,15 +127,14 @@ class Ingestor:
         for item in work:
             cid = item.batch.conversation_id
             if cid in named:
-                self._apply_round(session, round_)
+                self._apply_round(session, round_, commit=False)
                 round_, named = [], set()
             named.add(cid)
             round_.append(item)
-        if round_:
-            self._apply_round(session, round_)
+        self._apply_round(session, round_, commit=commit)
         return results
 
-    def _apply_round(self, session: Session, work: Sequence[_Work]) -> None:
+    def _apply_round(self, session: Session, work: Sequence[_Work], *, commit: bool) -> None:
         # One statement (one round trip) locks every conversation of the round; the locks are
         # taken in the order of the conversation ids, which keeps two replicas from
         # deadlocking on the same pair.
@@ -160,7 +161,7 @@ class Ingestor:
                 session, item, records[cid], known.get(cid, set()), events, states
             )
             item.result.events_stored += stored
-        conversations.store(session=session, events=events, states=states)
+        conversations.store(session=session, events=events, states=states, commit=commit)
 
     def _assess_batch(
         self,
@@ -450,10 +451,11 @@ class IngestPipeline:
         # group without them first; if any post raises, the whole transaction is rolled back
         # and (for more than one post) the group is done again below, one savepoint per post.
         try:
-            with self._database.session() as session:
-                return list(
-                    self._ingestor.apply_group(session, [pending.batches for pending in group])
-                )
+            # No check of the pooled connection first (a round trip): a lost one fails the
+            # group with a DBAPIError, and `_commit_group` does it again, post by post.
+            with self._database.session(ping=False) as session:
+                posts = [pending.batches for pending in group]
+                return list(self._ingestor.apply_group(session, posts, commit=True))
         except DBAPIError:
             raise
         except Exception as error:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -298,12 +297,10 @@ class _Prepared:
             return rows, description
         with driver.cursor() as cursor:
             cursor.executemany(self.sql, parameters, returning=True)
-            rows = []
-            while True:
+            description = cursor.description  # the same for every run (built on each call)
+            rows = cursor.fetchall()
+            while cursor.nextset():
                 rows.extend(cursor.fetchall())
-                description = cursor.description
-                if not cursor.nextset():
-                    break
             return rows, description
 
     def many(self, driver: Any, parameters: Sequence[Any]) -> Any:
@@ -529,13 +526,23 @@ def save_state(
     store(session=session, events=(), states=[change])
 
 
-def store(*, session: Session, events: Sequence[EventRows], states: Sequence[StateUpdate]) -> int:
+def store(
+    *,
+    session: Session,
+    events: Sequence[EventRows],
+    states: Sequence[StateUpdate],
+    commit: bool = False,
+) -> int:
     """Insert events (as `insert_events`), then save states (as `save_state`), for any number of
     conversations: one `executemany` per statement, and on PostgreSQL one round trip in all.
 
     Returns how many event rows were inserted (already stored event ids are skipped). The
-    conversations must exist (`lock_conversations`).
+    conversations must exist (`lock_conversations`). `commit=True` also commits the session's
+    transaction (on PostgreSQL in the same round trip): the caller must have nothing more to
+    run in it, and its own commit then has nothing left to do. Not inside a savepoint.
     """
+    if commit and session.in_nested_transaction():
+        raise ValueError("store(commit=True) inside a savepoint")
     for change in states:
         if change.status not in ("active", "ended"):
             raise ValueError(
@@ -552,17 +559,27 @@ def store(*, session: Session, events: Sequence[EventRows], states: Sequence[Sta
         for event, verdict in batch.rows
     ]
     state_parameters = [saving.parameters(_state_values(change)) for change in states]
-    if not event_parameters and not state_parameters:
+    if not event_parameters and not state_parameters and not commit:
         return 0
     inserted = None
     with _driver(conn, inserting.sql if event_parameters else saving.sql) as driver:
-        # psycopg sends both statements' runs and waits for the server once, at the end.
-        pipeline = driver.pipeline() if not inserting.positional else contextlib.nullcontext()
-        with pipeline:
+        if inserting.positional:  # sqlite3
             if event_parameters:
                 inserted = inserting.many(driver, event_parameters)
             if state_parameters:
                 saving.many(driver, state_parameters)
+            if commit:
+                driver.commit()
+        else:
+            # psycopg sends every statement (and the COMMIT) and waits for the server once,
+            # when the pipeline ends. A failed statement aborts the rest, COMMIT included.
+            with driver.pipeline():
+                if event_parameters:
+                    inserted = inserting.many(driver, event_parameters)
+                if state_parameters:
+                    saving.many(driver, state_parameters)
+                if commit:
+                    driver.execute("COMMIT")
     # sqlite3 and psycopg count only the rows inserted, not those ON CONFLICT skipped.
     return int(inserted.rowcount) if inserted is not None else 0
 

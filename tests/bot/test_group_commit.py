@@ -34,6 +34,7 @@ from engine.events import (
 from engine.rules_loader import load_rules_file
 from storage import conversations, escalations, tables
 from storage.db import Database
+from tests.storage.storage_helpers import kill_pooled_connection
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = load_rules_file(REPO / "rules.yaml")
@@ -288,3 +289,22 @@ def test_a_conversation_named_twice_in_one_lock_is_refused(database: Database) -
             session=session,
             requests=[conversations.LockRequest("c-1", _meta(), NOW)] * 2,
         )
+
+
+@pytest.mark.postgres
+async def test_a_group_on_a_connection_the_server_dropped_is_done_again_post_by_post(
+    postgres_database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The group's session skips the ping before use (a round trip): the pool's only
+    # connection is dead, so the group fails, and each post is done again in its own session.
+    database = postgres_database
+    kill_pooled_connection(database)
+
+    posts = _earlier_posts("p-")
+    with caplog.at_level(logging.WARNING, logger="bot.pipeline"):
+        answers = await _as_one_group(database, _ingestor(), posts)
+    assert "group commit of 3 posts failed" in caplog.text
+    assert all(isinstance(answer, IngestResult) for answer in answers)
+    with database.session() as session:
+        stored = conversations.list_conversations(session=session)
+    assert sorted(record.id for record in stored) == ["p-carded", "p-ended", "p-known"]

@@ -52,6 +52,7 @@ class IngestResult:
     opened: list[int] = field(default_factory=list)  # escalation ids
     opened_levels: list[str] = field(default_factory=list)  # their levels, for the metrics
     decisions: list[tuple[str, str, Decision]] = field(default_factory=list)
+    queued: bool = False  # whether it queued deliveries (cards, card redraws, thread messages)
 
 
 @dataclass(slots=True)
@@ -225,6 +226,7 @@ class Ingestor:
                 )
         for escalation, messages in replies.values():
             self._enqueue_thread_messages(session, escalation, messages, rules, now)
+            result.queued = True
         assert last is not None
         events.append(conversations.EventRows(cid, rows, now))
         states.append(
@@ -260,6 +262,7 @@ class Ingestor:
         if decision is Decision.OPEN:
             if active is None:
                 active = self._open(session, cid, assessment, state, rules, now)
+                result.queued = True
                 result.opened.append(active.id)
                 result.opened_levels.append(active.level)
             return state, active
@@ -275,7 +278,7 @@ class Ingestor:
             )
             # A card opened in this very post is not out yet: its post will show the upgrade.
             if active.id not in result.opened:
-                self._enqueue_update(session, active.id, now)
+                self._enqueue_update(session, active.id, now, result)
         elif decision in (Decision.RECOVERED, Decision.ENDED):
             status = "recovered" if decision is Decision.RECOVERED else "expired"
             closed = escalations.close_unclaimed(
@@ -286,7 +289,7 @@ class Ingestor:
                 detail={"event_id": event.event_id},
             )
             if closed:
-                self._enqueue_update(session, active.id, now)
+                self._enqueue_update(session, active.id, now, result)
                 return reset_escalation(state), None
         return state, active
 
@@ -326,8 +329,11 @@ class Ingestor:
             )
         return record
 
-    def _enqueue_update(self, session: Session, escalation_id: int, now: datetime) -> None:
+    def _enqueue_update(
+        self, session: Session, escalation_id: int, now: datetime, result: IngestResult
+    ) -> None:
         enqueue_card_update(session, escalation_id, now, self._surfaces())
+        result.queued = True
 
     @staticmethod
     def _thread_message(event: ConversationEvent, rules: Rules) -> dict[str, str]:
@@ -432,7 +438,11 @@ class IngestPipeline:
                 else:
                     pending.future.set_result(outcome)
                 self._queue.task_done()
-            if self._on_commit is not None:
+            # The delivery worker is woken when the group queued something for it; rows that
+            # fall due later (retries) it finds by itself, as it polls.
+            if self._on_commit is not None and any(
+                isinstance(outcome, IngestResult) and outcome.queued for outcome in outcomes
+            ):
                 self._on_commit()
 
     def _commit_group(self, group: list[_Pending]) -> list[IngestResult | BaseException]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -221,8 +221,13 @@ def _one_by_one(database: Database, ingestor: Ingestor, posts: Sequence[Post]) -
     return answers
 
 
-async def _as_one_group(database: Database, ingestor: Ingestor, posts: Sequence[Post]) -> list[Any]:
-    pipeline = IngestPipeline(database, ingestor)
+async def _as_one_group(
+    database: Database,
+    ingestor: Ingestor,
+    posts: Sequence[Post],
+    on_commit: Callable[[], None] | None = None,
+) -> list[Any]:
+    pipeline = IngestPipeline(database, ingestor, on_commit=on_commit)
     # Queue every post before the writer starts, so that it takes them as one group.
     tasks = [asyncio.ensure_future(pipeline.submit(post)) for post in posts]
     await asyncio.sleep(0)
@@ -308,3 +313,22 @@ async def test_a_group_on_a_connection_the_server_dropped_is_done_again_post_by_
     with database.session() as session:
         stored = conversations.list_conversations(session=session)
     assert sorted(record.id for record in stored) == ["p-carded", "p-ended", "p-known"]
+
+
+async def test_the_delivery_worker_is_woken_after_a_commit_that_queued_deliveries(
+    database: Database,
+) -> None:
+    ingestor = _ingestor()
+    wakes: list[str] = []
+
+    async def commit(name: str, posts: Sequence[Post]) -> None:
+        await _as_one_group(database, ingestor, posts, lambda: wakes.append(name))
+
+    await commit("calm", [_earlier_posts("w-")[0]])
+    await commit("a card", [[_batch("w-", "angry", _angry("a"))]])
+    await commit("calm again", [[_batch("w-", "calm", [_say("c1", Role.CUSTOMER, "hi", 0)])]])
+    await commit(
+        "a thread message", [[_batch("w-", "angry", [_say("a6", Role.CUSTOMER, "??", 60)])]]
+    )
+    await commit("a retry", [[_batch("w-", "angry", [_say("a6", Role.CUSTOMER, "??", 60)])]])
+    assert wakes == ["a card", "a thread message"]

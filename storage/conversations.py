@@ -208,6 +208,7 @@ _LOCK_KEYS = (
     "updated_at",
 )
 _EVENT_KEYS = tuple(column.key for column in _events.columns if column is not _events.c.pk)
+_BATCH_VALUES = frozenset({"received_at"})  # the same for every event of a batch
 
 
 @contextmanager
@@ -269,19 +270,31 @@ class _Prepared:
         self.types = tuple(column.type for column in returned)
         self.results: tuple[Any, ...] | None = None
 
-    def parameters(self, values: Mapping[str, Any]) -> Any:
-        """The values as the driver takes them (a list or a dict), converted."""
+    def parameters(
+        self, values: Mapping[str, Any], *, like: Any = None, same: frozenset[str] = frozenset()
+    ) -> Any:
+        """The values as the driver takes them (a list or a dict), converted.
+
+        The values named in `same` are taken, already converted, from `like`: what this method
+        returned for an earlier run with the same values there (a batch's arrival time).
+        """
+        if like is None:
+            same = frozenset()
         if self.positional:
             ordered = [values[name] for name in self.names]
-            for index, _, process in self.conversions:
+            for index, name, process in self.conversions:
                 value = ordered[index]
-                if value is not None:
+                if name in same:
+                    ordered[index] = like[index]
+                elif value is not None:
                     ordered[index] = process(value)
             return ordered
         named = {name: values[name] for name in self.names}
         for _, name, process in self.conversions:
             value = named[name]
-            if value is not None:
+            if name in same:
+                named[name] = like[name]
+            elif value is not None:
                 named[name] = process(value)
         return named
 
@@ -552,12 +565,13 @@ def store(
     dialect = conn.dialect
     inserting = _prepared("insert_events", dialect)
     saving = _prepared("save_state", dialect)
-    event_parameters = [
-        inserting.parameters(_event_values(batch.conversation_id, event, verdict, received))
-        for batch in events
-        for received in (batch.received_at,)
-        for event, verdict in batch.rows
-    ]
+    event_parameters: list[Any] = []
+    for batch in events:
+        converted = None  # the batch's arrival time is converted once
+        for event, verdict in batch.rows:
+            values = _event_values(batch.conversation_id, event, verdict, batch.received_at)
+            converted = inserting.parameters(values, like=converted, same=_BATCH_VALUES)
+            event_parameters.append(converted)
     state_parameters = [saving.parameters(_state_values(change)) for change in states]
     if not event_parameters and not state_parameters and not commit:
         return 0

@@ -154,12 +154,18 @@ class Ingestor:
             if records[item.batch.conversation_id].state is not None
         }
         known = conversations.known_event_ids_of(session=session, event_ids=seen) if seen else {}
+        # Their open or claimed escalations, kept current as decisions open and close them.
+        active = (
+            escalations.active_escalations(session=session, conversation_ids=list(seen))
+            if seen
+            else {}
+        )
         events: list[conversations.EventRows] = []
         states: list[conversations.StateUpdate] = []
         for item in work:
             cid = item.batch.conversation_id
             stored = self._assess_batch(
-                session, item, records[cid], known.get(cid, set()), events, states
+                session, item, records[cid], known.get(cid, set()), active.get(cid), events, states
             )
             item.result.events_stored += stored
         conversations.store(session=session, events=events, states=states, commit=commit)
@@ -170,6 +176,7 @@ class Ingestor:
         item: _Work,
         record: conversations.ConversationRecord,
         known: set[str],
+        active: EscalationRecord | None,
         events: list[conversations.EventRows],
         states: list[conversations.StateUpdate],
     ) -> int:
@@ -178,7 +185,6 @@ class Ingestor:
         batch, result, rules, now = item.batch, item.result, item.rules, item.now
         cid = batch.conversation_id
         result.events_received += len(batch.events)
-        new_conversation = record.state is None
         fresh: dict[str, ConversationEvent] = {}
         for event in batch.events:
             if event.event_id not in known and event.event_id not in fresh:
@@ -195,12 +201,6 @@ class Ingestor:
         rows: list[tuple[ConversationEvent, Assessment | None]] = []
         last: Assessment | None = None
         ended = record.status == "ended"
-        # One look-up per batch; kept current as decisions open and close escalations.
-        active = (
-            None
-            if new_conversation
-            else escalations.active_escalation(session=session, conversation_id=cid)
-        )
         # Customer messages for the cards' threads: one outbox row per card and post, not per
         # message (a chatty customer posting a batch costs one row, and one thread message).
         replies: dict[int, tuple[EscalationRecord, list[dict[str, str]]]] = {}

@@ -446,3 +446,24 @@ def test_a_quiet_day_has_no_median(database: Database) -> None:
             session=session, day_start=T0, day_end=T0 + minutes(24 * 60)
         )
     assert stats == escalations.EscalationStats(0, 0, 0, 0, None)
+
+
+def test_the_active_escalations_of_several_conversations_come_in_one_look_up(
+    database: Database, open_escalation: OpenEscalation
+) -> None:
+    first = open_escalation("conv-1")
+    closed = open_escalation("conv-2")
+    with database.session() as session:
+        assert escalations.close_unclaimed(
+            session=session, escalation_id=closed.id, status="recovered", now=T0 + minutes(1)
+        )
+    again = open_escalation("conv-2", now=T0 + minutes(2))
+    with database.session() as session:
+        found = escalations.active_escalations(
+            session=session, conversation_ids=["conv-1", "conv-2", "conv-3", "conv-1"]
+        )
+        assert found == {
+            "conv-1": escalations.active_escalation(session=session, conversation_id="conv-1"),
+            "conv-2": escalations.active_escalation(session=session, conversation_id="conv-2"),
+        }
+    assert [found["conv-1"].id, found["conv-2"].id] == [first.id, again.id]

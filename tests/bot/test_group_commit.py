@@ -332,3 +332,20 @@ async def test_the_delivery_worker_is_woken_after_a_commit_that_queued_deliverie
     )
     await commit("a retry", [[_batch("w-", "angry", [_say("a6", Role.CUSTOMER, "??", 60)])]])
     assert wakes == ["a card", "a thread message"]
+
+
+@pytest.mark.postgres
+async def test_a_post_the_database_refuses_in_the_last_round_trip_spoils_no_other(
+    postgres_database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    # PostgreSQL refuses a NUL character in text when the events are inserted, in the same
+    # round trip as the states and the COMMIT: the group fails whole, and is done post by post.
+    bad = [_batch("n-", "bad", [_say("b1", Role.CUSTOMER, "nul \x00 here", 0)])]
+    posts = [*_earlier_posts("n-"), bad]
+    with caplog.at_level(logging.WARNING, logger="bot.pipeline"):
+        answers = await _as_one_group(postgres_database, _ingestor(), posts)
+    assert "group commit of 4 posts failed" in caplog.text
+    assert [type(answer).__name__ for answer in answers] == ["IngestResult"] * 3 + ["DataError"]
+    with postgres_database.session() as session:
+        stored = conversations.list_conversations(session=session)
+    assert sorted(record.id for record in stored) == ["n-carded", "n-ended", "n-known"]

@@ -218,8 +218,14 @@ class StorageChannelDirectory:
 async def _read_body(request: web.Request, limit: int) -> bytes | None:
     if request.content_length is not None and request.content_length > limit:
         return None
-    body = await request.content.read(limit + 1)
-    return None if len(body) > limit else body
+    # read(n) returns what has arrived so far: read to the end, or to just past the limit.
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return None if len(body) > limit else bytes(body)
 
 
 def _error(status: int, message: str) -> web.Response:

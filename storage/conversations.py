@@ -280,23 +280,19 @@ class _Prepared:
         """
         if like is None:
             same = frozenset()
-        if self.positional:
-            ordered = [values[name] for name in self.names]
-            for index, name, process in self.conversions:
-                value = ordered[index]
-                if name in same:
-                    ordered[index] = like[index]
-                elif value is not None:
-                    ordered[index] = process(value)
-            return ordered
-        named = {name: values[name] for name in self.names}
-        for _, name, process in self.conversions:
-            value = named[name]
+        positional = self.positional
+        converted: Any = (
+            [values[name] for name in self.names]
+            if positional
+            else {name: values[name] for name in self.names}
+        )
+        for index, name, process in self.conversions:
+            key = index if positional else name  # a list takes places, a dict names
             if name in same:
-                named[name] = like[name]
-            elif value is not None:
-                named[name] = process(value)
-        return named
+                converted[key] = like[key]
+            elif converted[key] is not None:
+                converted[key] = process(converted[key])
+        return converted
 
     def returning(self, driver: Any, parameters: Sequence[Any]) -> tuple[list[Any], Any]:
         """Run once per parameter set; the rows all the runs returned and their description."""

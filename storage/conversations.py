@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +35,7 @@ from engine.events import ConversationEvent, ConversationMeta, Customer, EventTy
 from storage import tables
 from storage._sql import MAX_PARAMETERS, chunks, connection
 from storage.codec import reasons_from_json, reasons_to_json
-from storage.types import UtcDateTime
+from storage.types import UtcDateTime, sqlite_utc_text
 
 _conversations = tables.conversations
 _events = tables.events
@@ -236,6 +236,14 @@ def _driver(conn: Connection, sql: str) -> Iterator[Any]:
         ) from error
 
 
+def _bind_processor(kind: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The column type's conversion of a value on its way to the driver (None: as it is)."""
+    if isinstance(kind, UtcDateTime) and dialect.name == "sqlite":
+        return sqlite_utc_text  # the same text as the two conversions below, in one step
+    process: Callable[[Any], Any] | None = kind.dialect_impl(dialect).bind_processor(dialect)
+    return process
+
+
 class _Prepared:
     """A statement compiled once for a dialect and run straight on the driver.
 
@@ -257,13 +265,15 @@ class _Prepared:
         self.positional = compiled.positiontup is not None
         binds = compiled.binds
         self.names = tuple(compiled.positiontup if self.positional else binds)  # type: ignore[arg-type]
-        processors = [
-            binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names
-        ]
+        # One conversion per name, written to every place the name takes (SQLite repeats a
+        # name used twice: `b_first` fills three `?`).
+        places: dict[str, list[Any]] = {}
+        for index, name in enumerate(self.names):
+            places.setdefault(name, []).append(index if self.positional else name)
         self.conversions = tuple(
-            (index, name, process)
-            for index, (name, process) in enumerate(zip(self.names, processors, strict=True))
-            if process is not None
+            (name, process, tuple(where))
+            for name, where in places.items()
+            if (process := _bind_processor(binds[name].type, dialect)) is not None
         )
         returned = compiled._result_columns or []  # (key, name, objects, type) of RETURNING
         self.columns = tuple(column.keyname for column in returned)
@@ -278,20 +288,21 @@ class _Prepared:
         The values named in `same` are taken, already converted, from `like`: what this method
         returned for an earlier run with the same values there (a batch's arrival time).
         """
-        if like is None:
-            same = frozenset()
-        positional = self.positional
         converted: Any = (
             [values[name] for name in self.names]
-            if positional
+            if self.positional
             else {name: values[name] for name in self.names}
         )
-        for index, name, process in self.conversions:
-            key = index if positional else name  # a list takes places, a dict names
-            if name in same:
-                converted[key] = like[key]
-            elif converted[key] is not None:
-                converted[key] = process(converted[key])
+        for name, process, keys in self.conversions:  # a list takes places, a dict names
+            if like is not None and name in same:
+                for key in keys:
+                    converted[key] = like[key]
+                continue
+            value = values[name]
+            if value is not None:
+                value = process(value)
+                for key in keys:
+                    converted[key] = value
         return converted
 
     def returning(self, driver: Any, parameters: Sequence[Any]) -> tuple[list[Any], Any]:

@@ -41,6 +41,22 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def sqlite_utc_text(value: datetime) -> str:
+    """What `UtcDateTime` stores on SQLite for `value`, in one step.
+
+    The same text as UtcDateTime's bind conversion followed by SQLAlchemy's SQLite DATETIME
+    one ("YYYY-MM-DD HH:MM:SS.ffffff", naive UTC), for the hot insert path, where running the
+    two conversions (a format string filled from a dict) cost more than SQLite's own work.
+    Naive datetimes are refused, as there.
+    """
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError(f"naive datetime {value!r}: storage needs timezone-aware datetimes")
+    if offset:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 def json_type() -> TypeEngine[Any]:
     """JSON on SQLite, JSONB on PostgreSQL; Python None is stored as SQL NULL."""
     return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")

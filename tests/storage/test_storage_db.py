@@ -7,12 +7,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import insert, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from storage import conversations, tables
 from storage.db import LATEST_VERSION, Database, default_database_url, normalize_url, redact_url
+from storage.types import UtcDateTime, sqlite_utc_text
 from tests.storage.storage_helpers import META, T0, kill_pooled_connection, message
 
 
@@ -134,6 +138,35 @@ def test_naive_times_are_refused(database: Database) -> None:
         conversations.lock_conversation(
             session=session, conversation_id="c1", meta=META, now=datetime(2025, 3, 14, 9, 0)
         )
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.one_of(
+            st.just(UTC),
+            st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23)).map(
+                timezone
+            ),
+            st.timezones(),
+        ),
+    )
+)
+def test_the_fast_sqlite_time_text_is_what_sqlalchemy_would_store(moment: datetime) -> None:
+    # The hot insert path converts times in one step; the text must be the one SQLAlchemy's own
+    # conversions (UtcDateTime, then SQLite's DATETIME) give, or stored times would not compare.
+    dialect = sqlite.dialect()
+    column = UtcDateTime()
+    convert = column.dialect_impl(dialect).bind_processor(dialect)
+    assert convert is not None
+    assert sqlite_utc_text(moment) == convert(moment)
+
+
+def test_the_fast_sqlite_time_text_refuses_naive_times() -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        sqlite_utc_text(datetime(2025, 3, 14, 9, 0))
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_database: Database) -> None:

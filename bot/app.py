@@ -351,12 +351,12 @@ def create_app(
         run_scheduler = run_delivery
     # Webhook bodies are size-checked by the handler itself, which answers 413 with a message.
     app = web.Application(client_max_size=service.settings.max_body_bytes + 1024)
-    app.middlewares.append(
-        webhook_rate_limit(
-            service.settings.environ,
-            on_limited=lambda name: service.metrics.webhooks_rejected.inc(name, "429"),
-        )
+    limit = webhook_rate_limit(
+        service.settings.environ,
+        on_limited=lambda name: service.metrics.webhooks_rejected.inc(name, "429"),
     )
+    if limit is not None:
+        app.middlewares.append(limit)
     app[SERVICE_KEY] = service
     app.add_routes(
         [

@@ -14,7 +14,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Executable,
+    RowMapping,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Reason
@@ -164,6 +177,56 @@ class EscalationStats:
     median_time_to_claim_seconds: float | None  # of those opened in the window and claimed
 
 
+# The statements run whenever a conversation escalates or its escalation changes level are built
+# once (per dialect where ON CONFLICT differs) and run with a dict of values: SQLAlchemy then
+# compiles each once and reuses it, where building a fresh `insert(...).values(...)` per call
+# (coercing every value, a cache key per statement) cost more than the database's own work.
+# An INSERT or UPDATE without `.values()` writes the columns named in the dict; the names of the
+# other values start with `b_` so that none is taken for a column.
+_LOG_STEP = insert(_handoff_events).returning(_handoff_events.c.id)
+_BY_ID = select(_escalations).where(_escalations.c.id == bindparam("b_id"))
+_ACTIVE_OF = select(_escalations).where(
+    _escalations.c.conversation_id == bindparam("b_conversation_id"),
+    _escalations.c.status.in_(ACTIVE_ESCALATION_STATUSES),
+)
+_UPGRADE = (
+    update(_escalations)
+    .where(
+        _escalations.c.id == bindparam("b_id"),
+        _escalations.c.status.in_(ACTIVE_ESCALATION_STATUSES),
+    )
+    .returning(*_escalations.c)
+)
+_CLOSE_UNCLAIMED = (
+    update(_escalations)
+    .where(
+        _escalations.c.id == bindparam("b_id"),
+        _escalations.c.status == EscalationStatus.OPEN.value,
+    )
+    .returning(_escalations.c.id)
+)
+
+
+def _open_statement(insert_into: postgresql.Insert | sqlite.Insert) -> Executable:
+    # ON CONFLICT DO NOTHING against the one-active partial index: a refused insert does not
+    # abort the (PostgreSQL) transaction the way a unique violation would.
+    return insert_into.on_conflict_do_nothing(
+        index_elements=[_escalations.c.conversation_id],
+        index_where=tables.ACTIVE_PREDICATE,
+    ).returning(*_escalations.c)
+
+
+_OPEN = {
+    "postgresql": _open_statement(postgresql.insert(_escalations)),
+    "sqlite": _open_statement(sqlite.insert(_escalations)),
+}
+
+
+def _for_dialect(statements: dict[str, Executable], conn: Connection) -> Executable:
+    """The statement for the connection's database: PostgreSQL's, else SQLite's."""
+    return statements["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+
+
 def _record(row: RowMapping) -> EscalationRecord:
     return EscalationRecord(
         id=row["id"],
@@ -204,19 +267,18 @@ def record_handoff_event(
 ) -> int:
     """Log one step (a transition, an SLA re-alert, a platform hand-off call); returns its id."""
     result = connection(session).execute(
-        insert(_handoff_events)
-        .values(
-            escalation_id=escalation_id,
-            at=now,
-            kind=kind,
-            actor_id=actor_id,
-            actor_name=actor_name,
-            surface=surface,
-            from_status=from_status,
-            to_status=to_status,
-            detail=detail,
-        )
-        .returning(_handoff_events.c.id)
+        _LOG_STEP,
+        {
+            "escalation_id": escalation_id,
+            "at": now,
+            "kind": kind,
+            "actor_id": actor_id,
+            "actor_name": actor_name,
+            "surface": surface,
+            "from_status": from_status,
+            "to_status": to_status,
+            "detail": detail,
+        },
     )
     return int(result.scalar_one())
 
@@ -236,31 +298,22 @@ def open_escalation(
     """
     if assessment.level is None:
         raise ValueError("an escalation needs a level; the assessment has none")
-    # ON CONFLICT DO NOTHING against the one-active partial index: a refused insert does not
-    # abort the (PostgreSQL) transaction the way a unique violation would.
-    statement = (
-        upsert(session, _escalations)
-        .values(
-            conversation_id=conversation_id,
-            status=EscalationStatus.OPEN.value,
-            level=assessment.level,
-            score=assessment.score,
-            reasons=reasons_to_json(assessment.reasons),
-            team=assessment.team,
-            mention=assessment.mention,
-            summary=summary,
-            snapshot=snapshot,
-            opened_at=now,
-            opened_at_event_id=assessment.event_id,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(
-            index_elements=[_escalations.c.conversation_id],
-            index_where=tables.ACTIVE_PREDICATE,
-        )
-        .returning(*_escalations.c)
-    )
-    row = connection(session).execute(statement).mappings().one_or_none()
+    conn = connection(session)
+    values = {
+        "conversation_id": conversation_id,
+        "status": EscalationStatus.OPEN.value,
+        "level": assessment.level,
+        "score": assessment.score,
+        "reasons": reasons_to_json(assessment.reasons),
+        "team": assessment.team,
+        "mention": assessment.mention,
+        "summary": summary,
+        "snapshot": snapshot,
+        "opened_at": now,
+        "opened_at_event_id": assessment.event_id,
+        "updated_at": now,
+    }
+    row = conn.execute(_for_dialect(_OPEN, conn), values).mappings().one_or_none()
     if row is None:
         existing = active_escalation(session=session, conversation_id=conversation_id)
         raise EscalationAlreadyActive(conversation_id, existing.id if existing else None)
@@ -278,12 +331,7 @@ def open_escalation(
 
 def get_escalation(*, session: Session, escalation_id: int) -> EscalationRecord | None:
     """The escalation, or None for an unknown id."""
-    row = (
-        connection(session)
-        .execute(select(_escalations).where(_escalations.c.id == escalation_id))
-        .mappings()
-        .one_or_none()
-    )
+    row = connection(session).execute(_BY_ID, {"b_id": escalation_id}).mappings().one_or_none()
     return _record(row) if row is not None else None
 
 
@@ -291,12 +339,7 @@ def active_escalation(*, session: Session, conversation_id: str) -> EscalationRe
     """The conversation's open or claimed escalation, if any."""
     row = (
         connection(session)
-        .execute(
-            select(_escalations).where(
-                _escalations.c.conversation_id == conversation_id,
-                _escalations.c.status.in_(ACTIVE_ESCALATION_STATUSES),
-            )
-        )
+        .execute(_ACTIVE_OF, {"b_conversation_id": conversation_id})
         .mappings()
         .one_or_none()
     )
@@ -333,29 +376,18 @@ def upgrade_escalation(
     """Raise an active escalation to the assessment's level; None when it is no longer active."""
     before = get_escalation(session=session, escalation_id=escalation_id)
     values: dict[str, Any] = {
+        "b_id": escalation_id,
         "score": assessment.score,
         "reasons": reasons_to_json(assessment.reasons),
         "summary": summary,
         "updated_at": now,
     }
+    # No level or mention keeps the stored one (the column is left out of the SET).
     if assessment.level is not None:
         values["level"] = assessment.level
     if assessment.mention is not None:
         values["mention"] = assessment.mention
-    row = (
-        connection(session)
-        .execute(
-            update(_escalations)
-            .where(
-                _escalations.c.id == escalation_id,
-                _escalations.c.status.in_(ACTIVE_ESCALATION_STATUSES),
-            )
-            .values(values)
-            .returning(*_escalations.c)
-        )
-        .mappings()
-        .one_or_none()
-    )
+    row = connection(session).execute(_UPGRADE, values).mappings().one_or_none()
     if row is None:
         return None
     record = _record(row)
@@ -391,13 +423,8 @@ def close_unclaimed(
     if status not in (EscalationStatus.EXPIRED, EscalationStatus.RECOVERED):
         raise ValueError(f"close_unclaimed closes as 'expired' or 'recovered', not {status!r}")
     result = connection(session).execute(
-        update(_escalations)
-        .where(
-            _escalations.c.id == escalation_id,
-            _escalations.c.status == EscalationStatus.OPEN.value,
-        )
-        .values(status=status, closed_at=now, updated_at=now)
-        .returning(_escalations.c.id)
+        _CLOSE_UNCLAIMED,
+        {"b_id": escalation_id, "status": status, "closed_at": now, "updated_at": now},
     )
     if result.one_or_none() is None:
         return False

@@ -14,17 +14,45 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import RowMapping, case, func, or_, select, update
+from sqlalchemy import Executable, RowMapping, case, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from storage import tables
-from storage._sql import connection, is_postgres, upsert
+from storage._sql import connection, is_postgres
 
 _outbox = tables.outbox
 
 PENDING = "pending"
 DONE = "done"
 FAILED = "failed"
+
+
+# `enqueue` runs for every card, reply and edit: its two statements are built once (the
+# coalescing one per dialect) and run with a dict of the row's values, so SQLAlchemy compiles
+# each once instead of building, coercing and cache-keying a new statement per call.
+_ENQUEUE = insert(_outbox).returning(_outbox.c.id)
+
+
+def _coalescing_statement(insert_into: postgresql.Insert | sqlite.Insert) -> Executable:
+    """A pending row with the same dedupe key takes the new payload and the earlier due time."""
+    excluded = insert_into.excluded
+    return insert_into.on_conflict_do_update(
+        index_elements=[_outbox.c.dedupe_key],
+        index_where=tables.PENDING_PREDICATE,
+        set_={
+            "payload": excluded.payload,
+            "due_at": case(
+                (excluded.due_at < _outbox.c.due_at, excluded.due_at), else_=_outbox.c.due_at
+            ),
+        },
+    ).returning(_outbox.c.id)
+
+
+_ENQUEUE_COALESCING = {
+    "postgresql": _coalescing_statement(postgresql.insert(_outbox)),
+    "sqlite": _coalescing_statement(sqlite.insert(_outbox)),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,33 +111,26 @@ def enqueue(
     With a `dedupe_key` that a pending row already has, that row takes the new payload and the
     earlier due time instead, and its id is returned.
     """
-    created_at = now if now is not None else due_at
-    statement = upsert(session, _outbox).values(
-        kind=kind,
-        surface=surface,
-        escalation_id=escalation_id,
-        payload=payload,
-        status=PENDING,
-        attempts=0,
-        due_at=due_at,
-        created_at=created_at,
-        dedupe_key=dedupe_key,
-    )
+    conn = connection(session)
+    values = {
+        "kind": kind,
+        "surface": surface,
+        "escalation_id": escalation_id,
+        "payload": payload,
+        "status": PENDING,
+        "attempts": 0,
+        "due_at": due_at,
+        "created_at": now if now is not None else due_at,
+        "dedupe_key": dedupe_key,
+    }
+    statement: Executable
     if dedupe_key is None:
-        result = connection(session).execute(statement.returning(_outbox.c.id))
-        return int(result.scalar_one())
-    excluded = statement.excluded
-    coalescing = statement.on_conflict_do_update(
-        index_elements=[_outbox.c.dedupe_key],
-        index_where=tables.PENDING_PREDICATE,
-        set_={
-            "payload": excluded.payload,
-            "due_at": case(
-                (excluded.due_at < _outbox.c.due_at, excluded.due_at), else_=_outbox.c.due_at
-            ),
-        },
-    ).returning(_outbox.c.id)
-    return int(connection(session).execute(coalescing).scalar_one())
+        statement = _ENQUEUE
+    else:
+        statement = _ENQUEUE_COALESCING[
+            "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+        ]
+    return int(conn.execute(statement, values).scalar_one())
 
 
 def lease_due(

@@ -10,11 +10,16 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    JSON,
+    Boolean,
     ClauseElement,
+    Column,
     ColumnElement,
     Connection,
     Executable,
+    Float,
     RowMapping,
+    String,
     bindparam,
     case,
     func,
@@ -24,10 +29,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Decision, Reason
@@ -149,12 +155,13 @@ def lock_conversation(
 def lock_conversations(
     *, session: Session, requests: Sequence[LockRequest]
 ) -> dict[str, ConversationRecord]:
-    """`lock_conversation` for several different conversations; the records by id.
+    """`lock_conversation` for several different conversations; the records by id, in the
+    order they were locked.
 
     The upserts run in the order of the conversation ids, whatever the order of `requests`: two
     writers locking overlapping sets of conversations take the row locks in the same order, so
     neither can wait for the other while holding a lock the other needs (no deadlock). On
-    PostgreSQL they travel in one round trip (psycopg pipelines them), one statement each.
+    PostgreSQL they are one statement (its rows sorted by id before they are upserted).
     """
     ordered = sorted(requests, key=lambda request: request.conversation_id)
     for first, second in itertools.pairwise(ordered):
@@ -163,11 +170,21 @@ def lock_conversations(
     if not ordered:
         return {}
     conn = connection(session)
-    prepared = _prepared("lock", conn.dialect)
-    parameters = [prepared.parameters(_lock_values(request)) for request in ordered]
-    with _driver(conn, prepared.sql) as driver:
-        rows, description = prepared.returning(driver, parameters)
-    records = [_record(prepared.row(row, description)) for row in rows]
+    values = [_lock_values(request) for request in ordered]
+    results: _Results
+    if conn.dialect.name == "postgresql":
+        statement = _postgres(conn.dialect).lock
+        with _driver(conn, statement.sql) as driver, driver.cursor() as cursor:
+            cursor.execute(statement.sql, statement.parameters(values))
+            rows = cursor.fetchall()
+            description = cursor.description
+        results = statement.results
+    else:
+        prepared = _prepared("lock", conn.dialect)
+        with _driver(conn, prepared.sql) as driver:
+            rows, description = prepared.returning(driver, [prepared.parameters(v) for v in values])
+        results = prepared.results
+    records = [_record(results.row(row, description)) for row in rows]
     return {record.id: record for record in records}
 
 
@@ -244,135 +261,312 @@ def _bind_processor(kind: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     return process
 
 
-class _Prepared:
-    """A statement compiled once for a dialect and run straight on the driver.
+class _Results:
+    """RETURNING rows as {column: value}, each value converted back by its column's type."""
 
-    The driver keeps the statement prepared (sqlite3 in its statement cache, psycopg on the
-    server after a few runs), and the values get each column's own SQLAlchemy conversion on the
-    way in (UTC datetimes, JSON) and out (RETURNING); what is skipped is SQLAlchemy's
-    per-execution machinery, which cost more than the database's own work. Several rows go
-    through `executemany`: one loop in sqlite3, one round trip on PostgreSQL (psycopg sends the
-    statements as a pipeline, each executed in turn).
+    def __init__(self, columns: Sequence[str], types: Sequence[Any], dialect: Dialect) -> None:
+        self.columns = tuple(columns)
+        self.types = tuple(types)
+        self.dialect = dialect
+        self.processors: tuple[Any, ...] | None = None
+
+    def row(self, returned: Sequence[Any], description: Any) -> dict[str, Any]:
+        """A RETURNING row as {column: value}, converted back."""
+        processors = self.processors
+        if processors is None:
+            # psycopg's type codes say which conversion a column needs (SQLite's are None).
+            codes = [column[1] for column in description] if description else []
+            codes += [None] * (len(self.types) - len(codes))
+            processors = self.processors = tuple(
+                kind.dialect_impl(self.dialect).result_processor(self.dialect, code)
+                for kind, code in zip(self.types, codes, strict=True)
+            )
+        return {
+            name: value if process is None or value is None else process(value)
+            for name, value, process in zip(self.columns, returned, processors, strict=True)
+        }
+
+
+class _Prepared:
+    """A statement compiled once for SQLite and run straight on sqlite3.
+
+    sqlite3 keeps the statement prepared in its statement cache, and the values get each
+    column's own SQLAlchemy conversion on the way in (UTC datetimes, JSON) and out (RETURNING);
+    what is skipped is SQLAlchemy's per-execution machinery, which cost more than the database's
+    own work. Several rows go through `executemany` (one loop in sqlite3).
     """
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, keys: Iterable[str]) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(keys)))
         if compiled.escaped_bind_names:
             raise ValueError("prepared statements take plain parameter names only")
+        if compiled.positiontup is None:
+            raise ValueError("prepared statements take positional (`?`) placeholders only")
         self.sql = compiled.string
-        self.dialect = dialect
-        # SQLite takes `?` placeholders in order (a name may repeat), psycopg `%(name)s` ones.
-        self.positional = compiled.positiontup is not None
-        binds = compiled.binds
-        self.names = tuple(compiled.positiontup if self.positional else binds)  # type: ignore[arg-type]
-        # One conversion per name, written to every place the name takes (SQLite repeats a
-        # name used twice: `b_first` fills three `?`).
-        places: dict[str, list[Any]] = {}
+        # `?` placeholders in order; a name may repeat (`b_first` fills three `?`). One
+        # conversion per name, written to every place the name takes.
+        self.names = tuple(compiled.positiontup)
+        places: dict[str, list[int]] = {}
         for index, name in enumerate(self.names):
-            places.setdefault(name, []).append(index if self.positional else name)
+            places.setdefault(name, []).append(index)
+        binds = compiled.binds
         self.conversions = tuple(
             (name, process, tuple(where))
             for name, where in places.items()
             if (process := _bind_processor(binds[name].type, dialect)) is not None
         )
         returned = compiled._result_columns or []  # (key, name, objects, type) of RETURNING
-        self.columns = tuple(column.keyname for column in returned)
-        self.types = tuple(column.type for column in returned)
-        self.results: tuple[Any, ...] | None = None
+        self.results = _Results(
+            [column.keyname for column in returned], [column.type for column in returned], dialect
+        )
 
     def parameters(
         self, values: Mapping[str, Any], *, like: Any = None, same: frozenset[str] = frozenset()
-    ) -> Any:
-        """The values as the driver takes them (a list or a dict), converted.
+    ) -> list[Any]:
+        """The values as the driver takes them (in placeholder order), converted.
 
         The values named in `same` are taken, already converted, from `like`: what this method
         returned for an earlier run with the same values there (a batch's arrival time).
         """
-        converted: Any = (
-            [values[name] for name in self.names]
-            if self.positional
-            else {name: values[name] for name in self.names}
-        )
-        for name, process, keys in self.conversions:  # a list takes places, a dict names
+        converted = [values[name] for name in self.names]
+        for name, process, places in self.conversions:
             if like is not None and name in same:
-                for key in keys:
-                    converted[key] = like[key]
+                for place in places:
+                    converted[place] = like[place]
                 continue
             value = values[name]
             if value is not None:
                 value = process(value)
-                for key in keys:
-                    converted[key] = value
+                for place in places:
+                    converted[place] = value
         return converted
 
     def returning(self, driver: Any, parameters: Sequence[Any]) -> tuple[list[Any], Any]:
         """Run once per parameter set; the rows all the runs returned and their description."""
-        if self.positional:  # sqlite3: in-process, a call per run costs next to nothing
-            rows: list[Any] = []
-            description = None
-            for values in parameters:
-                cursor = driver.execute(self.sql, values)
-                rows.extend(cursor.fetchall())
-                description = cursor.description
-            return rows, description
-        with driver.cursor() as cursor:
-            cursor.executemany(self.sql, parameters, returning=True)
-            description = cursor.description  # the same for every run (built on each call)
-            rows = cursor.fetchall()
-            while cursor.nextset():
-                rows.extend(cursor.fetchall())
-            return rows, description
+        rows: list[Any] = []
+        description = None
+        for values in parameters:  # in-process: a call per run costs next to nothing
+            cursor = driver.execute(self.sql, values)
+            rows.extend(cursor.fetchall())
+            description = cursor.description
+        return rows, description
 
     def many(self, driver: Any, parameters: Sequence[Any]) -> Any:
-        """Run once per parameter set (no RETURNING); the cursor, whose rowcount is the total
-        (read it after a surrounding psycopg pipeline has ended)."""
-        if self.positional:
-            return driver.executemany(self.sql, parameters)
-        cursor = driver.cursor()
-        cursor.executemany(self.sql, parameters)
-        return cursor
-
-    def row(self, returned: Sequence[Any], description: Any) -> dict[str, Any]:
-        """A RETURNING row as {column: value}, converted back."""
-        results = self.results
-        if results is None:
-            # psycopg's type codes say which conversion a column needs (SQLite's are None).
-            codes = [column[1] for column in description] if description else []
-            codes += [None] * (len(self.types) - len(codes))
-            results = self.results = tuple(
-                kind.dialect_impl(self.dialect).result_processor(self.dialect, code)
-                for kind, code in zip(self.types, codes, strict=True)
-            )
-        return {
-            name: value if process is None or value is None else process(value)
-            for name, value, process in zip(self.columns, returned, results, strict=True)
-        }
+        """Run once per parameter set (no RETURNING); the cursor, whose rowcount is the total."""
+        return driver.executemany(self.sql, parameters)
 
 
 _PREPARED: dict[tuple[str, str, str], _Prepared] = {}
 
 
 def _prepared(name: str, dialect: Dialect) -> _Prepared:
-    """The hot statement `name` ("lock", "insert_events", "save_state") for this dialect."""
+    """The hot SQLite statement `name` ("lock", "insert_events", "save_state")."""
     key = (name, dialect.name, dialect.driver)
     prepared = _PREPARED.get(key)
     if prepared is None:
         if name == "lock":
-            prepared = _Prepared(
-                cast(ClauseElement, _lock_statement(dialect.name)), dialect, _LOCK_KEYS
-            )
+            prepared = _Prepared(cast(ClauseElement, _LOCK), dialect, _LOCK_KEYS)
         elif name == "insert_events":
-            statement = _insert_events_statement(dialect.name)
-            prepared = _Prepared(cast(ClauseElement, statement), dialect, _EVENT_KEYS)
+            prepared = _Prepared(cast(ClauseElement, _INSERT_EVENTS), dialect, _EVENT_KEYS)
         else:
             prepared = _Prepared(cast(ClauseElement, _SAVE_STATE), dialect, ())
         _PREPARED[key] = prepared
     return prepared
 
 
-# Hot-path statements are built once per dialect and reused: building and cache-keying a fresh
-# upsert per event cost more than running it. Values travel as execute parameters.
-_LOCK_STATEMENTS: dict[str, Executable] = {}
+def _array_type(kind: TypeEngine[Any], dialect: Dialect) -> str:
+    """The PostgreSQL type of an array of the column type's values."""
+    if isinstance(kind, UtcDateTime):
+        return "timestamptz[]"
+    if isinstance(kind, JSON):
+        return kind.compile(dialect=dialect).lower() + "[]"  # jsonb (`json_type`)
+    if isinstance(kind, Float):
+        return "float8[]"
+    if isinstance(kind, Boolean):
+        return "boolean[]"
+    if isinstance(kind, String):
+        # Not varchar(n)[]: that cast would cut a value too long for the column, which
+        # the column itself refuses (as it refuses it from a plain INSERT).
+        return "text[]"
+    raise TypeError(f"no array type for {kind!r}")
+
+
+def _array_conversion(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What each value of a column's array goes through (None: as it is)."""
+    process = _bind_processor(kind, dialect)
+    if isinstance(kind, Float) and process is None:
+        # psycopg cannot send a list mixing ints and floats (an int is a fine float here).
+        return float
+    return process
+
+
+def _converted(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
+    """`process` applied to each value but None; a value repeated in a row (a batch's
+    arrival time, the clock of a round) is converted once."""
+    converted: list[Any] = []
+    last: Any = None
+    result: Any = None
+    for value in values:
+        if value is not last:
+            last = value
+            result = None if value is None else process(value)
+        converted.append(result)
+    return converted
+
+
+class _Arrays:
+    """A PostgreSQL statement taking its rows as one array per column (`unnest`).
+
+    Any number of rows is one statement, and its text is always the same: psycopg prepares it
+    once per connection, and both psycopg and the server handle one statement where a
+    statement per row (sent as a pipeline) cost them more than the rows themselves. Each value
+    gets its column type's SQLAlchemy conversion on the way in, and RETURNING rows on the way
+    out, as with `_Prepared`.
+    """
+
+    def __init__(
+        self,
+        sql: str,
+        columns: Sequence[tuple[str, Column[Any]]],
+        dialect: Dialect,
+        returning: Sequence[Column[Any]] = (),
+    ) -> None:
+        self.sql = sql
+        self.columns = tuple(
+            (name, _array_conversion(column.type, dialect)) for name, column in columns
+        )
+        self.results = _Results(
+            [column.key for column in returning], [column.type for column in returning], dialect
+        )
+
+    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The rows' values ({name: value} each) as one array per name, converted."""
+        parameters: dict[str, list[Any]] = {}
+        for name, process in self.columns:
+            values = [row[name] for row in rows]
+            parameters[name] = values if process is None else _converted(values, process)
+        return parameters
+
+
+def _unnest(columns: Sequence[tuple[str, Column[Any]]], dialect: Dialect) -> str:
+    """`unnest(%(a)b::text[], ...)`: the arrays of `_Arrays.parameters`, a row per index.
+
+    The arrays travel in binary: psycopg writes the text form of an array in Python, escaping
+    each element with a regular expression, which cost more than the statements per row did.
+    """
+    arrays = ", ".join(
+        f"%({name})b::{_array_type(column.type, dialect)}" for name, column in columns
+    )
+    return f"unnest({arrays})"
+
+
+@dataclass(frozen=True, slots=True)
+class _PostgresStatements:
+    lock: _Arrays
+    insert_events: _Arrays
+    save_state: _Arrays
+
+
+_POSTGRES: dict[str, _PostgresStatements] = {}
+
+
+def _postgres(dialect: Dialect) -> _PostgresStatements:
+    """The hot statements for PostgreSQL, built once per driver."""
+    statements = _POSTGRES.get(dialect.driver)
+    if statements is None:
+        statements = _POSTGRES[dialect.driver] = _PostgresStatements(
+            lock=_lock_arrays(dialect),
+            insert_events=_insert_events_arrays(dialect),
+            save_state=_save_state_arrays(dialect),
+        )
+    return statements
+
+
+def _lock_arrays(dialect: Dialect) -> _Arrays:
+    """What `_LOCK` does on SQLite, for any number of conversations, in one statement.
+
+    The rows are upserted, and so locked, in the order of the conversation ids: the arrays come
+    sorted, and ORDER BY sorts them again (the C collation compares code points, as Python
+    does) so that the statement alone keeps every writer to the same order.
+    """
+    quote = dialect.identifier_preparer.quote
+    columns = [(key, _conversations.c[key]) for key in _LOCK_KEYS]
+    names = ", ".join(quote(column.name) for _, column in columns)
+    values = ", ".join(f"v.{quote(column.name)}" for _, column in columns)
+    returning = ", ".join(f"conversations.{quote(column.name)}" for column in _conversations.c)
+    sql = f"""
+        INSERT INTO conversations ({names})
+        SELECT {values} FROM {_unnest(columns, dialect)} AS v({names})
+        ORDER BY v.id COLLATE "C"
+        ON CONFLICT (id) DO UPDATE SET
+            platform = excluded.platform,
+            customer_id = coalesce(excluded.customer_id, conversations.customer_id),
+            customer_name = coalesce(excluded.customer_name, conversations.customer_name),
+            customer_tier = coalesce(excluded.customer_tier, conversations.customer_tier),
+            customer_email = coalesce(excluded.customer_email, conversations.customer_email),
+            metadata = coalesce(conversations.metadata, '{{}}'::jsonb) || excluded.metadata,
+            language = coalesce(excluded.language, conversations.language),
+            link = coalesce(excluded.link, conversations.link),
+            updated_at = excluded.updated_at
+        RETURNING {returning}
+    """  # noqa: S608 - only the schema's column names are interpolated
+    return _Arrays(sql, columns, dialect, returning=list(_conversations.c))
+
+
+def _insert_events_arrays(dialect: Dialect) -> _Arrays:
+    """What `_INSERT_EVENTS` does on SQLite, for any number of events, in one statement. The
+    rows are inserted in the order given (WITH ORDINALITY), so that their keys keep the order
+    of arrival; an event id given twice is inserted once (ON CONFLICT sees the first)."""
+    quote = dialect.identifier_preparer.quote
+    columns = [(key, _events.c[key]) for key in _EVENT_KEYS]
+    names = ", ".join(quote(column.name) for _, column in columns)
+    values = ", ".join(f"v.{quote(column.name)}" for _, column in columns)
+    sql = f"""
+        INSERT INTO events ({names})
+        SELECT {values} FROM {_unnest(columns, dialect)} WITH ORDINALITY AS v({names}, ord)
+        ORDER BY v.ord
+        ON CONFLICT (conversation_id, event_id) DO NOTHING
+    """  # noqa: S608 - only the schema's column names are interpolated
+    return _Arrays(sql, columns, dialect)
+
+
+def _save_state_arrays(dialect: Dialect) -> _Arrays:
+    """What `_SAVE_STATE` does on SQLite, for any number of different conversations, in one
+    statement. Their rows are already locked (`lock_conversations`), in id order."""
+    c = _conversations.c
+    columns = [
+        ("b_id", c.id),
+        ("b_state", c.state),
+        ("b_score", c.score),
+        ("b_level", c.level),
+        ("b_status", c.status),
+        ("b_updated_at", c.updated_at),
+        ("b_last", c.last_event_at),
+        ("b_first", c.first_event_at),
+    ]
+    names = ", ".join(name for name, _ in columns)
+    sql = f"""
+        UPDATE conversations SET
+            state = v.b_state,
+            score = v.b_score,
+            level = v.b_level,
+            status = v.b_status,
+            updated_at = v.b_updated_at,
+            last_event_at = coalesce(v.b_last, conversations.last_event_at),
+            first_event_at = CASE
+                WHEN v.b_first IS NULL THEN conversations.first_event_at
+                WHEN conversations.first_event_at IS NULL
+                    OR conversations.first_event_at > v.b_first THEN v.b_first
+                ELSE conversations.first_event_at
+            END
+        FROM {_unnest(columns, dialect)} AS v({names})
+        WHERE conversations.id = v.b_id
+    """  # noqa: S608 - only fixed parameter names are interpolated
+    return _Arrays(sql, columns, dialect)
+
+
+# Hot-path statements are built once and reused: building and cache-keying a fresh upsert
+# per event cost more than running it. Values travel as execute parameters.
 _KNOWN_EVENTS = select(_events.c.event_id).where(
     _events.c.conversation_id == bindparam("conversation_id"),
     _events.c.event_id.in_(bindparam("event_ids", expanding=True)),
@@ -382,31 +576,18 @@ _KNOWN_PAIRS = select(_events.c.conversation_id, _events.c.event_id).where(
 )
 
 
-def _lock_statement(dialect: str) -> Executable:
-    statement = _LOCK_STATEMENTS.get(dialect)
-    if statement is not None:
-        return statement
-    insert = (
-        postgresql.insert(_conversations)
-        if dialect == "postgresql"
-        else sqlite.insert(_conversations)
-    )
+def _lock_statement() -> Executable:
+    """The SQLite upsert of one conversation (`lock_conversation`)."""
+    insert = sqlite.insert(_conversations)
     excluded = insert.excluded
-    stored_metadata = _conversations.c["metadata"]
-    merged_metadata: ColumnElement[Any]
-    if dialect == "postgresql":
-        merged_metadata = func.coalesce(stored_metadata, text("'{}'::jsonb")).op("||")(
-            excluded["metadata"]
-        )
-    else:
-        merged_metadata = func.json_patch(
-            func.coalesce(stored_metadata, text("'{}'")), excluded["metadata"]
-        )
+    merged_metadata = func.json_patch(
+        func.coalesce(_conversations.c["metadata"], text("'{}'")), excluded["metadata"]
+    )
 
     def keep_unless_given(name: str) -> ColumnElement[Any]:
         return func.coalesce(excluded[name], _conversations.c[name])
 
-    statement = insert.on_conflict_do_update(
+    return insert.on_conflict_do_update(
         index_elements=[_conversations.c.id],
         set_={
             "platform": excluded.platform,
@@ -420,15 +601,12 @@ def _lock_statement(dialect: str) -> Executable:
             "updated_at": excluded.updated_at,
         },
     ).returning(*_conversations.c)
-    _LOCK_STATEMENTS[dialect] = statement
-    return statement
 
 
-def _insert_events_statement(dialect: str) -> Executable:
-    insert = postgresql.insert(_events) if dialect == "postgresql" else sqlite.insert(_events)
-    return insert.on_conflict_do_nothing(
-        index_elements=[_events.c.conversation_id, _events.c.event_id]
-    )
+_LOCK = _lock_statement()
+_INSERT_EVENTS = sqlite.insert(_events).on_conflict_do_nothing(
+    index_elements=[_events.c.conversation_id, _events.c.event_id]
+)
 
 
 def get_conversation(*, session: Session, conversation_id: str) -> ConversationRecord | None:
@@ -554,7 +732,8 @@ def store(
     commit: bool = False,
 ) -> int:
     """Insert events (as `insert_events`), then save states (as `save_state`), for any number of
-    conversations: one `executemany` per statement, and on PostgreSQL one round trip in all.
+    conversations: on PostgreSQL one statement each, in one round trip in all, and on SQLite
+    one `executemany` each.
 
     Returns how many event rows were inserted (already stored event ids are skipped). The
     conversations must exist (`lock_conversations`). `commit=True` also commits the session's
@@ -569,9 +748,10 @@ def store(
                 f"conversation status must be 'active' or 'ended', not {change.status!r}"
             )
     conn = connection(session)
-    dialect = conn.dialect
-    inserting = _prepared("insert_events", dialect)
-    saving = _prepared("save_state", dialect)
+    if conn.dialect.name == "postgresql":
+        return _store_postgres(conn, events, states, commit=commit)
+    inserting = _prepared("insert_events", conn.dialect)
+    saving = _prepared("save_state", conn.dialect)
     event_parameters: list[Any] = []
     for batch in events:
         converted = None  # the batch's arrival time is converted once
@@ -584,25 +764,65 @@ def store(
         return 0
     inserted = None
     with _driver(conn, inserting.sql if event_parameters else saving.sql) as driver:
-        if inserting.positional:  # sqlite3
-            if event_parameters:
-                inserted = inserting.many(driver, event_parameters)
-            if state_parameters:
-                saving.many(driver, state_parameters)
-            if commit:
-                driver.commit()
-        else:
-            # psycopg sends every statement (and the COMMIT) and waits for the server once,
-            # when the pipeline ends. A failed statement aborts the rest, COMMIT included.
-            with driver.pipeline():
-                if event_parameters:
-                    inserted = inserting.many(driver, event_parameters)
-                if state_parameters:
-                    saving.many(driver, state_parameters)
-                if commit:
-                    driver.execute("COMMIT")
-    # sqlite3 and psycopg count only the rows inserted, not those ON CONFLICT skipped.
+        if event_parameters:
+            inserted = inserting.many(driver, event_parameters)
+        if state_parameters:
+            saving.many(driver, state_parameters)
+        if commit:
+            driver.commit()
+    # sqlite3 counts only the rows inserted, not those ON CONFLICT skipped.
     return int(inserted.rowcount) if inserted is not None else 0
+
+
+def _store_postgres(
+    conn: Connection, events: Sequence[EventRows], states: Sequence[StateUpdate], *, commit: bool
+) -> int:
+    """`store` on PostgreSQL: every event in one INSERT, every state in one UPDATE (one more
+    per time a conversation is named again, see `_rounds`)."""
+    statements = _postgres(conn.dialect)
+    inserting, saving = statements.insert_events, statements.save_state
+    rows = [
+        _event_values(batch.conversation_id, event, verdict, batch.received_at)
+        for batch in events
+        for event, verdict in batch.rows
+    ]
+    event_parameters = inserting.parameters(rows) if rows else None
+    state_parameters = [
+        saving.parameters([_state_values(change) for change in changes])
+        for changes in _rounds(states)
+    ]
+    if event_parameters is None and not state_parameters and not commit:
+        return 0
+    inserted = None
+    # psycopg sends every statement (and the COMMIT) and waits for the server once, when the
+    # pipeline ends. A failed statement aborts the rest, COMMIT included.
+    sql = inserting.sql if event_parameters is not None else saving.sql
+    with _driver(conn, sql) as driver, driver.pipeline():
+        if event_parameters is not None:
+            inserted = driver.cursor()
+            inserted.execute(inserting.sql, event_parameters)
+        for parameters in state_parameters:
+            driver.execute(saving.sql, parameters)
+        if commit:
+            driver.execute("COMMIT")
+    # Read once the pipeline has ended. Only the rows inserted count, not those ON CONFLICT
+    # skipped (an event id given twice is inserted once).
+    return int(inserted.rowcount) if inserted is not None else 0
+
+
+def _rounds(states: Sequence[StateUpdate]) -> list[list[StateUpdate]]:
+    """`states` in rounds that name each conversation once, a conversation's updates in their
+    order: an UPDATE ... FROM changes a row once, however many of its rows match it. Almost
+    always a single round."""
+    rounds: list[list[StateUpdate]] = []
+    named: dict[str, int] = {}
+    for change in states:
+        index = named.get(change.conversation_id, 0)
+        named[change.conversation_id] = index + 1
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(change)
+    return rounds
 
 
 def _state_values(change: StateUpdate) -> dict[str, Any]:

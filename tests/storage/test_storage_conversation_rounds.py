@@ -1,0 +1,321 @@
+"""Many conversations in one call (a round of the group commit): `lock_conversations` and `store`
+send one statement each on PostgreSQL, whatever the number of rows, and must store exactly what
+one conversation at a time would, on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DataError
+
+from engine.assessment import Assessment, Decision
+from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
+from storage import conversations
+from storage.conversations import ConversationRecord, EventRows, LockRequest, StateUpdate
+from storage.db import Database
+from tests.storage.storage_helpers import META, T0, assessment, message, minutes
+
+LATER = T0 + minutes(5)
+SAO_PAULO = timezone(timedelta(hours=-3))
+
+
+def _lock(database: Database, *requests: LockRequest) -> dict[str, ConversationRecord]:
+    with database.session() as session:
+        return conversations.lock_conversations(session=session, requests=list(requests))
+
+
+def test_a_round_creates_new_conversations_and_merges_into_known_ones(database: Database) -> None:
+    _lock(
+        database,
+        LockRequest("known", META, T0),
+        LockRequest("bare", ConversationMeta(), T0),
+    )
+    new_meta = ConversationMeta(
+        platform="whatsapp",
+        customer=Customer(id="u-7", name="Zoë Ñúñez 日本"),
+        metadata={"fila": "cobrança", "emoji": "🙂"},
+        language="pt-BR",
+    )
+    records = _lock(
+        database,
+        # Out of id order, and a new conversation with nothing but defaults.
+        LockRequest("new-ü", new_meta, LATER),
+        LockRequest(
+            "known",
+            ConversationMeta(
+                platform="generic",
+                customer=Customer(tier="platinum"),
+                metadata={"order": "A-2", "channel": "web"},
+            ),
+            LATER,
+        ),
+        LockRequest("empty", ConversationMeta(), LATER.astimezone(SAO_PAULO)),
+        LockRequest("bare", new_meta, LATER),
+    )
+    assert sorted(records) == ["bare", "empty", "known", "new-ü"]
+
+    new = records["new-ü"]
+    assert new.meta == new_meta
+    assert (new.state, new.score, new.level, new.status) == (None, 0.0, None, "active")
+    assert (new.first_event_at, new.last_event_at) == (None, None)
+    assert new.created_at == new.updated_at == LATER
+
+    empty = records["empty"]
+    assert empty.meta == ConversationMeta()
+    assert empty.created_at == LATER
+    assert empty.created_at.tzinfo is UTC
+
+    # Fields left empty keep what was stored; metadata merges, the new value winning.
+    known = records["known"]
+    assert known.meta == ConversationMeta(
+        platform="generic",
+        customer=Customer(id="cust-1", name="Ana Lima", tier="platinum", email="ana@example.com"),
+        metadata={"order": "A-2", "channel": "web"},
+        language="en",
+        link="https://inbox.example.com/c/1",
+    )
+    assert (known.created_at, known.updated_at) == (T0, LATER)
+
+    # NULLs stored earlier are filled in.
+    bare = records["bare"]
+    assert bare.meta == new_meta
+    assert (bare.created_at, bare.updated_at) == (T0, LATER)
+
+    with database.session() as session:
+        again = conversations.get_conversation(session=session, conversation_id="known")
+    assert again == known
+
+
+def test_a_round_locks_its_conversations_in_code_point_order_of_their_ids(
+    database: Database,
+) -> None:
+    # Code point order, not the database's collation: "B" and "Z" before "a", "é" last.
+    ids = ["b", "é", "Z", "a", "B", "e"]
+    records = _lock(database, *(LockRequest(cid, META, T0) for cid in ids))
+    assert list(records) == ["B", "Z", "a", "b", "e", "é"]
+    records = _lock(database, *(LockRequest(cid, META, LATER) for cid in reversed(ids)))
+    assert list(records) == ["B", "Z", "a", "b", "e", "é"]
+
+
+def _bot_reply(event_id: str, at: datetime) -> ConversationEvent:
+    return ConversationEvent(
+        event_id=event_id,
+        type=EventType.MESSAGE,
+        timestamp=at,
+        role=Role.BOT,
+        text="Não entendi — pode repetir? 🤖",
+        intent="fallback",
+        confidence=1,  # an int where a float goes
+        fallback=False,
+        outcome="no_match",
+        extra={"node": "n-7", "path": ["início", "fim"]},
+    )
+
+
+def test_events_of_several_conversations_are_stored_once_each(database: Database) -> None:
+    _lock(database, LockRequest("a", META, T0), LockRequest("b", META, T0))
+    with database.session() as session:
+        conversations.insert_events(
+            session=session, conversation_id="a", rows=[(message("e1"), None)], received_at=T0
+        )
+    end = ConversationEvent(event_id="end", type=EventType.SESSION_END, timestamp=T0 + minutes(1))
+    reply = _bot_reply("r1", T0.astimezone(SAO_PAULO))
+    verdict = Assessment(
+        event_id="c1",
+        score=3,  # an int where a float goes
+        level=None,
+        notify=False,
+        reasons=(),
+        team=None,
+        decision=Decision.NONE,
+    )
+    # At the same time as the bot's reply: the order of arrival breaks the tie.
+    customer = message("c1", "quero falar com alguém, já!", at=T0)
+    with database.session() as session:
+        inserted = conversations.store(
+            session=session,
+            events=[
+                EventRows(
+                    "b",
+                    [(reply, None), (customer, verdict), (end, assessment("end", score=6.5))],
+                    LATER.astimezone(SAO_PAULO),
+                ),
+                # Already stored, new, and new twice in the same call.
+                EventRows("a", [(message("e1"), None), (message("e2"), None)], LATER),
+                EventRows("a", [(message("e2", "again"), None)], LATER + minutes(1)),
+            ],
+            states=(),
+        )
+    assert inserted == 4
+    with database.session() as session:
+        stored_a = conversations.transcript(session=session, conversation_id="a")
+        stored_b = conversations.transcript(session=session, conversation_id="b")
+    assert [(item.event.event_id, item.event.text, item.received_at) for item in stored_a] == [
+        ("e1", "hello", T0),
+        ("e2", "hello", LATER),
+    ]
+    assert [item.event for item in stored_b] == [reply, customer, end]
+    assert [item.received_at for item in stored_b] == [LATER] * 3
+    assert all(item.received_at.tzinfo is UTC for item in stored_b)
+    assert stored_b[0].event.timestamp.tzinfo is UTC
+    assert stored_b[0].event.confidence == 1.0
+    assert (stored_b[0].score, stored_b[0].level, stored_b[0].reasons) == (None, None, ())
+    assert stored_b[0].decision is None
+    assert (stored_b[1].score, stored_b[1].level) == (3.0, None)
+    assert stored_b[1].decision is Decision.NONE
+    assert stored_b[1].event.extra == {}  # no extra is stored as NULL
+    assert (stored_b[2].event.role, stored_b[2].event.text) == (None, None)
+    assert stored_b[2].reasons == assessment().reasons
+    assert stored_b[2].decision is Decision.OPEN
+
+
+def test_states_of_several_conversations_are_saved_in_one_call(database: Database) -> None:
+    _lock(database, *(LockRequest(cid, META, T0) for cid in ("a", "b", "c")))
+    with database.session() as session:
+        conversations.save_state(
+            session=session,
+            conversation_id="a",
+            state={"turns": 1},
+            score=1.0,
+            level="watch",
+            status="active",
+            first_event_at=T0 + minutes(5),
+            last_event_at=T0 + minutes(10),
+            now=T0,
+        )
+    with database.session() as session:
+        conversations.store(
+            session=session,
+            events=(),
+            states=[
+                StateUpdate(
+                    "a",
+                    {"turns": 2, "texto": "ação"},
+                    2.5,
+                    None,
+                    "active",
+                    last_event_at=(T0 + minutes(12)).astimezone(SAO_PAULO),
+                    first_event_at=T0 + minutes(2),
+                    now=LATER,
+                ),
+                # No times given: the stored ones (none yet) stay.
+                StateUpdate("b", {}, 0.0, "high", "active", last_event_at=None, now=LATER),
+                StateUpdate("c", {"n": [1, 2]}, 4.0, "watch", "active", T0 + minutes(3)),
+                # The same conversation again, later in the call: applied after the first.
+                StateUpdate(
+                    "a",
+                    {"turns": 3},
+                    7,  # an int where a float goes
+                    "high",
+                    "ended",
+                    last_event_at=T0 + minutes(20),
+                    first_event_at=T0 + minutes(8),  # later than the start: ignored
+                    now=LATER + minutes(1),
+                ),
+            ],
+        )
+    with database.session() as session:
+        found = {
+            cid: conversations.get_conversation(session=session, conversation_id=cid)
+            for cid in ("a", "b", "c")
+        }
+    a, b, c = found["a"], found["b"], found["c"]
+    assert a is not None
+    assert b is not None
+    assert c is not None
+    assert (a.state, a.score, a.level, a.status) == ({"turns": 3}, 7.0, "high", "ended")
+    assert (a.first_event_at, a.last_event_at) == (T0 + minutes(2), T0 + minutes(20))
+    assert a.updated_at == LATER + minutes(1)
+    assert (b.state, b.score, b.level, b.status) == ({}, 0.0, "high", "active")
+    assert (b.first_event_at, b.last_event_at, b.updated_at) == (None, None, LATER)
+    assert (c.state, c.first_event_at, c.last_event_at) == (
+        {"n": [1, 2]},
+        T0 + minutes(3),
+        T0 + minutes(3),
+    )
+    assert a.meta == META  # a state leaves the meta alone
+    assert a.last_event_at is not None
+    assert a.last_event_at.tzinfo is UTC
+
+
+def test_a_state_for_a_conversation_never_locked_changes_nothing(database: Database) -> None:
+    with database.session() as session:
+        conversations.save_state(
+            session=session,
+            conversation_id="ghost",
+            state={},
+            score=0.0,
+            level=None,
+            status="active",
+            last_event_at=T0,
+        )
+        assert conversations.get_conversation(session=session, conversation_id="ghost") is None
+
+
+@pytest.mark.postgres
+def test_json_and_times_are_stored_as_postgres_types(postgres_database: Database) -> None:
+    _lock(postgres_database, LockRequest("c", META, T0.astimezone(SAO_PAULO)))
+    with postgres_database.session() as session:
+        conversations.store(
+            session=session,
+            events=[EventRows("c", [(_bot_reply("r1", T0), assessment("r1"))], T0)],
+            states=[StateUpdate("c", {"turns": 1}, 1.0, None, "active", T0, now=T0)],
+        )
+        row = session.execute(
+            text(
+                "SELECT jsonb_typeof(c.metadata), jsonb_typeof(c.state), jsonb_typeof(e.extra),"
+                " jsonb_typeof(e.reasons), c.created_at = '2025-03-14 09:00:00+00',"
+                " e.timestamp = '2025-03-14 09:00:00+00'"
+                " FROM conversations c JOIN events e ON e.conversation_id = c.id"
+            )
+        ).one()
+    assert tuple(row) == ("object", "object", "object", "array", True, True)
+
+
+@pytest.mark.postgres
+def test_a_value_too_long_for_its_column_is_refused_not_cut(postgres_database: Database) -> None:
+    with pytest.raises(DataError), postgres_database.session() as session:
+        conversations.lock_conversation(
+            session=session, conversation_id="c" * 256, meta=META, now=T0
+        )
+    _lock(postgres_database, LockRequest("c", META, T0))
+    with pytest.raises(DataError), postgres_database.session() as session:
+        conversations.insert_events(
+            session=session, conversation_id="c", rows=[(message("e" * 256), None)], received_at=T0
+        )
+    with pytest.raises(DataError), postgres_database.session() as session:
+        conversations.save_state(
+            session=session,
+            conversation_id="c",
+            state={},
+            score=0.0,
+            level="l" * 65,
+            status="active",
+            last_event_at=T0,
+        )
+    with postgres_database.session() as session:
+        assert conversations.transcript(session=session, conversation_id="c") == []
+        record = conversations.get_conversation(session=session, conversation_id="c")
+    assert record is not None
+    assert record.level is None
+
+
+@pytest.mark.postgres
+def test_the_lock_statement_itself_takes_the_rows_in_code_point_order(
+    postgres_database: Database,
+) -> None:
+    # Two replicas locking overlapping conversations must take the row locks in the same order
+    # or they can deadlock; the statement sorts its rows whatever order its arrays come in.
+    ids = ["é", "e", "b", "a", "Z", "B"]
+    with postgres_database.session() as session:
+        conn = session.connection()
+        statement = conversations._postgres(conn.dialect).lock
+        values = [conversations._lock_values(LockRequest(cid, META, T0)) for cid in ids]
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        cursor.execute(statement.sql, statement.parameters(values))
+        locked = [row[0] for row in cursor.fetchall()]
+    assert locked == ["B", "Z", "a", "b", "e", "é"]

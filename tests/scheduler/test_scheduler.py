@@ -4,17 +4,26 @@ replicas, and leadership passing to another replica when the leader dies."""
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from bot.console import ConsoleNotifier
 from bot.delivery import DeliveryWorker
 from bot.digest import ConsoleDigestPublisher, DigestDelivery, run_digests
-from bot.scheduler import DIGEST_JOB, IDLE_JOB, SLA_JOB, JobScheduler, Leadership, service_jobs
+from bot.scheduler import (
+    DIGEST_JOB,
+    IDLE_JOB,
+    SCHEDULER_LOCK_KEY,
+    SLA_JOB,
+    JobScheduler,
+    Leadership,
+    service_jobs,
+)
 from engine.rules import Rules
 from engine.rules_loader import load_rules_file
 from storage import digests, outbox
@@ -28,6 +37,8 @@ BASE_URL = "https://escalations.example.com"
 LATE_TUESDAY = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
 MONDAY_NINE_BERLIN = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
 TUESDAY_NINE_BERLIN = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
+# How long a terminated backend may take to exit and free its locks (a bound, not a speed check).
+LOCK_RELEASE_LIMIT_SECONDS = 30.0
 
 
 @pytest.fixture
@@ -119,6 +130,21 @@ async def test_two_replicas_on_one_postgres_post_one_digest(
         second.dispose()
 
 
+def scheduler_lock_holders(connection: Connection) -> list[int]:
+    """The backends holding the scheduler lock in this test's database (none, or the leader)."""
+    # A bigint advisory key shows in pg_locks split into classid (high half) and objid (low half).
+    rows = connection.execute(
+        text(
+            "SELECT pid FROM pg_locks "
+            "WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND ((classid::bigint << 32) | objid::bigint) = :key"
+        ),
+        {"key": SCHEDULER_LOCK_KEY},
+    )
+    return [pid for (pid,) in rows]
+
+
 @pytest.mark.postgres
 def test_another_replica_takes_over_when_the_leader_dies(
     postgres_url_factory: Callable[[], str],
@@ -130,13 +156,17 @@ def test_another_replica_takes_over_when_the_leader_dies(
         assert leader.check() is True
         assert standby.check() is False
         # The leader's process dies: its connection, and the lock with it, go away.
-        with second.engine.connect() as connection:
-            connection.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
-                )
-            )
+        with second.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as observer:
+            (leader_pid,) = scheduler_lock_holders(observer)
+            terminate = text("SELECT pg_terminate_backend(:pid)")
+            assert observer.execute(terminate, {"pid": leader_pid}).scalar_one() is True
+            # pg_terminate_backend only signals the backend; it frees its locks as it exits.
+            # The standby's next check comes after that, as a tick a minute later would.
+            deadline = time.monotonic() + LOCK_RELEASE_LIMIT_SECONDS
+            while scheduler_lock_holders(observer):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the lock outlived its dead holder {LOCK_RELEASE_LIMIT_SECONDS} s")
+                time.sleep(0.05)
         assert standby.check() is True
         assert leader.check() is False
     finally:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Float,
     RowMapping,
     String,
+    Table,
     bindparam,
     case,
     func,
@@ -482,6 +483,18 @@ def _postgres(dialect: Dialect) -> _PostgresStatements:
     return statements
 
 
+def _insert_columns(
+    table: Table, keys: Sequence[str], dialect: Dialect
+) -> tuple[list[tuple[str, Column[Any]]], str, str]:
+    """The columns an `unnest` INSERT takes, their quoted names ("a, b") and the same read from
+    the unnested row ("v.a, v.b")."""
+    quote = dialect.identifier_preparer.quote
+    columns = [(key, table.c[key]) for key in keys]
+    names = ", ".join(quote(column.name) for _, column in columns)
+    values = ", ".join(f"v.{quote(column.name)}" for _, column in columns)
+    return columns, names, values
+
+
 def _lock_arrays(dialect: Dialect) -> _Arrays:
     """What `_LOCK` does on SQLite, for any number of conversations, in one statement.
 
@@ -490,9 +503,7 @@ def _lock_arrays(dialect: Dialect) -> _Arrays:
     does) so that the statement alone keeps every writer to the same order.
     """
     quote = dialect.identifier_preparer.quote
-    columns = [(key, _conversations.c[key]) for key in _LOCK_KEYS]
-    names = ", ".join(quote(column.name) for _, column in columns)
-    values = ", ".join(f"v.{quote(column.name)}" for _, column in columns)
+    columns, names, values = _insert_columns(_conversations, _LOCK_KEYS, dialect)
     returning = ", ".join(f"conversations.{quote(column.name)}" for column in _conversations.c)
     sql = f"""
         INSERT INTO conversations ({names})
@@ -517,10 +528,7 @@ def _insert_events_arrays(dialect: Dialect) -> _Arrays:
     """What `_INSERT_EVENTS` does on SQLite, for any number of events, in one statement. The
     rows are inserted in the order given (WITH ORDINALITY), so that their keys keep the order
     of arrival; an event id given twice is inserted once (ON CONFLICT sees the first)."""
-    quote = dialect.identifier_preparer.quote
-    columns = [(key, _events.c[key]) for key in _EVENT_KEYS]
-    names = ", ".join(quote(column.name) for _, column in columns)
-    values = ", ".join(f"v.{quote(column.name)}" for _, column in columns)
+    columns, names, values = _insert_columns(_events, _EVENT_KEYS, dialect)
     sql = f"""
         INSERT INTO events ({names})
         SELECT {values} FROM {_unnest(columns, dialect)} WITH ORDINALITY AS v({names}, ord)

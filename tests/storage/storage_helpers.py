@@ -42,6 +42,10 @@ def assessment(
     level: str | None = "high",
     team: str | None = "tier-1",
     decision: Decision = Decision.OPEN,
+    mention: str | None = "@here",
+    reasons: tuple[Reason, ...] = (
+        Reason("fallback", 3.0, "3 bot fallbacks in a row", ("e1", "e2", "e3")),
+    ),
 ) -> Assessment:
     """An engine verdict that asks for a human."""
     return Assessment(
@@ -49,10 +53,10 @@ def assessment(
         score=score,
         level=level,
         notify=level is not None,
-        reasons=(Reason("fallback", 3.0, "3 bot fallbacks in a row", ("e1", "e2", "e3")),),
+        reasons=reasons,
         team=team,
         decision=decision,
-        mention="@here",
+        mention=mention,
     )
 
 

@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import Column, Table, select, text
 from sqlmodel import Session
 
-from engine.assessment import Assessment, Decision, Reason
+from engine.assessment import Assessment, Reason
 from storage import conversations, escalations, outbox, tables
 from storage.codec import reasons_to_json
 from storage.db import Database
-from tests.storage.storage_helpers import META, T0, minutes
+from tests.storage.storage_helpers import META, T0, assessment, minutes
 
 REASONS = (
     Reason("fallback", 3.0, "3 bot fallbacks in a row", ("e1", "e2", "e3")),
@@ -26,25 +26,10 @@ REASONS = (
 )
 
 
-def _assessment(
-    event_id: str = "e3",
-    *,
-    score: float = 5.5,
-    level: str | None = "high",
-    team: str | None = "billing",
-    mention: str | None = "@here",
-    reasons: tuple[Reason, ...] = REASONS,
-) -> Assessment:
-    return Assessment(
-        event_id=event_id,
-        score=score,
-        level=level,
-        notify=level is not None,
-        reasons=reasons,
-        team=team,
-        decision=Decision.OPEN,
-        mention=mention,
-    )
+def _assessment(event_id: str = "e3", **changes: Any) -> Assessment:
+    """`storage_helpers.assessment` with this file's defaults (two reasons, team billing)."""
+    values: dict[str, Any] = {"score": 5.5, "team": "billing", "reasons": REASONS, **changes}
+    return assessment(event_id, **values)
 
 
 def _row(session: Session, table: Table, row_id: int) -> dict[str, Any]:

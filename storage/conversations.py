@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -32,17 +31,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeEngine
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
 from storage import tables
+from storage._prepared import Prepared, Results, bind_processor, driver_connection
 from storage._sql import MAX_PARAMETERS, chunks, connection
 from storage.codec import reasons_from_json, reasons_to_json
-from storage.types import UtcDateTime, sqlite_utc_text
+from storage.types import UtcDateTime
 
 _conversations = tables.conversations
 _events = tables.events
@@ -172,17 +170,17 @@ def lock_conversations(
         return {}
     conn = connection(session)
     values = [_lock_values(request) for request in ordered]
-    results: _Results
+    results: Results
     if conn.dialect.name == "postgresql":
         statement = _postgres(conn.dialect).lock
-        with _driver(conn, statement.sql) as driver, driver.cursor() as cursor:
+        with driver_connection(conn, statement.sql) as driver, driver.cursor() as cursor:
             cursor.execute(statement.sql, statement.parameters(values))
             rows = cursor.fetchall()
             description = cursor.description
         results = statement.results
     else:
         prepared = _prepared("lock", conn.dialect)
-        with _driver(conn, prepared.sql) as driver:
+        with driver_connection(conn, prepared.sql) as driver:
             rows, description = prepared.returning(driver, [prepared.parameters(v) for v in values])
         results = prepared.results
     records = [_record(results.row(row, description)) for row in rows]
@@ -229,148 +227,20 @@ _EVENT_KEYS = tuple(column.key for column in _events.columns if column is not _e
 _BATCH_VALUES = frozenset({"received_at"})  # the same for every event of a batch
 
 
-@contextmanager
-def _driver(conn: Connection, sql: str) -> Iterator[Any]:
-    """The connection's driver connection (sqlite3 or psycopg), inside the transaction.
-
-    The driver's errors come out as SQLAlchemy's (IntegrityError, OperationalError, ...), as
-    from `Connection.execute`, and a lost connection is invalidated.
-    """
-    dialect = conn.dialect
-    pooled = conn.connection
-    try:
-        yield pooled.driver_connection
-    except dialect.loaded_dbapi.Error as error:
-        lost = dialect.is_disconnect(error, pooled.dbapi_connection, None)
-        if lost:
-            conn.invalidate(error)
-        raise DBAPIError.instance(
-            sql,
-            None,
-            error,
-            dialect.loaded_dbapi.Error,
-            dialect=dialect,
-            connection_invalidated=lost,
-        ) from error
+_PREPARED: dict[tuple[str, str, str], Prepared] = {}
 
 
-def _bind_processor(kind: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
-    """The column type's conversion of a value on its way to the driver (None: as it is)."""
-    if isinstance(kind, UtcDateTime) and dialect.name == "sqlite":
-        return sqlite_utc_text  # the same text as the two conversions below, in one step
-    process: Callable[[Any], Any] | None = kind.dialect_impl(dialect).bind_processor(dialect)
-    return process
-
-
-class _Results:
-    """RETURNING rows as {column: value}, each value converted back by its column's type."""
-
-    def __init__(self, columns: Sequence[str], types: Sequence[Any], dialect: Dialect) -> None:
-        self.columns = tuple(columns)
-        self.types = tuple(types)
-        self.dialect = dialect
-        self.processors: tuple[Any, ...] | None = None
-
-    def row(self, returned: Sequence[Any], description: Any) -> dict[str, Any]:
-        """A RETURNING row as {column: value}, converted back."""
-        processors = self.processors
-        if processors is None:
-            # psycopg's type codes say which conversion a column needs (SQLite's are None).
-            codes = [column[1] for column in description] if description else []
-            codes += [None] * (len(self.types) - len(codes))
-            processors = self.processors = tuple(
-                kind.dialect_impl(self.dialect).result_processor(self.dialect, code)
-                for kind, code in zip(self.types, codes, strict=True)
-            )
-        return {
-            name: value if process is None or value is None else process(value)
-            for name, value, process in zip(self.columns, returned, processors, strict=True)
-        }
-
-
-class _Prepared:
-    """A statement compiled once for SQLite and run straight on sqlite3.
-
-    sqlite3 keeps the statement prepared in its statement cache, and the values get each
-    column's own SQLAlchemy conversion on the way in (UTC datetimes, JSON) and out (RETURNING);
-    what is skipped is SQLAlchemy's per-execution machinery, which cost more than the database's
-    own work. Several rows go through `executemany` (one loop in sqlite3).
-    """
-
-    def __init__(self, statement: ClauseElement, dialect: Dialect, keys: Iterable[str]) -> None:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(keys)))
-        if compiled.escaped_bind_names:
-            raise ValueError("prepared statements take plain parameter names only")
-        if compiled.positiontup is None:
-            raise ValueError("prepared statements take positional (`?`) placeholders only")
-        self.sql = compiled.string
-        # `?` placeholders in order; a name may repeat (`b_first` fills three `?`). One
-        # conversion per name, written to every place the name takes.
-        self.names = tuple(compiled.positiontup)
-        places: dict[str, list[int]] = {}
-        for index, name in enumerate(self.names):
-            places.setdefault(name, []).append(index)
-        binds = compiled.binds
-        self.conversions = tuple(
-            (name, process, tuple(where))
-            for name, where in places.items()
-            if (process := _bind_processor(binds[name].type, dialect)) is not None
-        )
-        returned = compiled._result_columns or []  # (key, name, objects, type) of RETURNING
-        self.results = _Results(
-            [column.keyname for column in returned], [column.type for column in returned], dialect
-        )
-
-    def parameters(
-        self, values: Mapping[str, Any], *, like: Any = None, same: frozenset[str] = frozenset()
-    ) -> list[Any]:
-        """The values as the driver takes them (in placeholder order), converted.
-
-        The values named in `same` are taken, already converted, from `like`: what this method
-        returned for an earlier run with the same values there (a batch's arrival time).
-        """
-        converted = [values[name] for name in self.names]
-        for name, process, places in self.conversions:
-            if like is not None and name in same:
-                for place in places:
-                    converted[place] = like[place]
-                continue
-            value = values[name]
-            if value is not None:
-                value = process(value)
-                for place in places:
-                    converted[place] = value
-        return converted
-
-    def returning(self, driver: Any, parameters: Sequence[Any]) -> tuple[list[Any], Any]:
-        """Run once per parameter set; the rows all the runs returned and their description."""
-        rows: list[Any] = []
-        description = None
-        for values in parameters:  # in-process: a call per run costs next to nothing
-            cursor = driver.execute(self.sql, values)
-            rows.extend(cursor.fetchall())
-            description = cursor.description
-        return rows, description
-
-    def many(self, driver: Any, parameters: Sequence[Any]) -> Any:
-        """Run once per parameter set (no RETURNING); the cursor, whose rowcount is the total."""
-        return driver.executemany(self.sql, parameters)
-
-
-_PREPARED: dict[tuple[str, str, str], _Prepared] = {}
-
-
-def _prepared(name: str, dialect: Dialect) -> _Prepared:
+def _prepared(name: str, dialect: Dialect) -> Prepared:
     """The hot SQLite statement `name` ("lock", "insert_events", "save_state")."""
     key = (name, dialect.name, dialect.driver)
     prepared = _PREPARED.get(key)
     if prepared is None:
         if name == "lock":
-            prepared = _Prepared(cast(ClauseElement, _LOCK), dialect, _LOCK_KEYS)
+            prepared = Prepared(cast(ClauseElement, _LOCK), dialect, _LOCK_KEYS)
         elif name == "insert_events":
-            prepared = _Prepared(cast(ClauseElement, _INSERT_EVENTS), dialect, _EVENT_KEYS)
+            prepared = Prepared(cast(ClauseElement, _INSERT_EVENTS), dialect, _EVENT_KEYS)
         else:
-            prepared = _Prepared(cast(ClauseElement, _SAVE_STATE), dialect, ())
+            prepared = Prepared(cast(ClauseElement, _SAVE_STATE), dialect, ())
         _PREPARED[key] = prepared
     return prepared
 
@@ -394,7 +264,7 @@ def _array_type(kind: TypeEngine[Any], dialect: Dialect) -> str:
 
 def _array_conversion(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
     """What each value of a column's array goes through (None: as it is)."""
-    process = _bind_processor(kind, dialect)
+    process = bind_processor(kind, dialect)
     if isinstance(kind, Float) and process is None:
         # psycopg cannot send a list mixing ints and floats (an int is a fine float here).
         return float
@@ -422,7 +292,7 @@ class _Arrays:
     once per connection, and both psycopg and the server handle one statement where a
     statement per row (sent as a pipeline) cost them more than the rows themselves. Each value
     gets its column type's SQLAlchemy conversion on the way in, and RETURNING rows on the way
-    out, as with `_Prepared`.
+    out, as with `Prepared`.
     """
 
     def __init__(
@@ -436,7 +306,7 @@ class _Arrays:
         self.columns = tuple(
             (name, _array_conversion(column.type, dialect)) for name, column in columns
         )
-        self.results = _Results(
+        self.results = Results(
             [column.key for column in returning], [column.type for column in returning], dialect
         )
 
@@ -771,7 +641,7 @@ def store(
     if not event_parameters and not state_parameters and not commit:
         return 0
     inserted = None
-    with _driver(conn, inserting.sql if event_parameters else saving.sql) as driver:
+    with driver_connection(conn, inserting.sql if event_parameters else saving.sql) as driver:
         if event_parameters:
             inserted = inserting.many(driver, event_parameters)
         if state_parameters:
@@ -805,7 +675,7 @@ def _store_postgres(
     # psycopg sends every statement (and the COMMIT) and waits for the server once, when the
     # pipeline ends. A failed statement aborts the rest, COMMIT included.
     sql = inserting.sql if event_parameters is not None else saving.sql
-    with _driver(conn, sql) as driver, driver.pipeline():
+    with driver_connection(conn, sql) as driver, driver.pipeline():
         if event_parameters is not None:
             inserted = driver.cursor()
             inserted.execute(inserting.sql, event_parameters)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +32,7 @@ from sqlmodel import Session
 
 from engine.assessment import Assessment, Reason
 from storage import tables
+from storage._prepared import execute
 from storage._sql import MAX_PARAMETERS, chunks, connection, upsert
 from storage.codec import reasons_from_json, reasons_to_json
 from storage.tables import ACTIVE_ESCALATION_STATUSES
@@ -213,7 +214,7 @@ def _open_statement(insert_into: postgresql.Insert | sqlite.Insert) -> Executabl
     return insert_into.on_conflict_do_nothing(
         index_elements=[_escalations.c.conversation_id],
         index_where=tables.ACTIVE_PREDICATE,
-    ).returning(*_escalations.c)
+    ).returning(_escalations.c.id)
 
 
 _OPEN = {
@@ -266,7 +267,8 @@ def record_handoff_event(
     detail: dict[str, Any] | None = None,
 ) -> int:
     """Log one step (a transition, an SLA re-alert, a platform hand-off call); returns its id."""
-    result = connection(session).execute(
+    returned = execute(
+        connection(session),
         _LOG_STEP,
         {
             "escalation_id": escalation_id,
@@ -280,7 +282,7 @@ def record_handoff_event(
             "detail": detail,
         },
     )
-    return int(result.scalar_one())
+    return int(returned[0]["id"])
 
 
 def open_escalation(
@@ -299,12 +301,13 @@ def open_escalation(
     if assessment.level is None:
         raise ValueError("an escalation needs a level; the assessment has none")
     conn = connection(session)
+    reasons = reasons_to_json(assessment.reasons)
     values = {
         "conversation_id": conversation_id,
         "status": EscalationStatus.OPEN.value,
         "level": assessment.level,
         "score": assessment.score,
-        "reasons": reasons_to_json(assessment.reasons),
+        "reasons": reasons,
         "team": assessment.team,
         "mention": assessment.mention,
         "summary": summary,
@@ -313,11 +316,35 @@ def open_escalation(
         "opened_at_event_id": assessment.event_id,
         "updated_at": now,
     }
-    row = conn.execute(_for_dialect(_OPEN, conn), values).mappings().one_or_none()
-    if row is None:
+    returned = execute(conn, _for_dialect(_OPEN, conn), values)
+    if not returned:
         existing = active_escalation(session=session, conversation_id=conversation_id)
         raise EscalationAlreadyActive(conversation_id, existing.id if existing else None)
-    record = _record(row)
+    # The row is what was just written: built from the values rather than read back, which
+    # would decode its JSON (the summary) again.
+    opened_at = now.astimezone(UTC)
+    record = EscalationRecord(
+        id=int(returned[0]["id"]),
+        conversation_id=conversation_id,
+        status=EscalationStatus.OPEN,
+        level=assessment.level,
+        score=float(assessment.score),
+        reasons=reasons_from_json(reasons),
+        team=assessment.team,
+        mention=assessment.mention,
+        summary=summary,
+        snapshot=snapshot,
+        opened_at=opened_at,
+        opened_at_event_id=assessment.event_id,
+        claimed_by=None,
+        claimed_by_name=None,
+        claimed_at=None,
+        closed_at=None,
+        closed_by=None,
+        outcome=None,
+        note=None,
+        updated_at=opened_at,
+    )
     record_handoff_event(
         session=session,
         escalation_id=record.id,

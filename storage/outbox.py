@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from storage import tables
+from storage._prepared import execute
 from storage._sql import connection, is_postgres
 
 _outbox = tables.outbox
@@ -130,7 +131,7 @@ def enqueue(
         statement = _ENQUEUE_COALESCING[
             "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
         ]
-    return int(conn.execute(statement, values).scalar_one())
+    return int(execute(conn, statement, values)[0]["id"])
 
 
 def lease_due(

@@ -7,7 +7,7 @@ JSON columns are also checked for SQL NULL (not a JSON `null`) where nothing was
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -163,6 +163,21 @@ def test_opening_without_team_mention_or_reasons_stores_nulls_and_an_empty_list(
     assert (row["team"], row["mention"], row["reasons"]) == (None, None, [])
     assert not reasons_null
     assert (record.team, record.mention, record.reasons) == (None, None, ())
+
+
+def test_the_opened_record_is_the_row_as_read_back(database: Database) -> None:
+    # The record is built from the values written, not read back: it must equal a read, for
+    # a time in another zone with microseconds, an int score and int reason points too.
+    at = datetime(2025, 3, 14, 11, 30, 5, 123456, tzinfo=timezone(timedelta(hours=2)))
+    verdict = _assessment(score=7, reasons=(Reason("anger", 2, "angry words", ("e3",)),))
+    with database.session() as session:
+        record = _open(session, at=at, assessment=verdict)
+        read = escalations.get_escalation(session=session, escalation_id=record.id)
+    assert read == record
+    assert record.opened_at.tzinfo is UTC
+    assert record.opened_at == at
+    assert isinstance(record.score, float)
+    assert record.reasons[0].points == 2.0
 
 
 def test_a_refused_opening_writes_nothing(database: Database) -> None:

@@ -147,17 +147,24 @@ class ConversationState:
 
     def to_dict(self) -> dict[str, Any]:
         """The state as plain JSON-ready values."""
+        last = self.last_at
+        last_text = _dt(last)
+
+        def text(value: datetime | None) -> str | None:
+            # Most times here are the last event's (all of them, after a first event).
+            return last_text if value is last else _dt(value)
+
         return {
             "v": STATE_VERSION,
             "turns": self.turns,
-            "started_at": _dt(self.started_at),
-            "last_at": _dt(self.last_at),
+            "started_at": text(self.started_at),
+            "last_at": last_text,
             "sentiments": [[p.turn, p.event_id, p.compound] for p in self.sentiments],
             "sentiment_mean": self.sentiment_mean,
             "best_sentiment": self.best_sentiment,
             "best_sentiment_turn": self.best_sentiment_turn,
             "sentiment_trend": list(self.sentiment_trend),
-            "human_requested_at": _dt(self.human_requested_at),
+            "human_requested_at": text(self.human_requested_at),
             "human_request_quote": self.human_request_quote,
             "human_request_event": self.human_request_event,
             "fallback_streak": self.fallback_streak,
@@ -172,7 +179,7 @@ class ConversationState:
             "corrections": [[hit.turn, hit.event_id, hit.what] for hit in self.corrections],
             "shouts": [[hit.turn, hit.event_id, hit.what] for hit in self.shouts],
             "waits": [[hit.turn, hit.event_id, hit.what] for hit in self.waits],
-            "awaiting_reply_since": _dt(self.awaiting_reply_since),
+            "awaiting_reply_since": text(self.awaiting_reply_since),
             "after_bot_answer": self.after_bot_answer,
             "after_bot_question": self.after_bot_question,
             "ended": self.ended,
@@ -183,9 +190,7 @@ class ConversationState:
             "handed_off": self.handed_off,
             "wants": list(self.wants),
             "bot_tried": list(self.bot_tried),
-            "recent": [
-                [m.role.value, m.text, m.timestamp.isoformat(), m.event_id] for m in self.recent
-            ],
+            "recent": [[m.role.value, m.text, text(m.timestamp), m.event_id] for m in self.recent],
             "identifiers": list(self.identifiers),
         }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ClauseElement, Connection, Executable
@@ -46,10 +47,39 @@ def driver_connection(conn: Connection, sql: str) -> Iterator[Any]:
         ) from error
 
 
+class SqliteTimes:
+    """`sqlite_utc_text`, remembering the texts of the datetimes it converted last.
+
+    One post's arrival time is written as the conversation's creation and update time, the
+    events' arrival time and the state's update time, and an event's time as its own, the
+    conversation's first and last: the same objects, converted once each. Datetimes cannot
+    change, so the same object always has the same text. The object is kept beside its text:
+    while it is remembered, its id cannot be given to another object.
+    """
+
+    LIMIT = 1024  # forgotten all at once past this (a group holds at most 256 posts)
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[datetime, str]] = {}
+
+    def __call__(self, value: datetime) -> str:
+        seen = self._seen.get(id(value))
+        if seen is not None and seen[0] is value:
+            return seen[1]
+        text = sqlite_utc_text(value)
+        if len(self._seen) >= self.LIMIT:
+            self._seen.clear()
+        self._seen[id(value)] = (value, text)  # one store: other threads see all or nothing
+        return text
+
+
+_SQLITE_TIMES = SqliteTimes()
+
+
 def bind_processor(kind: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     """The column type's conversion of a value on its way to the driver (None: as it is)."""
     if isinstance(kind, UtcDateTime) and dialect.name == "sqlite":
-        return sqlite_utc_text  # the same text as the two conversions below, in one step
+        return _SQLITE_TIMES  # the same text as the two conversions below, in one step
     process: Callable[[Any], Any] | None = kind.dialect_impl(dialect).bind_processor(dialect)
     return process
 

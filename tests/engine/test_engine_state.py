@@ -48,6 +48,26 @@ def test_the_state_survives_a_json_round_trip_and_replays_identically() -> None:
     assert from_restored == from_original
 
 
+def test_every_time_is_stored_as_its_own_text() -> None:
+    # The last event's time is written once and reused; every other time keeps its own text.
+    chat = Chat()
+    play(chat, 7)
+    state = chat.state
+    stored = state.to_dict()
+    assert state.started_at is not None
+    assert state.last_at is not None
+    assert state.started_at != state.last_at
+    assert stored["started_at"] == state.started_at.isoformat()
+    assert stored["last_at"] == state.last_at.isoformat()
+    assert stored["human_requested_at"] == (
+        state.human_requested_at.isoformat() if state.human_requested_at else None
+    )
+    assert [message[2] for message in stored["recent"]] == [
+        message.timestamp.isoformat() for message in state.recent
+    ]
+    assert len({message[2] for message in stored["recent"]}) == len(state.recent)
+
+
 def test_a_fresh_state_round_trips_too() -> None:
     fresh = ConversationState.new()
 

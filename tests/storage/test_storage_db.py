@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from storage import conversations, tables
+from storage._prepared import SqliteTimes
 from storage.db import LATEST_VERSION, Database, default_database_url, normalize_url, redact_url
 from storage.types import UtcDateTime, sqlite_utc_text
 from tests.storage.storage_helpers import META, T0, kill_pooled_connection, message
@@ -167,6 +168,26 @@ def test_the_fast_sqlite_time_text_is_what_sqlalchemy_would_store(moment: dateti
 def test_the_fast_sqlite_time_text_refuses_naive_times() -> None:
     with pytest.raises(ValueError, match="naive datetime"):
         sqlite_utc_text(datetime(2025, 3, 14, 9, 0))
+
+
+def test_remembered_sqlite_times_give_each_object_its_own_text() -> None:
+    times = SqliteTimes()
+    start = datetime(2025, 3, 14, 9, 0, 0, 250, tzinfo=UTC)
+    seen: list[datetime] = []
+    # Far more objects than are remembered (so it forgets, and the ids of dropped objects are
+    # handed out again), each converted twice, some equal in time but in another zone.
+    for index in range(3 * SqliteTimes.LIMIT):
+        moment = start + timedelta(seconds=index)
+        if index % 3 == 0:
+            moment = moment.astimezone(timezone(timedelta(hours=5)))
+        assert times(moment) == sqlite_utc_text(moment)
+        assert times(moment) == sqlite_utc_text(moment)
+        if index % 7 == 0:
+            seen.append(moment)
+    for moment in seen:
+        assert times(moment) == sqlite_utc_text(moment)
+    with pytest.raises(ValueError, match="naive datetime"):
+        times(datetime(2025, 3, 14, 9, 0))
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_database: Database) -> None:

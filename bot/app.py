@@ -216,9 +216,11 @@ class StorageChannelDirectory:
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | None:
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    # read(n) returns what has arrived so far: read to the end, or to just past the limit.
+    length = request.content_length
+    if length is not None:
+        # The HTTP parser delivers exactly Content-Length bytes: one read when that fits.
+        return None if length > limit else await request.read()
+    # Chunked: read(n) returns what has arrived so far; read to the end or just past the limit.
     body = bytearray()
     while len(body) <= limit:
         chunk = await request.content.read(limit + 1 - len(body))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
 from storage import conversations, escalations, outbox
-from tests.bot.conftest import Running, angry_conversation, conversation, message
+from tests.bot.conftest import SECRET, Running, angry_conversation, conversation, message, sign
 
 
 def stored_events(running: Running, cid: str) -> list[str]:
@@ -82,6 +84,45 @@ async def test_a_body_over_the_limit_gets_413(
     async for running in make_service(ESCALATIONS_MAX_BODY_BYTES="2048"):
         big = conversation("c-big", message("m1", "customer", "x" * 4000, 0))
         status, answer = await running.post(big)
+        assert status == 413
+        assert answer == {"error": "body larger than the limit of 2048 bytes"}
+        assert stored_events(running, "c-big") == []
+
+
+async def _post_chunked(running: Running, body: bytes) -> tuple[int, dict[str, Any]]:
+    """Post `body` in small chunks with no Content-Length (Transfer-Encoding: chunked)."""
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 500):
+            yield body[start : start + 500]
+
+    headers = {"Content-Type": "application/json", "X-Escalations-Signature": sign(SECRET, body)}
+    response = await running.client.post("/webhooks/generic", data=pieces(), headers=headers)
+    assert response.request_info.headers.get("Transfer-Encoding") == "chunked"
+    return response.status, await response.json()
+
+
+async def test_bodies_up_to_the_limit_are_taken_with_or_without_a_length(
+    make_service: Callable[..., AsyncIterator[Running]],
+) -> None:
+    async for running in make_service(ESCALATIONS_MAX_BODY_BYTES="2048"):
+        for cid, chunked in (("c-length", False), ("c-chunked", True)):
+            post = conversation(cid, message("m1", "customer", "", 0))
+            filler = 2048 - len(json.dumps(post).encode())
+            post["events"][0]["text"] = "x" * filler
+            body = json.dumps(post).encode()
+            assert len(body) == 2048
+            status, answer = await (_post_chunked(running, body) if chunked else running.post(body))
+            assert (status, answer["stored"]) == (200, 1)
+            assert stored_events(running, cid) == ["m1"]
+
+
+async def test_a_chunked_body_over_the_limit_gets_413(
+    make_service: Callable[..., AsyncIterator[Running]],
+) -> None:
+    async for running in make_service(ESCALATIONS_MAX_BODY_BYTES="2048"):
+        big = conversation("c-big", message("m1", "customer", "x" * 4000, 0))
+        status, answer = await _post_chunked(running, json.dumps(big).encode())
         assert status == 413
         assert answer == {"error": "body larger than the limit of 2048 bytes"}
         assert stored_events(running, "c-big") == []

@@ -16,6 +16,7 @@ from bench import (
     replay_bench,
     run_all,
     webhook_bench,
+    writer_bench,
 )
 from bench.chart import throughput_svg
 
@@ -83,6 +84,16 @@ def test_growth_bench_compares_a_late_event_with_event_ten() -> None:
     report = growth_bench.run(["--quick", "--late", "30"])
     assert _names(report) == ["event 10", "event 30"]
     assert "x event 10" in report.render()
+
+
+def test_writer_bench_stores_every_post_through_the_ingestor() -> None:
+    report = writer_bench.run(["--quick", "--posts", "60", "--events-per-post", "3", "--angry"])
+    assert _names(report) == ["CPU per post"]
+    (figures,) = report.raw["runs"]
+    assert figures["conversations"] == writer_bench.WARM_UP_POSTS + 60
+    assert figures["events"] == 3 * figures["conversations"]
+    assert figures["escalations"] > 0  # the angry mix escalates
+    assert figures["cpu_seconds"] > 0
 
 
 def test_latency_bench_sees_every_card_reach_the_slack_api() -> None:

@@ -179,12 +179,67 @@ def lock_conversations(
             description = cursor.description
         results = statement.results
     else:
-        prepared = _prepared("lock", conn.dialect)
-        with driver_connection(conn, prepared.sql) as driver:
-            rows, description = prepared.returning(driver, [prepared.parameters(v) for v in values])
-        results = prepared.results
+        return _lock_sqlite(conn, ordered, values)
     records = [_record(results.row(row, description)) for row in rows]
     return {record.id: record for record in records}
+
+
+def _lock_sqlite(
+    conn: Connection, ordered: Sequence[LockRequest], values: Sequence[dict[str, Any]]
+) -> dict[str, ConversationRecord]:
+    """`lock_conversations` on SQLite, whose transaction already holds the database's write
+    lock (BEGIN IMMEDIATE): nobody else can create a conversation between the look-up and the
+    insert. Known conversations are upserted (their meta merged) and read back; new ones, most
+    of a busy service's posts, are inserted in one `executemany` and their records built from
+    the values, as the upsert would have returned them."""
+    ids = [request.conversation_id for request in ordered]
+    known: set[str] = set()
+    for chunk in chunks(ids, MAX_PARAMETERS):
+        sql = _KNOWN_CONVERSATIONS + "(" + ",".join("?" * len(chunk)) + ")"
+        with driver_connection(conn, sql) as driver:
+            known.update(row[0] for row in driver.execute(sql, list(chunk)))
+    merged: dict[str, ConversationRecord] = {}
+    if known:
+        upsert = _prepared("lock", conn.dialect)
+        parameters = [upsert.parameters(v) for v in values if v["id"] in known]
+        with driver_connection(conn, upsert.sql) as driver:
+            rows, description = upsert.returning(driver, parameters)
+        for row in rows:
+            record = _record(upsert.results.row(row, description))
+            merged[record.id] = record
+    if len(known) < len(ids):
+        create = _prepared("create", conn.dialect)
+        parameters = [create.parameters(v) for v in values if v["id"] not in known]
+        with driver_connection(conn, create.sql) as driver:
+            create.many(driver, parameters)
+    return {
+        request.conversation_id: merged.get(request.conversation_id) or _new_record(request)
+        for request in ordered
+    }
+
+
+def _new_record(request: LockRequest) -> ConversationRecord:
+    """The record of a conversation just created by `request`."""
+    meta = request.meta
+    now = request.now.astimezone(UTC)
+    return ConversationRecord(
+        id=request.conversation_id,
+        meta=ConversationMeta(
+            platform=meta.platform,
+            customer=meta.customer,
+            metadata={str(key): str(value) for key, value in meta.metadata.items()},
+            language=meta.language,
+            link=meta.link,
+        ),
+        state=None,
+        score=0.0,
+        level=None,
+        status="active",
+        first_event_at=None,
+        last_event_at=None,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def _lock_values(request: LockRequest) -> dict[str, Any]:
@@ -231,12 +286,14 @@ _PREPARED: dict[tuple[str, str, str], Prepared] = {}
 
 
 def _prepared(name: str, dialect: Dialect) -> Prepared:
-    """The hot SQLite statement `name` ("lock", "insert_events", "save_state")."""
+    """The hot SQLite statement `name` ("lock", "create", "insert_events", "save_state")."""
     key = (name, dialect.name, dialect.driver)
     prepared = _PREPARED.get(key)
     if prepared is None:
         if name == "lock":
             prepared = Prepared(cast(ClauseElement, _LOCK), dialect, _LOCK_KEYS)
+        elif name == "create":
+            prepared = Prepared(cast(ClauseElement, _CREATE), dialect, _LOCK_KEYS)
         elif name == "insert_events":
             prepared = Prepared(cast(ClauseElement, _INSERT_EVENTS), dialect, _EVENT_KEYS)
         else:
@@ -482,6 +539,8 @@ def _lock_statement() -> Executable:
 
 
 _LOCK = _lock_statement()
+_CREATE = sqlite.insert(_conversations)  # a conversation not stored yet (`_lock_sqlite`)
+_KNOWN_CONVERSATIONS = "SELECT id FROM conversations WHERE id IN "
 _INSERT_EVENTS = sqlite.insert(_events).on_conflict_do_nothing(
     index_elements=[_events.c.conversation_id, _events.c.event_id]
 )

@@ -83,9 +83,13 @@ def test_a_round_creates_new_conversations_and_merges_into_known_ones(database: 
     assert bare.meta == new_meta
     assert (bare.created_at, bare.updated_at) == (T0, LATER)
 
+    # Every record is the row as stored (SQLite builds a new conversation's from its values).
     with database.session() as session:
-        again = conversations.get_conversation(session=session, conversation_id="known")
-    assert again == known
+        stored = {
+            cid: conversations.get_conversation(session=session, conversation_id=cid)
+            for cid in records
+        }
+    assert stored == records
 
 
 def test_a_round_locks_its_conversations_in_code_point_order_of_their_ids(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -11,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, select, text
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session
 
 from storage import conversations, tables
@@ -206,6 +208,52 @@ def test_a_read_only_session_reads_while_a_writer_holds_the_lock(
         with sqlite_database.session(read_only=True) as reader:
             # WAL: the reader sees the last committed state and does not wait for the writer.
             assert conversations.get_conversation(session=reader, conversation_id="c1") is None
+
+
+def _raw_sqlite(database: Database, timeout: float) -> sqlite3.Connection:
+    """A connection of another program to the same file, outside the Database."""
+    path = database.url.database
+    assert path is not None
+    return sqlite3.connect(path, timeout=timeout, isolation_level=None)
+
+
+def test_a_write_session_holds_the_write_lock_from_its_start(sqlite_database: Database) -> None:
+    other = _raw_sqlite(sqlite_database, timeout=0)
+    try:
+        with sqlite_database.session() as writer:
+            writer.connection()  # nothing written yet
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                other.execute("BEGIN IMMEDIATE")
+        with sqlite_database.session(read_only=True) as reader:
+            reader.connection()
+            other.execute("BEGIN IMMEDIATE")  # a reader leaves the write lock free
+            other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_a_write_session_waits_for_another_writer_then_fails_as_sqlalchemy_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("storage.db.SQLITE_BUSY_TIMEOUT_MS", 300)
+    database = Database(f"sqlite:///{tmp_path / 'locked.db'}")
+    database.migrate()
+    other = _raw_sqlite(database, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with (
+            pytest.raises(OperationalError, match="database is locked"),
+            database.session() as writer,
+        ):
+            writer.connection()
+        assert time.monotonic() - started >= 0.25  # it waited its busy timeout first
+        other.execute("ROLLBACK")
+        with database.session() as writer:  # free again: the pool's connection still works
+            conversations.lock_conversation(session=writer, conversation_id="c", meta=META, now=T0)
+    finally:
+        other.close()
+        database.dispose()
 
 
 def test_the_default_database_is_a_sqlite_file_under_var(

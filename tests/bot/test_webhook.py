@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from connectors.generic import sign
 from storage import conversations, escalations, outbox
-from tests.bot.conftest import SECRET, Running, angry_conversation, conversation, message, sign
+from tests.bot.conftest import SECRET, Running, angry_conversation, conversation, message
 
 
 def stored_events(running: Running, cid: str) -> list[str]:

@@ -143,20 +143,10 @@ class Prepared:
             [column.keyname for column in returned], [column.type for column in returned], dialect
         )
 
-    def parameters(
-        self, values: Mapping[str, Any], *, like: Any = None, same: frozenset[str] = frozenset()
-    ) -> list[Any]:
-        """The values as the driver takes them (in placeholder order), converted.
-
-        The values named in `same` are taken, already converted, from `like`: what this method
-        returned for an earlier run with the same values there (a batch's arrival time).
-        """
+    def parameters(self, values: Mapping[str, Any]) -> list[Any]:
+        """The values as the driver takes them (in placeholder order), converted."""
         converted = [values[name] for name in self.names]
         for name, process, places in self.conversions:
-            if like is not None and name in same:
-                for place in places:
-                    converted[place] = like[place]
-                continue
             value = values[name]
             if value is not None:
                 value = process(value)
@@ -182,6 +172,20 @@ class Prepared:
 _COMPILED: dict[tuple[int, frozenset[str], str], tuple[Executable, Prepared]] = {}
 
 
+def prepared(statement: Executable, dialect: Dialect, keys: Iterable[str]) -> Prepared:
+    """`statement` compiled for SQLite with the value names `keys`, once per statement, set of
+    names and driver."""
+    names = frozenset(keys)
+    key = (id(statement), names, dialect.driver)
+    entry = _COMPILED.get(key)
+    if entry is None or entry[0] is not statement:  # (an id is only unique while alive)
+        entry = _COMPILED[key] = (
+            statement,
+            Prepared(cast(ClauseElement, statement), dialect, names),
+        )
+    return entry[1]
+
+
 def execute(
     conn: Connection, statement: Executable, values: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
@@ -194,12 +198,7 @@ def execute(
     """
     if conn.dialect.name != "sqlite":
         return [dict(row) for row in conn.execute(statement, values).mappings()]
-    key = (id(statement), frozenset(values), conn.dialect.driver)
-    entry = _COMPILED.get(key)
-    if entry is None or entry[0] is not statement:  # (an id is only unique while alive)
-        compiled = Prepared(cast(ClauseElement, statement), conn.dialect, values)
-        entry = _COMPILED[key] = (statement, compiled)
-    prepared = entry[1]
-    with driver_connection(conn, prepared.sql) as driver:
-        rows, description = prepared.returning(driver, [prepared.parameters(values)])
-    return [prepared.results.row(row, description) for row in rows]
+    compiled = prepared(statement, conn.dialect, values)
+    with driver_connection(conn, compiled.sql) as driver:
+        rows, description = compiled.returning(driver, [compiled.parameters(values)])
+    return [compiled.results.row(row, description) for row in rows]

@@ -6,12 +6,11 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    ClauseElement,
     Column,
     ColumnElement,
     Connection,
@@ -37,7 +36,7 @@ from sqlmodel import Session
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
 from storage import tables
-from storage._prepared import Prepared, Results, bind_processor, driver_connection
+from storage._prepared import Results, bind_processor, driver_connection, prepared
 from storage._sql import MAX_PARAMETERS, chunks, connection
 from storage.codec import reasons_from_json, reasons_to_json
 from storage.types import UtcDateTime
@@ -200,7 +199,7 @@ def _lock_sqlite(
             known.update(row[0] for row in driver.execute(sql, list(chunk)))
     merged: dict[str, ConversationRecord] = {}
     if known:
-        upsert = _prepared("lock", conn.dialect)
+        upsert = prepared(_LOCK, conn.dialect, _LOCK_KEYS)
         parameters = [upsert.parameters(v) for v in values if v["id"] in known]
         with driver_connection(conn, upsert.sql) as driver:
             rows, description = upsert.returning(driver, parameters)
@@ -208,7 +207,7 @@ def _lock_sqlite(
             record = _record(upsert.results.row(row, description))
             merged[record.id] = record
     if len(known) < len(ids):
-        create = _prepared("create", conn.dialect)
+        create = prepared(_CREATE, conn.dialect, _LOCK_KEYS)
         parameters = [create.parameters(v) for v in values if v["id"] not in known]
         with driver_connection(conn, create.sql) as driver:
             create.many(driver, parameters)
@@ -279,27 +278,6 @@ _LOCK_KEYS = (
     "updated_at",
 )
 _EVENT_KEYS = tuple(column.key for column in _events.columns if column is not _events.c.pk)
-_BATCH_VALUES = frozenset({"received_at"})  # the same for every event of a batch
-
-
-_PREPARED: dict[tuple[str, str, str], Prepared] = {}
-
-
-def _prepared(name: str, dialect: Dialect) -> Prepared:
-    """The hot SQLite statement `name` ("lock", "create", "insert_events", "save_state")."""
-    key = (name, dialect.name, dialect.driver)
-    prepared = _PREPARED.get(key)
-    if prepared is None:
-        if name == "lock":
-            prepared = Prepared(cast(ClauseElement, _LOCK), dialect, _LOCK_KEYS)
-        elif name == "create":
-            prepared = Prepared(cast(ClauseElement, _CREATE), dialect, _LOCK_KEYS)
-        elif name == "insert_events":
-            prepared = Prepared(cast(ClauseElement, _INSERT_EVENTS), dialect, _EVENT_KEYS)
-        else:
-            prepared = Prepared(cast(ClauseElement, _SAVE_STATE), dialect, ())
-        _PREPARED[key] = prepared
-    return prepared
 
 
 def _array_type(kind: TypeEngine[Any], dialect: Dialect) -> str:
@@ -687,15 +665,13 @@ def store(
     conn = connection(session)
     if conn.dialect.name == "postgresql":
         return _store_postgres(conn, events, states, commit=commit)
-    inserting = _prepared("insert_events", conn.dialect)
-    saving = _prepared("save_state", conn.dialect)
+    inserting = prepared(_INSERT_EVENTS, conn.dialect, _EVENT_KEYS)
+    saving = prepared(_SAVE_STATE, conn.dialect, ())
     event_parameters: list[Any] = []
-    for batch in events:
-        converted = None  # the batch's arrival time is converted once
+    for batch in events:  # (the batch's arrival time is converted once: `SqliteTimes`)
         for event, verdict in batch.rows:
             values = _event_values(batch.conversation_id, event, verdict, batch.received_at)
-            converted = inserting.parameters(values, like=converted, same=_BATCH_VALUES)
-            event_parameters.append(converted)
+            event_parameters.append(inserting.parameters(values))
     state_parameters = [saving.parameters(_state_values(change)) for change in states]
     if not event_parameters and not state_parameters and not commit:
         return 0

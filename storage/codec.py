@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,25 @@ def reasons_to_json(reasons: Iterable[Reason]) -> list[dict[str, Any]]:
         }
         for reason in reasons
     ]
+
+
+class ReasonsText:
+    """`json.dumps(reasons_to_json(reasons))`, kept for the last tuple of reasons.
+
+    The engine hands the same tuple from event to event while a conversation's reasons hold,
+    and a batch's events are stored one after another: a run of them is encoded once.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[tuple[Reason, ...], str] = ((), "[]")
+
+    def __call__(self, reasons: tuple[Reason, ...]) -> str:
+        last = self._last
+        if reasons is last[0]:
+            return last[1]
+        text = json.dumps(reasons_to_json(reasons))
+        self._last = (reasons, text)  # one store: other threads see all or nothing
+        return text
 
 
 def reasons_from_json(value: Iterable[Mapping[str, Any]] | None) -> tuple[Reason, ...]:

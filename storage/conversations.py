@@ -38,7 +38,7 @@ from engine.events import ConversationEvent, ConversationMeta, Customer, EventTy
 from storage import tables
 from storage._prepared import Results, bind_processor, driver_connection, prepared
 from storage._sql import MAX_PARAMETERS, chunks, connection
-from storage.codec import reasons_from_json, reasons_to_json
+from storage.codec import ReasonsText, reasons_from_json, reasons_to_json
 from storage.types import UtcDateTime
 
 _conversations = tables.conversations
@@ -522,6 +522,7 @@ _KNOWN_CONVERSATIONS = "SELECT id FROM conversations WHERE id IN "
 _INSERT_EVENTS = sqlite.insert(_events).on_conflict_do_nothing(
     index_elements=[_events.c.conversation_id, _events.c.event_id]
 )
+_REASONS_TEXT = ReasonsText()  # the events' reasons on SQLite, as the JSON column's text
 
 
 def get_conversation(*, session: Session, conversation_id: str) -> ConversationRecord | None:
@@ -575,7 +576,9 @@ def _event_values(
     event: ConversationEvent,
     assessment: Assessment | None,
     received_at: datetime,
+    reasons: Callable[[tuple[Reason, ...]], Any] = reasons_to_json,
 ) -> dict[str, Any]:
+    """An event row's values; `reasons` writes the verdict's reasons (as JSON or its text)."""
     return {
         "conversation_id": conversation_id,
         "event_id": event.event_id,
@@ -591,7 +594,7 @@ def _event_values(
         "extra": dict(event.extra) if event.extra else None,
         "score": assessment.score if assessment is not None else None,
         "level": assessment.level if assessment is not None else None,
-        "reasons": reasons_to_json(assessment.reasons) if assessment is not None else None,
+        "reasons": reasons(assessment.reasons) if assessment is not None else None,
         "decision": assessment.decision.value if assessment is not None else None,
     }
 
@@ -665,12 +668,15 @@ def store(
     conn = connection(session)
     if conn.dialect.name == "postgresql":
         return _store_postgres(conn, events, states, commit=commit)
-    inserting = prepared(_INSERT_EVENTS, conn.dialect, _EVENT_KEYS)
+    # The reasons come as their JSON text, each reason encoded once (`ReasonsText`).
+    inserting = prepared(_INSERT_EVENTS, conn.dialect, _EVENT_KEYS, ready=("reasons",))
     saving = prepared(_SAVE_STATE, conn.dialect, ())
     event_parameters: list[Any] = []
     for batch in events:  # (the batch's arrival time is converted once: `SqliteTimes`)
         for event, verdict in batch.rows:
-            values = _event_values(batch.conversation_id, event, verdict, batch.received_at)
+            values = _event_values(
+                batch.conversation_id, event, verdict, batch.received_at, _REASONS_TEXT
+            )
             event_parameters.append(inserting.parameters(values))
     state_parameters = [saving.parameters(_state_values(change)) for change in states]
     if not event_parameters and not state_parameters and not commit:

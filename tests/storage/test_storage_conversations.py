@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -9,9 +10,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from engine.assessment import Decision
+from engine.assessment import Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
 from storage import conversations
+from storage.codec import ReasonsText, reasons_to_json
 from storage.db import Database
 from tests.storage.storage_helpers import META, T0, assessment, message
 
@@ -138,6 +140,43 @@ def test_transcript_is_in_time_order_with_each_verdict(database: Database) -> No
     assert stored[2].reasons == verdict.reasons
     assert stored[2].decision is Decision.OPEN
     assert stored[2].received_at == T0 + timedelta(minutes=1)
+
+
+def test_each_event_keeps_its_own_reasons_when_a_run_shares_them(database: Database) -> None:
+    # The engine hands one tuple of reasons from event to event while they hold; the store
+    # encodes a run of them once. Every event must still read back its own reasons.
+    shared = (
+        Reason("fallbacks", 3.0, 'the bot failed 3 times "in a row"', ("e1", "e2")),
+        Reason("sentiment", 1.5, "negative sentiment \u00e9 -0.6", ()),
+    )
+    later = (shared[0],)
+    rows = [
+        (message("e1"), assessment("e1", reasons=shared)),
+        (message("e2"), assessment("e2", reasons=shared)),
+        (message("e3"), assessment("e3", reasons=later)),
+        (message("e4"), assessment("e4", reasons=())),
+        (message("e5"), assessment("e5", reasons=shared)),
+    ]
+    with database.session() as session:
+        conversations.lock_conversation(session=session, conversation_id="c", meta=META, now=T0)
+        conversations.insert_events(session=session, conversation_id="c", rows=rows, received_at=T0)
+        stored = conversations.transcript(session=session, conversation_id="c")
+    assert {item.event.event_id: item.reasons for item in stored} == {
+        "e1": shared,
+        "e2": shared,
+        "e3": later,
+        "e4": (),
+        "e5": shared,
+    }
+
+
+def test_reasons_text_is_the_json_of_the_tuple_it_is_given() -> None:
+    text_of = ReasonsText()
+    first = (Reason("repetition", 2.0, "the customer repeated themselves", ("e1",)),)
+    second = (Reason("repetition", 2.5, "the customer repeated themselves 2 times", ("e1", "e3")),)
+    for reasons in (first, first, second, (), first, tuple(first)):
+        assert json.loads(text_of(reasons)) == reasons_to_json(reasons)
+        assert text_of(reasons) == json.dumps(reasons_to_json(reasons))
 
 
 def test_a_big_batch_is_stored_whole(database: Database) -> None:

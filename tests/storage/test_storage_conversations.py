@@ -174,7 +174,17 @@ def test_reasons_text_is_the_json_of_the_tuple_it_is_given() -> None:
     text_of = ReasonsText()
     first = (Reason("repetition", 2.0, "the customer repeated themselves", ("e1",)),)
     second = (Reason("repetition", 2.5, "the customer repeated themselves 2 times", ("e1", "e3")),)
-    for reasons in (first, first, second, (), first, tuple(first)):
+    awkward = (
+        Reason(
+            "frustration",
+            7,
+            'said "this is useless\\" \u2014 caf\u00e9 \U0001f620\n',
+            ('a"b', "\u00e9"),
+        ),
+        Reason("sentiment", float("inf"), "", ()),
+        Reason("sentiment", -0.0, "x", ("e1",) * 3),
+    )
+    for reasons in (first, first, second, (), first, tuple(first), awkward):
         assert json.loads(text_of(reasons)) == reasons_to_json(reasons)
         assert text_of(reasons) == json.dumps(reasons_to_json(reasons))
 

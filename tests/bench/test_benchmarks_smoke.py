@@ -50,7 +50,7 @@ def test_webhook_bench_measures_the_ceiling_and_sqlite_ingest() -> None:
         "ceiling: parse + VADER + 200",
         "SQLite, 1 event/post",
         "SQLite, 1 event/post, p99",
-        "SQLite, 5 events/post",
+        "SQLite, 5 events/post, 2 connections",
     ]
     first_run = report.raw["runs"][0]
     assert first_run["sqlite"]["ok"] > 0

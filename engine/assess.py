@@ -695,11 +695,17 @@ def _first_live(hits: deque[Hit], turns: int, memory: int) -> int:
     return start
 
 
+# A hit's fields, read in C (a loop over hits is rebuilt at nearly every event of a loop).
+_hit_event_id = attrgetter("event_id")
+_hit_what = attrgetter("what")
+
+
 def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reason | None:
-    if not hits or len(hits) < config.min_repeats:
+    count = len(hits)
+    if not count or count < config.min_repeats:
         return None
-    customer = [hit.what for hit in hits].count("customer")
-    bot = len(hits) - customer
+    customer = list(map(_hit_what, hits)).count("customer")
+    bot = count - customer
     parts = []
     if customer:
         parts.append(
@@ -709,8 +715,8 @@ def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reaso
         parts.append("the bot repeated itself" + ("" if bot == 1 else f" {bot} times"))
     text = f"{' and '.join(parts)} ({_turns(hits[0].turn, hits[-1].turn)})"
     # Full weight two repeats after the first that counts: a loop of three is enough alone.
-    strength = min(1.0, len(hits) / (config.min_repeats + 2))
-    ids = tuple([hit.event_id for hit in hits])
+    strength = min(1.0, count / (config.min_repeats + 2))
+    ids = tuple(map(_hit_event_id, hits))
     return Reason("repetition", round(config.weight * strength, 1), text, ids)
 
 

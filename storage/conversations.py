@@ -582,8 +582,8 @@ def _event_values(
     return {
         "conversation_id": conversation_id,
         "event_id": event.event_id,
-        "type": event.type.value,
-        "role": event.role.value if event.role is not None else None,
+        "type": _TYPE_TEXT[event.type],
+        "role": _ROLE_TEXT[event.role],
         "text": event.text,
         "intent": event.intent,
         "confidence": event.confidence,
@@ -595,8 +595,16 @@ def _event_values(
         "score": assessment.score if assessment is not None else None,
         "level": assessment.level if assessment is not None else None,
         "reasons": reasons(assessment.reasons) if assessment is not None else None,
-        "decision": assessment.decision.value if assessment is not None else None,
+        "decision": _DECISION_TEXT[assessment.decision] if assessment is not None else None,
     }
+
+
+# What each enum member is stored as: a dict lookup, where `.value` is a Python-level property
+# read three times an event.
+_TYPE_TEXT = {member: member.value for member in EventType}
+_ROLE_TEXT: dict[Role | None, str | None] = {member: member.value for member in Role}
+_ROLE_TEXT[None] = None
+_DECISION_TEXT = {member: member.value for member in Decision}
 
 
 def insert_events(

@@ -54,7 +54,9 @@ def sqlite_utc_text(value: datetime) -> str:
         raise ValueError(f"naive datetime {value!r}: storage needs timezone-aware datetimes")
     if offset:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    # A UTC time's text ends in "+00:00"; a year always has four digits: the first 26
+    # characters are the naive text, without building a naive copy first.
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def json_type() -> TypeEngine[Any]:

@@ -201,22 +201,24 @@ class Ingestor:
         rows: list[tuple[ConversationEvent, Assessment | None]] = []
         last: Assessment | None = None
         ended = record.status == "ended"
+        meta = record.meta
         # Customer messages for the cards' threads: one outbox row per card and post, not per
         # message (a chatty customer posting a batch costs one row, and one thread message).
         replies: dict[int, tuple[EscalationRecord, list[dict[str, str]]]] = {}
         for event in ordered:
-            state, assessment = assess(state, event, rules, record.meta)
+            state, assessment = assess(state, event, rules, meta)
             rows.append((event, assessment))
             last = assessment
-            ended = ended or event.type is EventType.SESSION_END
-            if assessment.decision is not Decision.NONE:
-                result.decisions.append((cid, event.event_id, assessment.decision))
-            state, active = self._apply_decision(
-                session, cid, event, assessment, state, active, rules, now, result
-            )
-            if (
+            if event.type is EventType.SESSION_END:
+                ended = True
+            decision = assessment.decision
+            if decision is not Decision.NONE:  # (no decision changes nothing: no call)
+                result.decisions.append((cid, event.event_id, decision))
+                state, active = self._apply_decision(
+                    session, cid, event, assessment, state, active, rules, now, result
+                )
+            elif (
                 active is not None
-                and assessment.decision is Decision.NONE
                 and event.type is EventType.MESSAGE
                 and event.role is Role.CUSTOMER
                 and event.text

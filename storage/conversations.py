@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -36,7 +36,7 @@ from sqlmodel import Session
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
 from storage import tables
-from storage._prepared import Results, bind_processor, driver_connection, prepared
+from storage._prepared import Prepared, Results, bind_processor, driver_connection, prepared
 from storage._sql import MAX_PARAMETERS, chunks, connection
 from storage.codec import ReasonsText, reasons_from_json, reasons_to_json
 from storage.types import UtcDateTime
@@ -576,9 +576,7 @@ def _event_values(
     event: ConversationEvent,
     assessment: Assessment | None,
     received_at: datetime,
-    reasons: Callable[[tuple[Reason, ...]], Any] = reasons_to_json,
 ) -> dict[str, Any]:
-    """An event row's values; `reasons` writes the verdict's reasons (as JSON or its text)."""
     return {
         "conversation_id": conversation_id,
         "event_id": event.event_id,
@@ -594,7 +592,7 @@ def _event_values(
         "extra": dict(event.extra) if event.extra else None,
         "score": assessment.score if assessment is not None else None,
         "level": assessment.level if assessment is not None else None,
-        "reasons": reasons(assessment.reasons) if assessment is not None else None,
+        "reasons": reasons_to_json(assessment.reasons) if assessment is not None else None,
         "decision": _DECISION_TEXT[assessment.decision] if assessment is not None else None,
     }
 
@@ -679,13 +677,12 @@ def store(
     # The reasons come as their JSON text, each reason encoded once (`ReasonsText`).
     inserting = prepared(_INSERT_EVENTS, conn.dialect, _EVENT_KEYS, ready=("reasons",))
     saving = prepared(_SAVE_STATE, conn.dialect, ())
-    event_parameters: list[Any] = []
-    for batch in events:  # (the batch's arrival time is converted once: `SqliteTimes`)
-        for event, verdict in batch.rows:
-            values = _event_values(
-                batch.conversation_id, event, verdict, batch.received_at, _REASONS_TEXT
-            )
-            event_parameters.append(inserting.parameters(values))
+    row = _SqliteEventRow.of(inserting)
+    event_parameters = [
+        row(batch.conversation_id, event, verdict, batch.received_at)
+        for batch in events
+        for event, verdict in batch.rows
+    ]
     state_parameters = [saving.parameters(_state_values(change)) for change in states]
     if not event_parameters and not state_parameters and not commit:
         return 0
@@ -735,6 +732,101 @@ def _store_postgres(
     # Read once the pipeline has ended. Only the rows inserted count, not those ON CONFLICT
     # skipped (an event id given twice is inserted once).
     return int(inserted.rowcount) if inserted is not None else 0
+
+
+class _SqliteEventRow:
+    """An event's row for the SQLite insert, built straight in placeholder order.
+
+    The same list as the generic `Prepared.parameters(_event_values(...))`, with the same
+    conversions (taken from `inserting`; the reasons' text from `ReasonsText`), without building
+    the dict and reading it back.
+    """
+
+    _BUILT: ClassVar[dict[int, tuple[Prepared, _SqliteEventRow]]] = {}
+
+    def __init__(self, inserting: Prepared) -> None:
+        if inserting.names != _SQLITE_EVENT_ORDER:
+            raise ValueError(f"event insert placeholders changed: {inserting.names}")
+        conversions = {name: process for name, process, _ in inserting.conversions}
+        if set(conversions) != _SQLITE_EVENT_CONVERTED:
+            raise ValueError(f"event insert conversions changed: {sorted(conversions)}")
+        self._confidence = conversions["confidence"]
+        self._fallback = conversions["fallback"]
+        self._time = conversions["timestamp"]
+        self._received = conversions["received_at"]
+        self._extra = conversions["extra"]
+        self._score = conversions["score"]
+
+    @classmethod
+    def of(cls, inserting: Prepared) -> _SqliteEventRow:
+        """The builder for `inserting`, made once (prepared statements live as long)."""
+        built = cls._BUILT.get(id(inserting))
+        if built is None or built[0] is not inserting:
+            built = cls._BUILT[id(inserting)] = (inserting, cls(inserting))
+        return built[1]
+
+    def __call__(
+        self,
+        conversation_id: str,
+        event: ConversationEvent,
+        verdict: Assessment | None,
+        received_at: datetime,
+    ) -> list[Any]:
+        confidence = event.confidence
+        fallback = event.fallback
+        extra = event.extra
+        if verdict is None:
+            score = level = reasons = decision = None
+        else:
+            score = verdict.score
+            if score is not None:
+                score = self._score(score)
+            level = verdict.level
+            reasons = _REASONS_TEXT(verdict.reasons)
+            decision = _DECISION_TEXT[verdict.decision]
+        return [
+            conversation_id,
+            event.event_id,
+            _TYPE_TEXT[event.type],
+            _ROLE_TEXT[event.role],
+            event.text,
+            event.intent,
+            None if confidence is None else self._confidence(confidence),
+            None if fallback is None else self._fallback(fallback),
+            event.outcome,
+            self._time(event.timestamp),
+            self._received(received_at),
+            self._extra(dict(extra)) if extra else None,
+            score,
+            level,
+            reasons,
+            decision,
+        ]
+
+
+# The event insert's placeholders, and those whose values a conversion turns into what sqlite3
+# takes (the others go as they are), which `_SqliteEventRow` relies on.
+_SQLITE_EVENT_ORDER = (
+    "conversation_id",
+    "event_id",
+    "type",
+    "role",
+    "text",
+    "intent",
+    "confidence",
+    "fallback",
+    "outcome",
+    "timestamp",
+    "received_at",
+    "extra",
+    "score",
+    "level",
+    "reasons",
+    "decision",
+)
+_SQLITE_EVENT_CONVERTED = frozenset(
+    ("confidence", "fallback", "timestamp", "received_at", "extra", "score")
+)
 
 
 def _rounds(states: Sequence[StateUpdate]) -> list[list[StateUpdate]]:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
+from sqlalchemy.dialects import sqlite
 
-from engine.assessment import Decision, Reason
+from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
 from storage import conversations
+from storage._prepared import Prepared, prepared
 from storage.codec import ReasonsText, reasons_to_json
 from storage.db import Database
 from tests.storage.storage_helpers import META, T0, assessment, message
@@ -337,3 +341,68 @@ def test_a_second_post_waits_for_the_first_to_commit(postgres_database: Database
         record = conversations.get_conversation(session=session, conversation_id="c")
     assert record is not None
     assert record.state == {"turns": 3}
+
+
+_ZONE = timezone(timedelta(hours=-5))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.one_of(st.none(), st.text(max_size=20)),
+    role=st.one_of(st.none(), st.sampled_from(Role)),
+    kind=st.sampled_from(EventType),
+    confidence=st.one_of(st.none(), st.floats(0, 1), st.integers(0, 1)),
+    fallback=st.one_of(st.none(), st.booleans()),
+    extra=st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    verdict=st.one_of(
+        st.none(),
+        st.builds(
+            assessment,
+            score=st.floats(0, 100),
+            level=st.one_of(st.none(), st.just("high")),
+            decision=st.sampled_from(Decision),
+            reasons=st.lists(
+                st.builds(
+                    Reason,
+                    st.sampled_from(["repetition", "sentiment"]),
+                    st.floats(0, 50),
+                    st.text(max_size=10),
+                    st.tuples(st.text(max_size=4)),
+                ),
+                max_size=3,
+            ).map(tuple),
+        ),
+    ),
+    minute=st.integers(0, 59),
+)
+def test_the_sqlite_event_row_is_what_the_generic_conversions_give(
+    text: str | None,
+    role: Role | None,
+    kind: EventType,
+    confidence: float | None,
+    fallback: bool | None,
+    extra: dict[str, int],
+    verdict: Assessment | None,
+    minute: int,
+) -> None:
+    # The SQLite insert builds each event's row directly; it must be the row SQLAlchemy's own
+    # conversions of the column values give, reasons JSON included.
+    event = ConversationEvent(
+        event_id="e1",
+        type=kind,
+        timestamp=datetime(2026, 3, 2, 9, minute, 7, 123, tzinfo=_ZONE),
+        role=role,
+        text=text,
+        intent="billing",
+        confidence=confidence,
+        fallback=fallback,
+        outcome=None,
+        extra=extra,
+    )
+    dialect = sqlite.dialect()
+    generic = Prepared(conversations._INSERT_EVENTS, dialect, conversations._EVENT_KEYS)
+    direct = conversations._SqliteEventRow.of(
+        prepared(conversations._INSERT_EVENTS, dialect, conversations._EVENT_KEYS, ("reasons",))
+    )
+    values = conversations._event_values("c-1", event, verdict, T0)
+    assert direct("c-1", event, verdict, T0) == generic.parameters(values)

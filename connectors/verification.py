@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 
 from connectors.base import BadSignature, InboundRequest, header
 
@@ -79,8 +80,11 @@ def hmac_signature_header(
         raise BadSignature("signature does not match the body")
 
 
+_HEX = re.compile(r"[0-9a-fA-F]*")
+
+
 def _is_hex(value: str, length: int) -> bool:
-    return len(value) == length and all(char in "0123456789abcdefABCDEF" for char in value)
+    return len(value) == length and _HEX.fullmatch(value) is not None
 
 
 def _is_base64(value: str, length: int) -> bool:

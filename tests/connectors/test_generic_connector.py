@@ -347,6 +347,14 @@ def test_the_signature_is_the_documented_hmac_sha256() -> None:
         ),
         ({"X-Escalations-Signature": "sha256=" + "0" * 64}, "signature does not match the body"),
         (
+            {"X-Escalations-Signature": "sha256=" + "0" * 63 + "g"},
+            "X-Escalations-Signature must look like sha256=<hex>",
+        ),
+        (
+            {"X-Escalations-Signature": "sha256=" + "\u0660" * 64},  # Arabic-Indic zeros
+            "X-Escalations-Signature must look like sha256=<hex>",
+        ),
+        (
             {"X-Escalations-Signature": sign("another secret", b"{}")},
             "signature does not match the body",
         ),

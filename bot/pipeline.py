@@ -418,7 +418,7 @@ class IngestPipeline:
     async def submit(self, batches: Sequence[InboundBatch]) -> IngestResult:
         """Store a post's batches; returns once they are committed (or raises)."""
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(batches, future))
+        self._queue.put_nowait(_Pending(batches, future))  # (unbounded: never waits)
         return await future
 
     async def _run(self) -> None:

@@ -175,8 +175,7 @@ def report(raw: dict[str, Any], events_per_post: int) -> _proc.Report:
     if batch in runs[0]:
         events = _proc.median([run[batch]["events_per_second"] for run in runs])
         out.add(
-            f"SQLite, {events_per_post} events/post"
-            + (f", {raw['batch_connections']} connections" if "batch_connections" in raw else ""),
+            f"SQLite, {events_per_post} events/post, {raw['batch_connections']} connections",
             f"{events:,.0f} events/s",
             f">= {BATCH_EVENTS_TARGET:,.0f}",
             events >= BATCH_EVENTS_TARGET,

@@ -119,15 +119,7 @@ class Prepared:
     own work. Several rows go through `executemany` (one loop in sqlite3).
     """
 
-    def __init__(
-        self,
-        statement: ClauseElement,
-        dialect: Dialect,
-        keys: Iterable[str],
-        ready: Iterable[str] = (),
-    ) -> None:
-        """`ready` names the values that come already as the driver takes them (a JSON
-        column's text, say), which skip their column's conversion."""
+    def __init__(self, statement: ClauseElement, dialect: Dialect, keys: Iterable[str]) -> None:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(keys)))
         if compiled.escaped_bind_names:
             raise ValueError("prepared statements take plain parameter names only")
@@ -141,12 +133,10 @@ class Prepared:
         for index, name in enumerate(self.names):
             places.setdefault(name, []).append(index)
         binds = compiled.binds
-        skipped = frozenset(ready)
         self.conversions = tuple(
             (name, process, tuple(where))
             for name, where in places.items()
-            if name not in skipped
-            and (process := bind_processor(binds[name].type, dialect)) is not None
+            if (process := bind_processor(binds[name].type, dialect)) is not None
         )
         returned = compiled._result_columns or []  # (key, name, objects, type) of RETURNING
         self.results = Results(
@@ -179,22 +169,19 @@ class Prepared:
         return driver.executemany(self.sql, parameters)
 
 
-_COMPILED: dict[tuple[int, frozenset[str], frozenset[str], str], tuple[Executable, Prepared]] = {}
+_COMPILED: dict[tuple[int, frozenset[str], str], tuple[Executable, Prepared]] = {}
 
 
-def prepared(
-    statement: Executable, dialect: Dialect, keys: Iterable[str], ready: Iterable[str] = ()
-) -> Prepared:
-    """`statement` compiled for SQLite with the value names `keys` (`ready`: those passed
-    already converted), once per statement, sets of names and driver."""
+def prepared(statement: Executable, dialect: Dialect, keys: Iterable[str]) -> Prepared:
+    """`statement` compiled for SQLite with the value names `keys`, once per statement, set of
+    names and driver."""
     names = frozenset(keys)
-    as_is = frozenset(ready)
-    key = (id(statement), names, as_is, dialect.driver)
+    key = (id(statement), names, dialect.driver)
     entry = _COMPILED.get(key)
     if entry is None or entry[0] is not statement:  # (an id is only unique while alive)
         entry = _COMPILED[key] = (
             statement,
-            Prepared(cast(ClauseElement, statement), dialect, names, as_is),
+            Prepared(cast(ClauseElement, statement), dialect, names),
         )
     return entry[1]
 

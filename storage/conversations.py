@@ -674,8 +674,7 @@ def store(
     conn = connection(session)
     if conn.dialect.name == "postgresql":
         return _store_postgres(conn, events, states, commit=commit)
-    # The reasons come as their JSON text, each reason encoded once (`ReasonsText`).
-    inserting = prepared(_INSERT_EVENTS, conn.dialect, _EVENT_KEYS, ready=("reasons",))
+    inserting = prepared(_INSERT_EVENTS, conn.dialect, _EVENT_KEYS)
     saving = prepared(_SAVE_STATE, conn.dialect, ())
     row = _SqliteEventRow.of(inserting)
     event_parameters = [
@@ -737,12 +736,13 @@ def _store_postgres(
 class _SqliteEventRow:
     """An event's row for the SQLite insert, built straight in placeholder order.
 
-    The same list as the generic `Prepared.parameters(_event_values(...))`, with the same
-    conversions (taken from `inserting`; the reasons' text from `ReasonsText`), without building
-    the dict and reading it back.
+    The same list as `inserting.parameters(_event_values(...))`, with the same conversions
+    (taken from `inserting`), without building the dict and reading it back. The reasons are
+    the exception: their JSON text comes from `ReasonsText`, the same text as the column's
+    conversion of `reasons_to_json`, encoded once for a run of events that share them.
     """
 
-    _BUILT: ClassVar[dict[int, tuple[Prepared, _SqliteEventRow]]] = {}
+    _BUILT: ClassVar[dict[Prepared, _SqliteEventRow]] = {}
 
     def __init__(self, inserting: Prepared) -> None:
         if inserting.names != _SQLITE_EVENT_ORDER:
@@ -760,10 +760,10 @@ class _SqliteEventRow:
     @classmethod
     def of(cls, inserting: Prepared) -> _SqliteEventRow:
         """The builder for `inserting`, made once (prepared statements live as long)."""
-        built = cls._BUILT.get(id(inserting))
-        if built is None or built[0] is not inserting:
-            built = cls._BUILT[id(inserting)] = (inserting, cls(inserting))
-        return built[1]
+        built = cls._BUILT.get(inserting)
+        if built is None:
+            built = cls._BUILT[inserting] = cls(inserting)
+        return built
 
     def __call__(
         self,
@@ -778,9 +778,7 @@ class _SqliteEventRow:
         if verdict is None:
             score = level = reasons = decision = None
         else:
-            score = verdict.score
-            if score is not None:
-                score = self._score(score)
+            score = self._score(verdict.score)
             level = verdict.level
             reasons = _REASONS_TEXT(verdict.reasons)
             decision = _DECISION_TEXT[verdict.decision]
@@ -825,7 +823,7 @@ _SQLITE_EVENT_ORDER = (
     "decision",
 )
 _SQLITE_EVENT_CONVERTED = frozenset(
-    ("confidence", "fallback", "timestamp", "received_at", "extra", "score")
+    ("confidence", "fallback", "timestamp", "received_at", "extra", "score", "reasons")
 )
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import sqlite
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
 from storage import conversations
-from storage._prepared import Prepared, prepared
+from storage._prepared import prepared
 from storage.codec import ReasonsText, reasons_to_json
 from storage.db import Database
 from tests.storage.storage_helpers import META, T0, assessment, message
@@ -188,7 +188,8 @@ def test_reasons_text_is_the_json_of_the_tuple_it_is_given() -> None:
         Reason("sentiment", float("inf"), "", ()),
         Reason("sentiment", -0.0, "x", ("e1",) * 3),
     )
-    for reasons in (first, first, second, (), first, tuple(first), awkward):
+    # `first` again (the kept text), then an equal tuple that is another object.
+    for reasons in (first, first, second, (), first, tuple(list(first)), awkward):
         assert json.loads(text_of(reasons)) == reasons_to_json(reasons)
         assert text_of(reasons) == json.dumps(reasons_to_json(reasons))
 
@@ -399,10 +400,7 @@ def test_the_sqlite_event_row_is_what_the_generic_conversions_give(
         outcome=None,
         extra=extra,
     )
-    dialect = sqlite.dialect()
-    generic = Prepared(conversations._INSERT_EVENTS, dialect, conversations._EVENT_KEYS)
-    direct = conversations._SqliteEventRow.of(
-        prepared(conversations._INSERT_EVENTS, dialect, conversations._EVENT_KEYS, ("reasons",))
-    )
+    inserting = prepared(conversations._INSERT_EVENTS, sqlite.dialect(), conversations._EVENT_KEYS)
+    direct = conversations._SqliteEventRow.of(inserting)
     values = conversations._event_values("c-1", event, verdict, T0)
-    assert direct("c-1", event, verdict, T0) == generic.parameters(values)
+    assert direct("c-1", event, verdict, T0) == inserting.parameters(values)

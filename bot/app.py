@@ -106,7 +106,8 @@ def build_service(
         platform_calls=platform_calls,
     )
     ingestor = Ingestor(rules.current, surfaces, clock)
-    pipeline = IngestPipeline(database, ingestor, on_commit=delivery.wake)
+    writers = settings.ingest_writers or (2 if database.dialect == "postgresql" else 1)
+    pipeline = IngestPipeline(database, ingestor, writers=writers, on_commit=delivery.wake)
     service = Service(
         settings=settings,
         database=database,

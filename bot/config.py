@@ -39,6 +39,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # How long a delivery worker holds an outbox row; a crashed worker's rows wait this long.
     delivery_lease_seconds: int = 60
+    # Ingest writer threads (groups committing at once); None: 1 on SQLite, 2 on PostgreSQL.
+    ingest_writers: int | None = None
     # Secrets: kept out of repr so that they never reach a log line.
     webhook_secret: str | None = field(default=None, repr=False)
     dashboard_token: str | None = field(default=None, repr=False)
@@ -58,6 +60,11 @@ class Settings:
             public_url=(env.get("ESCALATIONS_PUBLIC_URL") or None),
             max_body_bytes=_int(env, "ESCALATIONS_MAX_BODY_BYTES", 1024 * 1024),
             delivery_lease_seconds=_int(env, "ESCALATIONS_DELIVERY_LEASE_SECONDS", 60, minimum=5),
+            ingest_writers=(
+                _int(env, "ESCALATIONS_INGEST_WRITERS", 1)
+                if (env.get("ESCALATIONS_INGEST_WRITERS") or "").strip()
+                else None
+            ),
             webhook_secret=env.get("ESCALATIONS_WEBHOOK_SECRET") or None,
             dashboard_token=env.get("ESCALATIONS_DASHBOARD_TOKEN") or None,
             environ=env,

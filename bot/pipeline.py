@@ -382,7 +382,13 @@ def enqueue_card_update(
 
 
 class IngestPipeline:
-    """Async front of the ingestor: group commit on one writer thread."""
+    """Async front of the ingestor: group commit on `writers` writer threads.
+
+    One writer suits SQLite, which has one writer at a time anyway. On PostgreSQL a group spends
+    part of its time waiting for the server (the round trips and the commit's WAL flush), and a
+    second writer works the next group meanwhile; the database keeps them apart as it keeps
+    replicas apart (conversations locked in id order, a failed group redone post by post).
+    """
 
     def __init__(
         self,
@@ -390,15 +396,25 @@ class IngestPipeline:
         ingestor: Ingestor,
         *,
         max_group: int = 256,
+        writers: int = 1,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
+        if writers < 1:
+            raise ValueError(f"writers must be at least 1, got {writers}")
         self._database = database
         self._ingestor = ingestor
         self._max_group = max_group
+        self._writers = writers
         self._on_commit = on_commit
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self._executor = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="ingest-writer")
         self._task: asyncio.Task[None] | None = None
+        self._groups: set[asyncio.Task[None]] = set()
+
+    @property
+    def writers(self) -> int:
+        """How many groups may be committing at once."""
+        return self._writers
 
     async def start(self) -> None:
         """Start the writer loop."""
@@ -406,13 +422,14 @@ class IngestPipeline:
             self._task = asyncio.create_task(self._run(), name="ingest-writer")
 
     async def stop(self) -> None:
-        """Finish what is queued, then stop the writer."""
+        """Finish what is queued, then stop the writers."""
         if self._task is not None:
             await self._queue.join()
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            await asyncio.gather(*self._groups)  # their last steps after answering
         self._executor.shutdown(wait=True)
 
     async def submit(self, batches: Sequence[InboundBatch]) -> IngestResult:
@@ -422,30 +439,44 @@ class IngestPipeline:
         return await future
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+        # A group is gathered only once a writer is free, so that the posts arriving while every
+        # writer is busy make one group, not one each.
+        free = asyncio.Semaphore(self._writers)
         while True:
-            group = [await self._queue.get()]
+            await free.acquire()
+            try:
+                group = [await self._queue.get()]
+            except BaseException:
+                free.release()
+                raise
             while len(group) < self._max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
-            try:
-                outcomes = await loop.run_in_executor(self._executor, self._commit_group, group)
-            except Exception as error:  # the commit itself failed: every post in it failed
-                log.exception("ingest commit failed for %d posts", len(group))
-                outcomes = [error] * len(group)
-            for pending, outcome in zip(group, outcomes, strict=True):
-                if pending.future.done():
-                    pass
-                elif isinstance(outcome, BaseException):
-                    pending.future.set_exception(outcome)
-                else:
-                    pending.future.set_result(outcome)
-                self._queue.task_done()
-            # The delivery worker is woken when the group queued something for it; rows that
-            # fall due later (retries) it finds by itself, as it polls.
-            if self._on_commit is not None and any(
-                isinstance(outcome, IngestResult) and outcome.queued for outcome in outcomes
-            ):
-                self._on_commit()
+            task = asyncio.create_task(self._commit_and_answer(group))
+            self._groups.add(task)
+            task.add_done_callback(self._groups.discard)
+            task.add_done_callback(lambda _: free.release())
+
+    async def _commit_and_answer(self, group: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            outcomes = await loop.run_in_executor(self._executor, self._commit_group, group)
+        except Exception as error:  # the commit itself failed: every post in it failed
+            log.exception("ingest commit failed for %d posts", len(group))
+            outcomes = [error] * len(group)
+        for pending, outcome in zip(group, outcomes, strict=True):
+            if pending.future.done():
+                pass
+            elif isinstance(outcome, BaseException):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+            self._queue.task_done()
+        # The delivery worker is woken when the group queued something for it; rows that
+        # fall due later (retries) it finds by itself, as it polls.
+        if self._on_commit is not None and any(
+            isinstance(outcome, IngestResult) and outcome.queued for outcome in outcomes
+        ):
+            self._on_commit()
 
     def _commit_group(self, group: list[_Pending]) -> list[IngestResult | BaseException]:
         try:

@@ -105,6 +105,7 @@ def make_service(
             rules_path=REPO / "rules.yaml",
             data_dir=tmp_path / "data",
             max_body_bytes=settings.max_body_bytes,
+            ingest_writers=settings.ingest_writers,
             public_url="https://escalations.example.com",
             environ=env,
         )

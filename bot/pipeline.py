@@ -234,7 +234,7 @@ class Ingestor:
         states.append(
             conversations.StateUpdate(
                 conversation_id=cid,
-                state=state.to_dict(),
+                state=state.to_json(),
                 score=last.score,
                 level=last.level,
                 status="ended" if ended else "active",

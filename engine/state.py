@@ -6,9 +6,13 @@ per conversation holds it and the cost of an event does not depend on how long t
 
 from __future__ import annotations
 
+import json
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring_ascii as _quote
+from math import isfinite
 from typing import Any, NamedTuple
 
 from engine.events import Role
@@ -55,6 +59,43 @@ class SentimentPoint(NamedTuple):
 
 def _dt(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+# `to_json`'s pieces: each gives exactly what `json.dumps` writes for the value.
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def _json_time(value: datetime | None) -> str:
+    # An ISO time is plain ASCII with nothing to escape.
+    return "null" if value is None else f'"{value.isoformat()}"'
+
+
+def _json_number(value: float | None) -> str:
+    if value is None:
+        return "null"
+    return repr(value) if isfinite(value) else json.dumps(value)
+
+
+def _json_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _json_texts(values: Iterable[str]) -> str:
+    return f"[{', '.join(map(_quote, values))}]"
+
+
+def _json_hits(hits: deque[Hit]) -> str:
+    if not hits:
+        return "[]"
+    items = ", ".join(f"[{hit.turn!r}, {_quote(hit.event_id)}, {_quote(hit.what)}]" for hit in hits)
+    return f"[{items}]"
+
+
+def _json_token_sets(sets: deque[frozenset[str]]) -> str:
+    if not sets:
+        return "[]"
+    return f"[{', '.join(_json_texts(sorted(tokens)) for tokens in sets)}]"
 
 
 def _parse_dt(value: str | None) -> datetime | None:
@@ -193,6 +234,63 @@ class ConversationState:
             "recent": [[m.role.value, m.text, text(m.timestamp), m.event_id] for m in self.recent],
             "identifiers": list(self.identifiers),
         }
+
+    def to_json(self) -> str:
+        """`json.dumps(self.to_dict())`, written out: the same text, without building the dict
+        and walking it again (the state is saved after every batch of every conversation)."""
+        last = self.last_at
+        last_text = _json_time(last)
+
+        def time(value: datetime | None) -> str:
+            return last_text if value is last else _json_time(value)
+
+        sentiments = ", ".join(
+            f"[{point.turn!r}, {_quote(point.event_id)}, {_json_number(point.compound)}]"
+            for point in self.sentiments
+        )
+        recent = ", ".join(
+            f"[{_quote(message.role.value)}, {_quote(message.text)}, {time(message.timestamp)}, "
+            f"{_quote(message.event_id)}]"
+            for message in self.recent
+        )
+        trend = ", ".join(map(_json_number, self.sentiment_trend))
+        return (
+            f'{{"v": {STATE_VERSION!r}, "turns": {self.turns!r}, '
+            f'"started_at": {time(self.started_at)}, "last_at": {last_text}, '
+            f'"sentiments": [{sentiments}], '
+            f'"sentiment_mean": {_json_number(self.sentiment_mean)}, '
+            f'"best_sentiment": {_json_number(self.best_sentiment)}, '
+            f'"best_sentiment_turn": {self.best_sentiment_turn!r}, '
+            f'"sentiment_trend": [{trend}], '
+            f'"human_requested_at": {time(self.human_requested_at)}, '
+            f'"human_request_quote": {_json_text(self.human_request_quote)}, '
+            f'"human_request_event": {_json_text(self.human_request_event)}, '
+            f'"fallback_streak": {self.fallback_streak!r}, '
+            f'"fallback_first_turn": {self.fallback_first_turn!r}, '
+            f'"fallback_last_turn": {self.fallback_last_turn!r}, '
+            f'"fallback_events": {_json_texts(self.fallback_events)}, '
+            f'"last_bot_fallback": {_json_bool(self.last_bot_fallback)}, '
+            f'"customer_tokens": {_json_token_sets(self.customer_tokens)}, '
+            f'"bot_tokens": {_json_token_sets(self.bot_tokens)}, '
+            f'"repeats": {_json_hits(self.repeats)}, '
+            f'"frustrations": {_json_hits(self.frustrations)}, '
+            f'"corrections": {_json_hits(self.corrections)}, '
+            f'"shouts": {_json_hits(self.shouts)}, '
+            f'"waits": {_json_hits(self.waits)}, '
+            f'"awaiting_reply_since": {time(self.awaiting_reply_since)}, '
+            f'"after_bot_answer": {_json_bool(self.after_bot_answer)}, '
+            f'"after_bot_question": {_json_bool(self.after_bot_question)}, '
+            f'"ended": {_json_bool(self.ended)}, '
+            f'"abandoned": {_json_bool(self.abandoned)}, '
+            f'"score": {_json_number(self.score)}, '
+            f'"escalated_level": {_json_text(self.escalated_level)}, '
+            f'"recovery_answers": {self.recovery_answers!r}, '
+            f'"handed_off": {_json_bool(self.handed_off)}, '
+            f'"wants": {_json_texts(self.wants)}, '
+            f'"bot_tried": {_json_texts(self.bot_tried)}, '
+            f'"recent": [{recent}], '
+            f'"identifiers": {_json_texts(self.identifiers)}}}'
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConversationState:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from sqlalchemy import (
     RowMapping,
     String,
     Table,
+    Text,
     bindparam,
     case,
     func,
@@ -127,7 +129,8 @@ class StateUpdate:
     """
 
     conversation_id: str
-    state: dict[str, Any]
+    # The engine's state as its dict, or already as that dict's JSON text (`to_json`).
+    state: dict[str, Any] | str
     score: float
     level: str | None
     status: str  # "active" or "ended"
@@ -447,9 +450,12 @@ def _save_state_arrays(dialect: Dialect) -> _Arrays:
     """What `_SAVE_STATE` does on SQLite, for any number of different conversations, in one
     statement. Their rows are already locked (`lock_conversations`), in id order."""
     c = _conversations.c
+    # The state comes as its JSON text (`_state_values`), which the server reads as the column's
+    # type: psycopg would encode it again, one Python-level call a row, if sent as JSON.
+    state_type = c.state.type.compile(dialect=dialect).lower()
     columns = [
         ("b_id", c.id),
-        ("b_state", c.state),
+        ("b_state", _STATE_TEXT),
         ("b_score", c.score),
         ("b_level", c.level),
         ("b_status", c.status),
@@ -460,7 +466,7 @@ def _save_state_arrays(dialect: Dialect) -> _Arrays:
     names = ", ".join(name for name, _ in columns)
     sql = f"""
         UPDATE conversations SET
-            state = v.b_state,
+            state = v.b_state::{state_type},
             score = v.b_score,
             level = v.b_level,
             status = v.b_status,
@@ -842,11 +848,18 @@ def _rounds(states: Sequence[StateUpdate]) -> list[list[StateUpdate]]:
     return rounds
 
 
+# The state's parameter: its JSON text, what the JSON column's own conversion (`json.dumps`)
+# writes, given as text so that a state already written out (`ConversationState.to_json`) is not
+# encoded again.
+_STATE_TEXT = Column("state", Text())
+
+
 def _state_values(change: StateUpdate) -> dict[str, Any]:
     last = change.last_event_at
+    state = change.state
     return {
         "b_id": change.conversation_id,
-        "b_state": change.state,
+        "b_state": state if isinstance(state, str) else json.dumps(state),
         "b_score": change.score,
         "b_level": change.level,
         "b_status": change.status,
@@ -863,7 +876,7 @@ def _save_state_statement() -> Executable:
         update(_conversations)
         .where(_conversations.c.id == bindparam("b_id"))
         .values(
-            state=bindparam("b_state", type_=_conversations.c.state.type),
+            state=bindparam("b_state", type_=_STATE_TEXT.type),
             score=bindparam("b_score"),
             level=bindparam("b_level"),
             status=bindparam("b_status"),

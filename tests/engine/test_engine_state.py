@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine import ConversationState, assess
 from engine.events import ConversationEvent, EventType, Role
+from engine.state import Hit, RecentMessage, SentimentPoint
 from tests.engine.engine_factory import START, Chat
 
 LINES = [
@@ -102,3 +105,91 @@ def test_the_state_stays_bounded_however_long_the_conversation() -> None:
     long_size = len(json.dumps(long.state.to_dict()))
     # Only the digits grow: event ids and turn numbers are two characters longer after 2,000.
     assert long_size - short_size <= 400
+
+
+# Field values `assess` would not produce, for the written-out JSON: any text (quotes,
+# backslashes, controls, astral characters), any float json can write, times in other zones.
+_texts = st.text(max_size=12)
+_floats = st.floats(allow_nan=True, allow_infinity=True)
+_times = st.none() | st.datetimes(
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone.min])
+)
+_hits = st.lists(st.builds(Hit, st.integers(-5, 10**6), _texts, _texts), max_size=3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    turns=st.integers(0, 10**9),
+    times=st.tuples(_times, _times, _times, _times),
+    numbers=st.tuples(st.none() | _floats, st.none() | _floats, _floats),
+    trend=st.lists(_floats | st.integers(-3, 3), max_size=3),
+    texts=st.tuples(st.none() | _texts, st.none() | _texts, st.none() | _texts),
+    flags=st.lists(st.booleans(), min_size=6, max_size=6),
+    points=st.lists(st.tuples(st.integers(0, 99), _texts, _floats), max_size=3),
+    hits=st.tuples(_hits, _hits, _hits, _hits, _hits),
+    tokens=st.lists(st.frozensets(_texts, max_size=3), max_size=3),
+    lists=st.tuples(st.lists(_texts, max_size=2), st.lists(_texts, max_size=2)),
+    recent=st.lists(
+        st.tuples(st.sampled_from(list(Role)), _texts, st.datetimes(timezones=st.just(UTC))),
+        max_size=3,
+    ),
+)
+def test_the_written_out_state_is_the_text_json_dumps_writes(
+    turns: int,
+    times: tuple[datetime | None, ...],
+    numbers: tuple[float | None, float | None, float],
+    trend: list[float],
+    texts: tuple[str | None, str | None, str | None],
+    flags: list[bool],
+    points: list[tuple[int, str, float]],
+    hits: tuple[list[Hit], ...],
+    tokens: list[frozenset[str]],
+    lists: tuple[list[str], list[str]],
+    recent: list[tuple[Role, str, datetime]],
+) -> None:
+    state = ConversationState(
+        turns=turns,
+        started_at=times[0],
+        last_at=times[1],
+        human_requested_at=times[2],
+        awaiting_reply_since=times[3],
+        sentiment_mean=numbers[0],
+        best_sentiment=numbers[1],
+        score=numbers[2],
+        human_request_quote=texts[0],
+        human_request_event=texts[1],
+        escalated_level=texts[2],
+        last_bot_fallback=flags[0],
+        after_bot_answer=flags[1],
+        after_bot_question=flags[2],
+        ended=flags[3],
+        abandoned=flags[4],
+        handed_off=flags[5],
+        wants=lists[0],
+        bot_tried=lists[1],
+        identifiers=lists[0] + lists[1],
+    )
+    state.sentiments.extend(SentimentPoint(*point) for point in points)
+    state.sentiment_trend.extend(trend)
+    state.fallback_events.extend(lists[1])
+    names = ("repeats", "frustrations", "corrections", "shouts", "waits")
+    for name, found in zip(names, hits, strict=True):
+        getattr(state, name).extend(found)
+    state.customer_tokens.extend(tokens)
+    state.bot_tokens.extend(reversed(tokens))
+    # One message at the last event's time (the same object), the others at their own.
+    state.recent.extend(
+        RecentMessage(
+            role, text, state.last_at if index == 0 and state.last_at else at, f"e{index}"
+        )
+        for index, (role, text, at) in enumerate(recent)
+    )
+
+    assert state.to_json() == json.dumps(state.to_dict())
+
+
+def test_a_fresh_state_is_written_out_as_json_dumps_writes_it() -> None:
+    fresh = ConversationState.new()
+
+    assert fresh.to_json() == json.dumps(fresh.to_dict())
+    assert json.loads(fresh.to_json()) == fresh.to_dict()

@@ -4,6 +4,7 @@ one conversation at a time would, on both backends."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -206,7 +207,8 @@ def test_states_of_several_conversations_are_saved_in_one_call(database: Databas
                 ),
                 # No times given: the stored ones (none yet) stay.
                 StateUpdate("b", {}, 0.0, "high", "active", last_event_at=None, now=LATER),
-                StateUpdate("c", {"n": [1, 2]}, 4.0, "watch", "active", T0 + minutes(3)),
+                # Given already as its JSON text (`ConversationState.to_json`): stored as JSON.
+                StateUpdate("c", '{"n": [1, 2]}', 4.0, "watch", "active", T0 + minutes(3)),
                 # The same conversation again, later in the call: applied after the first.
                 StateUpdate(
                     "a",
@@ -265,7 +267,7 @@ def test_json_and_times_are_stored_as_postgres_types(postgres_database: Database
         conversations.store(
             session=session,
             events=[EventRows("c", [(_bot_reply("r1", T0), assessment("r1"))], T0)],
-            states=[StateUpdate("c", {"turns": 1}, 1.0, None, "active", T0, now=T0)],
+            states=[StateUpdate("c", '{"turns": 1}', 1.0, None, "active", T0, now=T0)],
         )
         row = session.execute(
             text(
@@ -323,3 +325,24 @@ def test_the_lock_statement_itself_takes_the_rows_in_code_point_order(
         cursor.execute(statement.sql, statement.parameters(values))
         locked = [row[0] for row in cursor.fetchall()]
     assert locked == ["B", "Z", "a", "b", "e", "é"]
+
+
+def test_a_state_given_as_text_is_stored_as_the_same_text_as_its_dict(
+    sqlite_database: Database,
+) -> None:
+    state = {"turns": 2, "quote": 'say "hi" \\ ação 😀', "mean": -0.25, "none": None}
+    for cid in ("as-dict", "as-text"):
+        _lock(sqlite_database, LockRequest(cid, META, T0))
+    with sqlite_database.session() as session:
+        conversations.store(
+            session=session,
+            events=(),
+            states=[
+                StateUpdate("as-dict", state, 1.0, None, "active", T0, now=T0),
+                StateUpdate("as-text", json.dumps(state), 1.0, None, "active", T0, now=T0),
+            ],
+        )
+        stored = dict(
+            session.execute(text("SELECT id, state FROM conversations ORDER BY id")).all()
+        )
+    assert stored == {"as-dict": json.dumps(state), "as-text": json.dumps(state)}

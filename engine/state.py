@@ -77,10 +77,6 @@ def _json_number(value: float | None) -> str:
     return repr(value) if isfinite(value) else json.dumps(value)
 
 
-def _json_bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
 def _json_texts(values: Iterable[str]) -> str:
     return f"[{', '.join(map(_quote, values))}]"
 
@@ -237,39 +233,48 @@ class ConversationState:
 
     def to_json(self) -> str:
         """`json.dumps(self.to_dict())`, written out: the same text, without building the dict
-        and walking it again (the state is saved after every batch of every conversation)."""
+        and walking it again (the state is saved after every batch of every conversation).
+        Flags are written inline and an empty list costs no join: most of a state is empty most
+        of the time, and a call per field would cost more than its text."""
         last = self.last_at
         last_text = _json_time(last)
-
-        def time(value: datetime | None) -> str:
-            return last_text if value is last else _json_time(value)
-
+        started = self.started_at
+        asked = self.human_requested_at
+        waiting = self.awaiting_reply_since
         sentiments = ", ".join(
             f"[{point.turn!r}, {_quote(point.event_id)}, {_json_number(point.compound)}]"
             for point in self.sentiments
         )
         recent = ", ".join(
-            f"[{_quote(message.role.value)}, {_quote(message.text)}, {time(message.timestamp)}, "
+            f"[{_quote(message.role.value)}, {_quote(message.text)}, "
+            f"{last_text if message.timestamp is last else _json_time(message.timestamp)}, "
             f"{_quote(message.event_id)}]"
             for message in self.recent
         )
         trend = ", ".join(map(_json_number, self.sentiment_trend))
+        fallback_events, wants, tried, identifiers = (
+            self.fallback_events,
+            self.wants,
+            self.bot_tried,
+            self.identifiers,
+        )
         return (
             f'{{"v": {STATE_VERSION!r}, "turns": {self.turns!r}, '
-            f'"started_at": {time(self.started_at)}, "last_at": {last_text}, '
+            f'"started_at": {last_text if started is last else _json_time(started)}, '
+            f'"last_at": {last_text}, '
             f'"sentiments": [{sentiments}], '
             f'"sentiment_mean": {_json_number(self.sentiment_mean)}, '
             f'"best_sentiment": {_json_number(self.best_sentiment)}, '
             f'"best_sentiment_turn": {self.best_sentiment_turn!r}, '
             f'"sentiment_trend": [{trend}], '
-            f'"human_requested_at": {time(self.human_requested_at)}, '
+            f'"human_requested_at": {last_text if asked is last else _json_time(asked)}, '
             f'"human_request_quote": {_json_text(self.human_request_quote)}, '
             f'"human_request_event": {_json_text(self.human_request_event)}, '
             f'"fallback_streak": {self.fallback_streak!r}, '
             f'"fallback_first_turn": {self.fallback_first_turn!r}, '
             f'"fallback_last_turn": {self.fallback_last_turn!r}, '
-            f'"fallback_events": {_json_texts(self.fallback_events)}, '
-            f'"last_bot_fallback": {_json_bool(self.last_bot_fallback)}, '
+            f'"fallback_events": {_json_texts(fallback_events) if fallback_events else "[]"}, '
+            f'"last_bot_fallback": {"true" if self.last_bot_fallback else "false"}, '
             f'"customer_tokens": {_json_token_sets(self.customer_tokens)}, '
             f'"bot_tokens": {_json_token_sets(self.bot_tokens)}, '
             f'"repeats": {_json_hits(self.repeats)}, '
@@ -277,19 +282,19 @@ class ConversationState:
             f'"corrections": {_json_hits(self.corrections)}, '
             f'"shouts": {_json_hits(self.shouts)}, '
             f'"waits": {_json_hits(self.waits)}, '
-            f'"awaiting_reply_since": {time(self.awaiting_reply_since)}, '
-            f'"after_bot_answer": {_json_bool(self.after_bot_answer)}, '
-            f'"after_bot_question": {_json_bool(self.after_bot_question)}, '
-            f'"ended": {_json_bool(self.ended)}, '
-            f'"abandoned": {_json_bool(self.abandoned)}, '
+            f'"awaiting_reply_since": {last_text if waiting is last else _json_time(waiting)}, '
+            f'"after_bot_answer": {"true" if self.after_bot_answer else "false"}, '
+            f'"after_bot_question": {"true" if self.after_bot_question else "false"}, '
+            f'"ended": {"true" if self.ended else "false"}, '
+            f'"abandoned": {"true" if self.abandoned else "false"}, '
             f'"score": {_json_number(self.score)}, '
             f'"escalated_level": {_json_text(self.escalated_level)}, '
             f'"recovery_answers": {self.recovery_answers!r}, '
-            f'"handed_off": {_json_bool(self.handed_off)}, '
-            f'"wants": {_json_texts(self.wants)}, '
-            f'"bot_tried": {_json_texts(self.bot_tried)}, '
+            f'"handed_off": {"true" if self.handed_off else "false"}, '
+            f'"wants": {_json_texts(wants) if wants else "[]"}, '
+            f'"bot_tried": {_json_texts(tried) if tried else "[]"}, '
             f'"recent": [{recent}], '
-            f'"identifiers": {_json_texts(self.identifiers)}}}'
+            f'"identifiers": {_json_texts(identifiers) if identifiers else "[]"}}}'
         )
 
     @classmethod

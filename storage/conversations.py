@@ -223,16 +223,20 @@ def _lock_sqlite(
 def _new_record(request: LockRequest) -> ConversationRecord:
     """The record of a conversation just created by `request`."""
     meta = request.meta
-    now = request.now.astimezone(UTC)
-    return ConversationRecord(
-        id=request.conversation_id,
-        meta=ConversationMeta(
+    now = request.now
+    if now.tzinfo is not UTC:
+        now = now.astimezone(UTC)
+    if meta.metadata:  # (without any, the meta is already what the row reads back as)
+        meta = ConversationMeta(
             platform=meta.platform,
             customer=meta.customer,
             metadata={str(key): str(value) for key, value in meta.metadata.items()},
             language=meta.language,
             link=meta.link,
-        ),
+        )
+    return ConversationRecord(
+        id=request.conversation_id,
+        meta=meta,
         state=None,
         score=0.0,
         level=None,

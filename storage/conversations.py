@@ -171,24 +171,22 @@ def lock_conversations(
     if not ordered:
         return {}
     conn = connection(session)
-    values = [_lock_values(request) for request in ordered]
     results: Results
     if conn.dialect.name == "postgresql":
         statement = _postgres(conn.dialect).lock
+        values = [_lock_values(request) for request in ordered]
         with driver_connection(conn, statement.sql) as driver, driver.cursor() as cursor:
             cursor.execute(statement.sql, statement.parameters(values))
             rows = cursor.fetchall()
             description = cursor.description
         results = statement.results
     else:
-        return _lock_sqlite(conn, ordered, values)
+        return _lock_sqlite(conn, ordered)
     records = [_record(results.row(row, description)) for row in rows]
     return {record.id: record for record in records}
 
 
-def _lock_sqlite(
-    conn: Connection, ordered: Sequence[LockRequest], values: Sequence[dict[str, Any]]
-) -> dict[str, ConversationRecord]:
+def _lock_sqlite(conn: Connection, ordered: Sequence[LockRequest]) -> dict[str, ConversationRecord]:
     """`lock_conversations` on SQLite, whose transaction already holds the database's write
     lock (BEGIN IMMEDIATE): nobody else can create a conversation between the look-up and the
     insert. Known conversations are upserted (their meta merged) and read back; new ones, most
@@ -203,7 +201,11 @@ def _lock_sqlite(
     merged: dict[str, ConversationRecord] = {}
     if known:
         upsert = prepared(_LOCK, conn.dialect, _LOCK_KEYS)
-        parameters = [upsert.parameters(v) for v in values if v["id"] in known]
+        parameters = [
+            upsert.parameters(_lock_values(request))
+            for request in ordered
+            if request.conversation_id in known
+        ]
         with driver_connection(conn, upsert.sql) as driver:
             rows, description = upsert.returning(driver, parameters)
         for row in rows:
@@ -211,7 +213,8 @@ def _lock_sqlite(
             merged[record.id] = record
     if len(known) < len(ids):
         create = prepared(_CREATE, conn.dialect, _LOCK_KEYS)
-        parameters = [create.parameters(v) for v in values if v["id"] not in known]
+        row = _SqliteCreateRow.of(create)
+        parameters = [row(request) for request in ordered if request.conversation_id not in known]
         with driver_connection(conn, create.sql) as driver:
             create.many(driver, parameters)
     return {
@@ -266,6 +269,58 @@ def _lock_values(request: LockRequest) -> dict[str, Any]:
         "created_at": request.now,
         "updated_at": request.now,
     }
+
+
+class _SqliteCreateRow:
+    """A new conversation's row for the SQLite insert, built straight in placeholder order.
+
+    The same list as `creating.parameters(_lock_values(request))`, with the same conversions
+    (taken from `creating`), without building the dict and reading it back: at one event a post,
+    a new conversation for nearly every post.
+    """
+
+    _BUILT: ClassVar[dict[Prepared, _SqliteCreateRow]] = {}
+
+    def __init__(self, creating: Prepared) -> None:
+        if creating.names != _LOCK_KEYS:
+            raise ValueError(f"conversation insert placeholders changed: {creating.names}")
+        conversions = {name: process for name, process, _ in creating.conversions}
+        if set(conversions) != {"metadata", "score", "created_at", "updated_at"}:
+            raise ValueError(f"conversation insert conversions changed: {sorted(conversions)}")
+        self._metadata = conversions["metadata"]
+        self._created = conversions["created_at"]
+        self._updated = conversions["updated_at"]
+        self._score = conversions["score"](0.0)
+        self._no_metadata = self._metadata({})
+
+    @classmethod
+    def of(cls, creating: Prepared) -> _SqliteCreateRow:
+        """The builder for `creating`, made once (prepared statements live as long)."""
+        built = cls._BUILT.get(creating)
+        if built is None:
+            built = cls._BUILT[creating] = cls(creating)
+        return built
+
+    def __call__(self, request: LockRequest) -> list[Any]:
+        meta = request.meta
+        customer = meta.customer
+        metadata = meta.metadata
+        now = request.now
+        return [
+            request.conversation_id,
+            meta.platform,
+            customer.id,
+            customer.name,
+            customer.tier,
+            customer.email,
+            self._metadata(dict(metadata)) if metadata else self._no_metadata,
+            meta.language,
+            meta.link,
+            self._score,
+            "active",
+            self._created(now),
+            self._updated(now),
+        ]
 
 
 # The keys each prepared statement is compiled for (every caller passes all of them).
@@ -692,7 +747,8 @@ def store(
         for batch in events
         for event, verdict in batch.rows
     ]
-    state_parameters = [saving.parameters(_state_values(change)) for change in states]
+    state_row = _SqliteStateRow.of(saving)
+    state_parameters = [state_row(change) for change in states]
     if not event_parameters and not state_parameters and not commit:
         return 0
     inserted = None
@@ -871,6 +927,67 @@ def _state_values(change: StateUpdate) -> dict[str, Any]:
         "b_last": last,
         "b_first": change.first_event_at if change.first_event_at is not None else last,
     }
+
+
+class _SqliteStateRow:
+    """A state's parameters for the SQLite update, built straight in placeholder order: the
+    same list as `saving.parameters(_state_values(change))`, with the same conversions (taken
+    from `saving`), without building the dict and reading it back."""
+
+    _BUILT: ClassVar[dict[Prepared, _SqliteStateRow]] = {}
+
+    def __init__(self, saving: Prepared) -> None:
+        if saving.names != _SQLITE_STATE_ORDER:
+            raise ValueError(f"state update placeholders changed: {saving.names}")
+        conversions = {name: process for name, process, _ in saving.conversions}
+        if set(conversions) != {"b_score", "b_first", "b_last", "b_updated_at"}:
+            raise ValueError(f"state update conversions changed: {sorted(conversions)}")
+        self._score = conversions["b_score"]
+        self._first = conversions["b_first"]
+        self._last = conversions["b_last"]
+        self._updated = conversions["b_updated_at"]
+
+    @classmethod
+    def of(cls, saving: Prepared) -> _SqliteStateRow:
+        """The builder for `saving`, made once (prepared statements live as long)."""
+        built = cls._BUILT.get(saving)
+        if built is None:
+            built = cls._BUILT[saving] = cls(saving)
+        return built
+
+    def __call__(self, change: StateUpdate) -> list[Any]:
+        state = change.state
+        last = change.last_event_at
+        first = change.first_event_at if change.first_event_at is not None else last
+        first_text = None if first is None else self._first(first)
+        now = change.now if change.now is not None else datetime.now(UTC)
+        return [
+            state if isinstance(state, str) else json.dumps(state),
+            self._score(change.score),
+            change.level,
+            change.status,
+            first_text,
+            first_text,
+            first_text,
+            None if last is None else self._last(last),
+            self._updated(now),
+            change.conversation_id,
+        ]
+
+
+# The state update's placeholders, which `_SqliteStateRow` relies on (`b_first` fills three).
+_SQLITE_STATE_ORDER = (
+    "b_state",
+    "b_score",
+    "b_level",
+    "b_status",
+    "b_first",
+    "b_first",
+    "b_first",
+    "b_last",
+    "b_updated_at",
+    "b_id",
+)
 
 
 def _save_state_statement() -> Executable:

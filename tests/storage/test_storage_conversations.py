@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -404,3 +404,72 @@ def test_the_sqlite_event_row_is_what_the_generic_conversions_give(
     direct = conversations._SqliteEventRow.of(inserting)
     values = conversations._event_values("c-1", event, verdict, T0)
     assert direct("c-1", event, verdict, T0) == inserting.parameters(values)
+
+
+_maybe_text = st.one_of(st.none(), st.text(max_size=8))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    customer=st.builds(
+        Customer, id=_maybe_text, name=_maybe_text, tier=_maybe_text, email=_maybe_text
+    ),
+    metadata=st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+    language=_maybe_text,
+    link=_maybe_text,
+    zone=st.sampled_from([UTC, _ZONE]),
+    micro=st.integers(0, 999_999),
+)
+def test_the_sqlite_new_conversation_row_is_what_the_generic_conversions_give(
+    customer: Customer,
+    metadata: dict[str, str],
+    language: str | None,
+    link: str | None,
+    zone: timezone,
+    micro: int,
+) -> None:
+    # A new conversation's row is built directly; it must be the row SQLAlchemy's own
+    # conversions of the column values give, metadata JSON and times included.
+    meta = ConversationMeta(
+        platform="acme", customer=customer, metadata=metadata, language=language, link=link
+    )
+    request = conversations.LockRequest("c-1", meta, datetime(2026, 3, 2, 9, 5, 7, micro, zone))
+    creating = prepared(conversations._CREATE, sqlite.dialect(), conversations._LOCK_KEYS)
+    direct = conversations._SqliteCreateRow.of(creating)
+    assert direct(request) == creating.parameters(conversations._lock_values(request))
+
+
+_maybe_time = st.one_of(
+    st.none(),
+    st.datetimes(timezones=st.sampled_from([UTC, _ZONE])),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    state=st.one_of(
+        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2).map(json.dumps),
+    ),
+    score=st.one_of(st.floats(0, 100), st.integers(0, 100)),
+    level=st.one_of(st.none(), st.just("high")),
+    status=st.sampled_from(["active", "ended"]),
+    last=_maybe_time,
+    first=_maybe_time,
+    now=st.datetimes(timezones=st.sampled_from([UTC, _ZONE])),
+)
+def test_the_sqlite_state_row_is_what_the_generic_conversions_give(
+    state: dict[str, int] | str,
+    score: float,
+    level: str | None,
+    status: str,
+    last: datetime | None,
+    first: datetime | None,
+    now: datetime,
+) -> None:
+    # A state's parameters are built directly; they must be those SQLAlchemy's own conversions
+    # of the values give (the state as its JSON text, given as a dict or already as text).
+    change = conversations.StateUpdate("c-1", state, score, level, status, last, first, now)
+    saving = prepared(conversations._SAVE_STATE, sqlite.dialect(), ())
+    direct = conversations._SqliteStateRow.of(saving)
+    assert direct(change) == saving.parameters(conversations._state_values(change))

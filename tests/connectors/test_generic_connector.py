@@ -307,6 +307,14 @@ def test_a_bad_body_is_refused_naming_what_is_wrong_and_where(body: object, mess
         (b'{"a": 1}\n{"b": 2}', "body is not valid JSON: Extra data (line 2, column 1)"),
         (b"", "body is not valid JSON: Expecting value (line 1, column 1)"),
         (b'{"a": "\xff"}', "body is not valid UTF-8: byte 7"),
+        # After a byte order mark the offset still counts from the body's first byte.
+        (b'\xef\xbb\xbf{"a": "\xff"}', "body is not valid UTF-8: byte 10"),
+        # Only one mark is dropped: a second one is not JSON.
+        (
+            b"\xef\xbb\xbf\xef\xbb\xbf{}",
+            "body is not valid JSON:"
+            " Unexpected UTF-8 BOM (decode using utf-8-sig) (line 1, column 1)",
+        ),
     ],
 )
 def test_a_body_that_is_not_json_is_refused_with_line_and_column(body: bytes, message: str) -> None:
@@ -314,6 +322,14 @@ def test_a_body_that_is_not_json_is_refused_with_line_and_column(body: bytes, me
         GenericConnector().parse(post(body))
 
     assert str(caught.value) == message
+
+
+def test_a_body_with_a_byte_order_mark_is_read_as_without() -> None:
+    body = json.dumps(EXAMPLE).encode()
+
+    assert GenericConnector().parse(post(b"\xef\xbb\xbf" + body)) == GenericConnector().parse(
+        post(body)
+    )
 
 
 def test_a_correctly_signed_post_is_accepted_whatever_the_header_case() -> None:

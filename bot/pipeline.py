@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -35,6 +36,7 @@ from storage.escalations import EscalationRecord
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+_timestamp = attrgetter("timestamp")
 
 
 def utc_now() -> datetime:
@@ -194,7 +196,9 @@ class Ingestor:
             return 0
         # Late events are assessed in time order among themselves; the engine never lets
         # time run backwards, so an old straggler cannot reopen a closed chapter.
-        ordered = sorted(fresh.values(), key=lambda e: e.timestamp)
+        ordered = list(fresh.values())
+        if len(ordered) > 1:
+            ordered.sort(key=_timestamp)
         state = (
             ConversationState.from_dict(record.state) if record.state else ConversationState.new()
         )
@@ -230,6 +234,7 @@ class Ingestor:
             self._enqueue_thread_messages(session, escalation, messages, rules, now)
             result.queued = True
         assert last is not None
+        last_at = ordered[-1].timestamp  # the latest: `ordered` is in time order
         events.append(conversations.EventRows(cid, rows, now))
         states.append(
             conversations.StateUpdate(
@@ -238,9 +243,10 @@ class Ingestor:
                 score=last.score,
                 level=last.level,
                 status="ended" if ended else "active",
-                last_event_at=max(
-                    [e.timestamp for e in ordered]
-                    + ([record.last_event_at] if record.last_event_at else [])
+                last_event_at=(
+                    last_at
+                    if record.last_event_at is None or record.last_event_at <= last_at
+                    else record.last_event_at
                 ),
                 first_event_at=ordered[0].timestamp,
                 now=now,

@@ -182,7 +182,19 @@ def lock_conversations(
         results = statement.results
     else:
         return _lock_sqlite(conn, ordered)
-    records = [_record(results.row(row, description)) for row in rows]
+    # The last column says whether this statement created the row: ON CONFLICT DO UPDATE
+    # leaves its row lock in the new version's xmax (also on a row an earlier statement of the
+    # same transaction created), a row the statement inserted has none (0). A created row's
+    # record is the request's, as on SQLite, without reading it back (its JSON comes back NULL).
+    description = description[:-1] if description else description
+    requested = {request.conversation_id: request for request in ordered}
+    id_at = results.columns.index("id")
+    records = [
+        _new_record(requested[row[id_at]])
+        if row[-1]
+        else _record(results.row(row[:-1], description))
+        for row in rows
+    ]
     return {record.id: record for record in records}
 
 
@@ -471,7 +483,14 @@ def _lock_arrays(dialect: Dialect) -> _Arrays:
     """
     quote = dialect.identifier_preparer.quote
     columns, names, values = _insert_columns(_conversations, _LOCK_KEYS, dialect)
-    returning = ", ".join(f"conversations.{quote(column.name)}" for column in _conversations.c)
+    # A created row's record is built from its request (`lock_conversations`): its JSON
+    # columns are not sent back, and the last column says which rows were created.
+    returning = ", ".join(
+        f"CASE WHEN conversations.xmax = 0 THEN NULL ELSE conversations.{quote(column.name)} END"
+        if isinstance(column.type, JSON)
+        else f"conversations.{quote(column.name)}"
+        for column in _conversations.c
+    )
     sql = f"""
         INSERT INTO conversations ({names})
         SELECT {values} FROM {_unnest(columns, dialect)} AS v({names})
@@ -486,7 +505,7 @@ def _lock_arrays(dialect: Dialect) -> _Arrays:
             language = coalesce(excluded.language, conversations.language),
             link = coalesce(excluded.link, conversations.link),
             updated_at = excluded.updated_at
-        RETURNING {returning}
+        RETURNING {returning}, conversations.xmax = 0
     """  # noqa: S608 - only the schema's column names are interpolated
     return _Arrays(sql, columns, dialect, returning=list(_conversations.c))
 

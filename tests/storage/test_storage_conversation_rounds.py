@@ -93,6 +93,38 @@ def test_a_round_creates_new_conversations_and_merges_into_known_ones(database: 
     assert stored == records
 
 
+def test_a_conversation_created_earlier_in_the_transaction_is_read_back_when_locked_again(
+    database: Database,
+) -> None:
+    # A record is built from the request only for a row the lock itself created (on PostgreSQL:
+    # the upsert inserted it); one created earlier in the same transaction, and given a state
+    # since, is read back as stored, as is one from an earlier transaction.
+    with database.session() as session:
+        first = conversations.lock_conversations(
+            session=session, requests=[LockRequest("c", META, T0), LockRequest("d", META, T0)]
+        )
+        assert first["c"].state is None
+        conversations.save_state(
+            session=session,
+            conversation_id="c",
+            state={"turns": 1},
+            score=2.0,
+            level="watch",
+            status="active",
+            last_event_at=T0,
+            now=T0,
+        )
+        again = conversations.lock_conversations(
+            session=session, requests=[LockRequest("c", META, LATER), LockRequest("e", META, LATER)]
+        )
+    assert (again["c"].state, again["c"].score, again["c"].level) == ({"turns": 1}, 2.0, "watch")
+    assert (again["c"].created_at, again["c"].updated_at) == (T0, LATER)
+    assert again["e"].state is None
+    assert again["e"].created_at == LATER
+    later = _lock(database, LockRequest("d", META, LATER))
+    assert (later["d"].created_at, later["d"].updated_at) == (T0, LATER)
+
+
 def test_a_round_locks_its_conversations_in_code_point_order_of_their_ids(
     database: Database,
 ) -> None:

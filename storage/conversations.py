@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self, cast
 
 from sqlalchemy import (
     JSON,
@@ -283,7 +283,58 @@ def _lock_values(request: LockRequest) -> dict[str, Any]:
     }
 
 
-class _SqliteCreateRow:
+# The keys each prepared statement is compiled for (every caller passes all of them).
+_LOCK_KEYS = (
+    "id",
+    "platform",
+    "customer_id",
+    "customer_name",
+    "customer_tier",
+    "customer_email",
+    "metadata",
+    "language",
+    "link",
+    "score",
+    "status",
+    "created_at",
+    "updated_at",
+)
+_EVENT_KEYS = tuple(column.key for column in _events.columns if column is not _events.c.pk)
+
+
+class _SqliteRow:
+    """The base of the builders that write a prepared SQLite statement's parameters straight in
+    placeholder order, with the statement's own conversions, without building a dict of the
+    values and reading it back (the inserts and updates ingest runs for every post). One is made
+    per prepared statement (`of`); it refuses a statement whose placeholders or conversions are
+    no longer those it was written for, and tests hold its rows equal to the generic ones."""
+
+    ORDER: ClassVar[tuple[str, ...]]  # the placeholders, in order
+    CONVERTED: ClassVar[frozenset[str]]  # those a conversion turns into what sqlite3 takes
+    STATEMENT: ClassVar[str]  # what the statement does, for the errors
+    _built: ClassVar[dict[Prepared, Any]]
+
+    def __init_subclass__(cls) -> None:
+        cls._built = {}
+
+    def __init__(self, statement: Prepared) -> None:
+        if statement.names != self.ORDER:
+            raise ValueError(f"{self.STATEMENT} placeholders changed: {statement.names}")
+        conversions = {name: process for name, process, _ in statement.conversions}
+        if set(conversions) != self.CONVERTED:
+            raise ValueError(f"{self.STATEMENT} conversions changed: {sorted(conversions)}")
+        self.conversions = conversions
+
+    @classmethod
+    def of(cls, statement: Prepared) -> Self:
+        """The builder for `statement`, made once (prepared statements live as long)."""
+        built = cls._built.get(statement)
+        if built is None:
+            built = cls._built[statement] = cls(statement)
+        return cast("Self", built)
+
+
+class _SqliteCreateRow(_SqliteRow):
     """A new conversation's row for the SQLite insert, built straight in placeholder order.
 
     The same list as `creating.parameters(_lock_values(request))`, with the same conversions
@@ -291,27 +342,18 @@ class _SqliteCreateRow:
     a new conversation for nearly every post.
     """
 
-    _BUILT: ClassVar[dict[Prepared, _SqliteCreateRow]] = {}
+    ORDER = _LOCK_KEYS
+    CONVERTED = frozenset(("metadata", "score", "created_at", "updated_at"))
+    STATEMENT = "conversation insert"
 
     def __init__(self, creating: Prepared) -> None:
-        if creating.names != _LOCK_KEYS:
-            raise ValueError(f"conversation insert placeholders changed: {creating.names}")
-        conversions = {name: process for name, process, _ in creating.conversions}
-        if set(conversions) != {"metadata", "score", "created_at", "updated_at"}:
-            raise ValueError(f"conversation insert conversions changed: {sorted(conversions)}")
+        super().__init__(creating)
+        conversions = self.conversions
         self._metadata = conversions["metadata"]
         self._created = conversions["created_at"]
         self._updated = conversions["updated_at"]
         self._score = conversions["score"](0.0)
         self._no_metadata = self._metadata({})
-
-    @classmethod
-    def of(cls, creating: Prepared) -> _SqliteCreateRow:
-        """The builder for `creating`, made once (prepared statements live as long)."""
-        built = cls._BUILT.get(creating)
-        if built is None:
-            built = cls._BUILT[creating] = cls(creating)
-        return built
 
     def __call__(self, request: LockRequest) -> list[Any]:
         meta = request.meta
@@ -333,25 +375,6 @@ class _SqliteCreateRow:
             self._created(now),
             self._updated(now),
         ]
-
-
-# The keys each prepared statement is compiled for (every caller passes all of them).
-_LOCK_KEYS = (
-    "id",
-    "platform",
-    "customer_id",
-    "customer_name",
-    "customer_tier",
-    "customer_email",
-    "metadata",
-    "language",
-    "link",
-    "score",
-    "status",
-    "created_at",
-    "updated_at",
-)
-_EVENT_KEYS = tuple(column.key for column in _events.columns if column is not _events.c.pk)
 
 
 def _array_type(kind: TypeEngine[Any], dialect: Dialect) -> str:
@@ -818,7 +841,32 @@ def _store_postgres(
     return int(inserted.rowcount) if inserted is not None else 0
 
 
-class _SqliteEventRow:
+# The event insert's placeholders, and those whose values a conversion turns into what sqlite3
+# takes (the others go as they are), which `_SqliteEventRow` relies on.
+_SQLITE_EVENT_ORDER = (
+    "conversation_id",
+    "event_id",
+    "type",
+    "role",
+    "text",
+    "intent",
+    "confidence",
+    "fallback",
+    "outcome",
+    "timestamp",
+    "received_at",
+    "extra",
+    "score",
+    "level",
+    "reasons",
+    "decision",
+)
+_SQLITE_EVENT_CONVERTED = frozenset(
+    ("confidence", "fallback", "timestamp", "received_at", "extra", "score", "reasons")
+)
+
+
+class _SqliteEventRow(_SqliteRow):
     """An event's row for the SQLite insert, built straight in placeholder order.
 
     The same list as `inserting.parameters(_event_values(...))`, with the same conversions
@@ -827,28 +875,19 @@ class _SqliteEventRow:
     conversion of `reasons_to_json`, encoded once for a run of events that share them.
     """
 
-    _BUILT: ClassVar[dict[Prepared, _SqliteEventRow]] = {}
+    ORDER = _SQLITE_EVENT_ORDER
+    CONVERTED = _SQLITE_EVENT_CONVERTED
+    STATEMENT = "event insert"
 
     def __init__(self, inserting: Prepared) -> None:
-        if inserting.names != _SQLITE_EVENT_ORDER:
-            raise ValueError(f"event insert placeholders changed: {inserting.names}")
-        conversions = {name: process for name, process, _ in inserting.conversions}
-        if set(conversions) != _SQLITE_EVENT_CONVERTED:
-            raise ValueError(f"event insert conversions changed: {sorted(conversions)}")
+        super().__init__(inserting)
+        conversions = self.conversions
         self._confidence = conversions["confidence"]
         self._fallback = conversions["fallback"]
         self._time = conversions["timestamp"]
         self._received = conversions["received_at"]
         self._extra = conversions["extra"]
         self._score = conversions["score"]
-
-    @classmethod
-    def of(cls, inserting: Prepared) -> _SqliteEventRow:
-        """The builder for `inserting`, made once (prepared statements live as long)."""
-        built = cls._BUILT.get(inserting)
-        if built is None:
-            built = cls._BUILT[inserting] = cls(inserting)
-        return built
 
     def __call__(
         self,
@@ -887,31 +926,6 @@ class _SqliteEventRow:
         ]
 
 
-# The event insert's placeholders, and those whose values a conversion turns into what sqlite3
-# takes (the others go as they are), which `_SqliteEventRow` relies on.
-_SQLITE_EVENT_ORDER = (
-    "conversation_id",
-    "event_id",
-    "type",
-    "role",
-    "text",
-    "intent",
-    "confidence",
-    "fallback",
-    "outcome",
-    "timestamp",
-    "received_at",
-    "extra",
-    "score",
-    "level",
-    "reasons",
-    "decision",
-)
-_SQLITE_EVENT_CONVERTED = frozenset(
-    ("confidence", "fallback", "timestamp", "received_at", "extra", "score", "reasons")
-)
-
-
 def _rounds(states: Sequence[StateUpdate]) -> list[list[StateUpdate]]:
     """`states` in rounds that name each conversation once, a conversation's updates in their
     order: an UPDATE ... FROM changes a row once, however many of its rows match it. Almost
@@ -948,31 +962,37 @@ def _state_values(change: StateUpdate) -> dict[str, Any]:
     }
 
 
-class _SqliteStateRow:
+# The state update's placeholders, which `_SqliteStateRow` relies on (`b_first` fills three).
+_SQLITE_STATE_ORDER = (
+    "b_state",
+    "b_score",
+    "b_level",
+    "b_status",
+    "b_first",
+    "b_first",
+    "b_first",
+    "b_last",
+    "b_updated_at",
+    "b_id",
+)
+
+
+class _SqliteStateRow(_SqliteRow):
     """A state's parameters for the SQLite update, built straight in placeholder order: the
     same list as `saving.parameters(_state_values(change))`, with the same conversions (taken
     from `saving`), without building the dict and reading it back."""
 
-    _BUILT: ClassVar[dict[Prepared, _SqliteStateRow]] = {}
+    ORDER = _SQLITE_STATE_ORDER
+    CONVERTED = frozenset(("b_score", "b_first", "b_last", "b_updated_at"))
+    STATEMENT = "state update"
 
     def __init__(self, saving: Prepared) -> None:
-        if saving.names != _SQLITE_STATE_ORDER:
-            raise ValueError(f"state update placeholders changed: {saving.names}")
-        conversions = {name: process for name, process, _ in saving.conversions}
-        if set(conversions) != {"b_score", "b_first", "b_last", "b_updated_at"}:
-            raise ValueError(f"state update conversions changed: {sorted(conversions)}")
+        super().__init__(saving)
+        conversions = self.conversions
         self._score = conversions["b_score"]
         self._first = conversions["b_first"]
         self._last = conversions["b_last"]
         self._updated = conversions["b_updated_at"]
-
-    @classmethod
-    def of(cls, saving: Prepared) -> _SqliteStateRow:
-        """The builder for `saving`, made once (prepared statements live as long)."""
-        built = cls._BUILT.get(saving)
-        if built is None:
-            built = cls._BUILT[saving] = cls(saving)
-        return built
 
     def __call__(self, change: StateUpdate) -> list[Any]:
         state = change.state
@@ -992,21 +1012,6 @@ class _SqliteStateRow:
             self._updated(now),
             change.conversation_id,
         ]
-
-
-# The state update's placeholders, which `_SqliteStateRow` relies on (`b_first` fills three).
-_SQLITE_STATE_ORDER = (
-    "b_state",
-    "b_score",
-    "b_level",
-    "b_status",
-    "b_first",
-    "b_first",
-    "b_first",
-    "b_last",
-    "b_updated_at",
-    "b_id",
-)
 
 
 def _save_state_statement() -> Executable:

@@ -473,3 +473,13 @@ def test_the_sqlite_state_row_is_what_the_generic_conversions_give(
     saving = prepared(conversations._SAVE_STATE, sqlite.dialect(), ())
     direct = conversations._SqliteStateRow.of(saving)
     assert direct(change) == saving.parameters(conversations._state_values(change))
+
+
+def test_a_row_builder_refuses_a_statement_it_was_not_written_for() -> None:
+    # Each builder writes its statement's placeholders in a fixed order; given another
+    # statement (or one whose placeholders changed) it says so instead of misplacing values.
+    creating = prepared(conversations._CREATE, sqlite.dialect(), conversations._LOCK_KEYS)
+    with pytest.raises(ValueError, match=r"^state update placeholders changed: \('id', "):
+        conversations._SqliteStateRow(creating)
+    saving = prepared(conversations._SAVE_STATE, sqlite.dialect(), ())
+    assert conversations._SqliteStateRow.of(saving) is conversations._SqliteStateRow.of(saving)

@@ -382,7 +382,9 @@ def _array_type(kind: TypeEngine[Any], dialect: Dialect) -> str:
     if isinstance(kind, UtcDateTime):
         return "timestamptz[]"
     if isinstance(kind, JSON):
-        return kind.compile(dialect=dialect).lower() + "[]"  # jsonb (`json_type`)
+        # Sent as their JSON text and cast on the server (`_insert_columns`): psycopg would
+        # encode each value through its own Python-level JSON dumper.
+        return "text[]"
     if isinstance(kind, Float):
         return "float8[]"
     if isinstance(kind, Boolean):
@@ -396,6 +398,8 @@ def _array_type(kind: TypeEngine[Any], dialect: Dialect) -> str:
 
 def _array_conversion(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
     """What each value of a column's array goes through (None: as it is)."""
+    if isinstance(kind, JSON):
+        return json.dumps  # the text the JSON column's own conversion writes
     process = bind_processor(kind, dialect)
     if isinstance(kind, Float) and process is None:
         # psycopg cannot send a list mixing ints and floats (an int is a fine float here).
@@ -493,7 +497,12 @@ def _insert_columns(
     quote = dialect.identifier_preparer.quote
     columns = [(key, table.c[key]) for key in keys]
     names = ", ".join(quote(column.name) for _, column in columns)
-    values = ", ".join(f"v.{quote(column.name)}" for _, column in columns)
+    values = ", ".join(
+        f"v.{quote(column.name)}::{column.type.compile(dialect=dialect).lower()}"
+        if isinstance(column.type, JSON)  # its JSON text (`_array_type`), read as jsonb
+        else f"v.{quote(column.name)}"
+        for _, column in columns
+    )
     return columns, names, values
 
 

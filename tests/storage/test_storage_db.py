@@ -198,6 +198,7 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_database: Database) ->
         assert connection.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
         assert connection.execute(text("PRAGMA synchronous")).scalar_one() == 1  # NORMAL
+        assert connection.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == 10_000
 
 
 def test_a_read_only_session_reads_while_a_writer_holds_the_lock(

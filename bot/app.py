@@ -26,7 +26,7 @@ from bot.digest import (
 from bot.handback import PlatformCalls
 from bot.metrics import Metrics
 from bot.notifier import Notifier
-from bot.pipeline import Clock, Ingestor, IngestPipeline, utc_now
+from bot.pipeline import Clock, Ingestor, IngestPipeline, IngestResult, utc_now
 from bot.ratelimit import webhook_rate_limit
 from bot.retention import RetentionJob, retention_days
 from bot.rules_store import RulesStore
@@ -276,15 +276,21 @@ async def handle_webhook(request: web.Request) -> web.Response:
         # The platform expects its own answer (Dialogflow, Lex): give it exactly that.
         content_type, payload = connector.respond(batches)
         return web.Response(body=payload, content_type=content_type.split(";")[0])
-    answer: dict[str, Any] = {"status": "ignored" if result is None else "stored"}
-    if result is not None:
-        answer.update(
-            events=result.events_received,
-            stored=result.events_stored,
-            duplicates=result.duplicates,
-            escalations_opened=result.opened,
-        )
-    return web.json_response(answer)
+    if result is None:
+        return web.json_response({"status": "ignored"})
+    return web.Response(text=stored_answer(result), content_type="application/json")
+
+
+def stored_answer(result: IngestResult) -> str:
+    """The JSON answer to a stored post, written out: the text `json.dumps` gives of
+    {"status": "stored", "events": ..., "stored": ..., "duplicates": ...,
+    "escalations_opened": [...]}, without the encoder's Python layers (every post is answered)."""
+    opened = ", ".join(map(str, result.opened))
+    return (
+        f'{{"status": "stored", "events": {result.events_received:d}, '
+        f'"stored": {result.events_stored:d}, "duplicates": {result.duplicates:d}, '
+        f'"escalations_opened": [{opened}]}}'
+    )
 
 
 def _has_own_answer(connector: Connector) -> bool:

@@ -7,7 +7,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bot.app import stored_answer
+from bot.pipeline import IngestResult
 from connectors.generic import sign
 from storage import conversations, escalations, outbox
 from tests.bot.conftest import SECRET, Running, angry_conversation, conversation, message
@@ -173,3 +177,42 @@ async def test_out_of_order_events_are_stored_in_time_order(running: Running) ->
     status, _ = await running.post(conversation("c-order", events[0], events[1], events[4]))
     assert status == 200
     assert stored_events(running, "c-order") == ["m1", "m2", "m3", "m4", "m5"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    received=st.integers(0, 10**6),
+    stored=st.integers(0, 10**6),
+    duplicates=st.integers(0, 10**6),
+    opened=st.lists(st.integers(1, 2**62), max_size=3),
+)
+def test_the_stored_answer_is_the_text_json_dumps_writes(
+    received: int, stored: int, duplicates: int, opened: list[int]
+) -> None:
+    result = IngestResult(
+        events_received=received, events_stored=stored, duplicates=duplicates, opened=opened
+    )
+    expected = {
+        "status": "stored",
+        "events": received,
+        "stored": stored,
+        "duplicates": duplicates,
+        "escalations_opened": opened,
+    }
+    assert stored_answer(result) == json.dumps(expected)
+
+
+async def test_a_stored_post_is_answered_as_json(running: Running) -> None:
+    body = json.dumps(conversation("c-answer", message("m1", "customer", "hello", 0))).encode()
+    headers = {"Content-Type": "application/json", "X-Escalations-Signature": sign(SECRET, body)}
+    response = await running.client.post("/webhooks/generic", data=body, headers=headers)
+
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert await response.json() == {
+        "status": "stored",
+        "events": 1,
+        "stored": 1,
+        "duplicates": 0,
+        "escalations_opened": [],
+    }

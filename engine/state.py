@@ -6,15 +6,12 @@ per conversation holds it and the cost of an event does not depend on how long t
 
 from __future__ import annotations
 
-import json
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from json.encoder import encode_basestring_ascii as _quote
-from math import isfinite
 from typing import Any, NamedTuple
 
+from engine import jsontext
 from engine.events import Role
 
 STATE_VERSION = 1
@@ -61,37 +58,27 @@ def _dt(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-# `to_json`'s pieces: each gives exactly what `json.dumps` writes for the value.
-def _json_text(value: str | None) -> str:
-    return "null" if value is None else _quote(value)
-
-
+# `to_json`'s pieces (`engine.jsontext` for plain values): each gives exactly what `json.dumps`
+# writes for the value.
 def _json_time(value: datetime | None) -> str:
     # An ISO time is plain ASCII with nothing to escape.
     return "null" if value is None else f'"{value.isoformat()}"'
 
 
-def _json_number(value: float | None) -> str:
-    if value is None:
-        return "null"
-    return repr(value) if isfinite(value) else json.dumps(value)
-
-
-def _json_texts(values: Iterable[str]) -> str:
-    return f"[{', '.join(map(_quote, values))}]"
-
-
 def _json_hits(hits: deque[Hit]) -> str:
     if not hits:
         return "[]"
-    items = ", ".join(f"[{hit.turn!r}, {_quote(hit.event_id)}, {_quote(hit.what)}]" for hit in hits)
+    items = ", ".join(
+        f"[{hit.turn!r}, {jsontext.quote(hit.event_id)}, {jsontext.quote(hit.what)}]"
+        for hit in hits
+    )
     return f"[{items}]"
 
 
 def _json_token_sets(sets: deque[frozenset[str]]) -> str:
     if not sets:
         return "[]"
-    return f"[{', '.join(_json_texts(sorted(tokens)) for tokens in sets)}]"
+    return f"[{', '.join(jsontext.texts(sorted(tokens)) for tokens in sets)}]"
 
 
 def _parse_dt(value: str | None) -> datetime | None:
@@ -242,16 +229,16 @@ class ConversationState:
         asked = self.human_requested_at
         waiting = self.awaiting_reply_since
         sentiments = ", ".join(
-            f"[{point.turn!r}, {_quote(point.event_id)}, {_json_number(point.compound)}]"
+            f"[{point.turn!r}, {jsontext.quote(point.event_id)}, {jsontext.number(point.compound)}]"
             for point in self.sentiments
         )
         recent = ", ".join(
-            f"[{_quote(message.role.value)}, {_quote(message.text)}, "
+            f"[{jsontext.quote(message.role.value)}, {jsontext.quote(message.text)}, "
             f"{last_text if message.timestamp is last else _json_time(message.timestamp)}, "
-            f"{_quote(message.event_id)}]"
+            f"{jsontext.quote(message.event_id)}]"
             for message in self.recent
         )
-        trend = ", ".join(map(_json_number, self.sentiment_trend))
+        trend = ", ".join(map(jsontext.number, self.sentiment_trend))
         fallback_events, wants, tried, identifiers = (
             self.fallback_events,
             self.wants,
@@ -263,17 +250,17 @@ class ConversationState:
             f'"started_at": {last_text if started is last else _json_time(started)}, '
             f'"last_at": {last_text}, '
             f'"sentiments": [{sentiments}], '
-            f'"sentiment_mean": {_json_number(self.sentiment_mean)}, '
-            f'"best_sentiment": {_json_number(self.best_sentiment)}, '
+            f'"sentiment_mean": {jsontext.number(self.sentiment_mean)}, '
+            f'"best_sentiment": {jsontext.number(self.best_sentiment)}, '
             f'"best_sentiment_turn": {self.best_sentiment_turn!r}, '
             f'"sentiment_trend": [{trend}], '
             f'"human_requested_at": {last_text if asked is last else _json_time(asked)}, '
-            f'"human_request_quote": {_json_text(self.human_request_quote)}, '
-            f'"human_request_event": {_json_text(self.human_request_event)}, '
+            f'"human_request_quote": {jsontext.text(self.human_request_quote)}, '
+            f'"human_request_event": {jsontext.text(self.human_request_event)}, '
             f'"fallback_streak": {self.fallback_streak!r}, '
             f'"fallback_first_turn": {self.fallback_first_turn!r}, '
             f'"fallback_last_turn": {self.fallback_last_turn!r}, '
-            f'"fallback_events": {_json_texts(fallback_events) if fallback_events else "[]"}, '
+            f'"fallback_events": {jsontext.texts(fallback_events) if fallback_events else "[]"}, '
             f'"last_bot_fallback": {"true" if self.last_bot_fallback else "false"}, '
             f'"customer_tokens": {_json_token_sets(self.customer_tokens)}, '
             f'"bot_tokens": {_json_token_sets(self.bot_tokens)}, '
@@ -287,14 +274,14 @@ class ConversationState:
             f'"after_bot_question": {"true" if self.after_bot_question else "false"}, '
             f'"ended": {"true" if self.ended else "false"}, '
             f'"abandoned": {"true" if self.abandoned else "false"}, '
-            f'"score": {_json_number(self.score)}, '
-            f'"escalated_level": {_json_text(self.escalated_level)}, '
+            f'"score": {jsontext.number(self.score)}, '
+            f'"escalated_level": {jsontext.text(self.escalated_level)}, '
             f'"recovery_answers": {self.recovery_answers!r}, '
             f'"handed_off": {"true" if self.handed_off else "false"}, '
-            f'"wants": {_json_texts(wants) if wants else "[]"}, '
-            f'"bot_tried": {_json_texts(tried) if tried else "[]"}, '
+            f'"wants": {jsontext.texts(wants) if wants else "[]"}, '
+            f'"bot_tried": {jsontext.texts(tried) if tried else "[]"}, '
             f'"recent": [{recent}], '
-            f'"identifiers": {_json_texts(identifiers) if identifiers else "[]"}}}'
+            f'"identifiers": {jsontext.texts(identifiers) if identifiers else "[]"}}}'
         )
 
     @classmethod

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from json.encoder import encode_basestring_ascii as _quote
-from math import isfinite
 from typing import Any
 
+from engine import jsontext
 from engine.assessment import HandoffSummary, Reason, SummaryMessage
 from engine.events import Role
 
@@ -30,12 +28,9 @@ def _reason_text(reason: Reason) -> str:
     """`json.dumps` of one reason's `reasons_to_json` item, written out: the same text (keys in
     that order, ASCII escapes, json's separators) at half the cost of going through the
     encoder's Python layers, which dominate for a value this small."""
-    points = reason.points
-    number = repr(points) if isfinite(points) else json.dumps(points)
-    ids = ", ".join(map(_quote, reason.event_ids))
     return (
-        f'{{"signal": {_quote(reason.signal)}, "points": {number}, '
-        f'"text": {_quote(reason.text)}, "event_ids": [{ids}]}}'
+        f'{{"signal": {jsontext.quote(reason.signal)}, "points": {jsontext.number(reason.points)}, '
+        f'"text": {jsontext.quote(reason.text)}, "event_ids": {jsontext.texts(reason.event_ids)}}}'
     )
 
 

@@ -850,31 +850,6 @@ def _store_postgres(
     return int(inserted.rowcount) if inserted is not None else 0
 
 
-# The event insert's placeholders, and those whose values a conversion turns into what sqlite3
-# takes (the others go as they are), which `_SqliteEventRow` relies on.
-_SQLITE_EVENT_ORDER = (
-    "conversation_id",
-    "event_id",
-    "type",
-    "role",
-    "text",
-    "intent",
-    "confidence",
-    "fallback",
-    "outcome",
-    "timestamp",
-    "received_at",
-    "extra",
-    "score",
-    "level",
-    "reasons",
-    "decision",
-)
-_SQLITE_EVENT_CONVERTED = frozenset(
-    ("confidence", "fallback", "timestamp", "received_at", "extra", "score", "reasons")
-)
-
-
 class _SqliteEventRow(_SqliteRow):
     """An event's row for the SQLite insert, built straight in placeholder order.
 
@@ -884,8 +859,27 @@ class _SqliteEventRow(_SqliteRow):
     conversion of `reasons_to_json`, encoded once for a run of events that share them.
     """
 
-    ORDER = _SQLITE_EVENT_ORDER
-    CONVERTED = _SQLITE_EVENT_CONVERTED
+    ORDER = (
+        "conversation_id",
+        "event_id",
+        "type",
+        "role",
+        "text",
+        "intent",
+        "confidence",
+        "fallback",
+        "outcome",
+        "timestamp",
+        "received_at",
+        "extra",
+        "score",
+        "level",
+        "reasons",
+        "decision",
+    )
+    CONVERTED = frozenset(
+        ("confidence", "fallback", "timestamp", "received_at", "extra", "score", "reasons")
+    )
     STATEMENT = "event insert"
 
     def __init__(self, inserting: Prepared) -> None:
@@ -956,12 +950,16 @@ def _rounds(states: Sequence[StateUpdate]) -> list[list[StateUpdate]]:
 _STATE_TEXT = Column("state", Text())
 
 
+def _state_text(state: dict[str, Any] | str) -> str:
+    """A `StateUpdate`'s state as its JSON text: given as text already, or as its dict."""
+    return state if isinstance(state, str) else json.dumps(state)
+
+
 def _state_values(change: StateUpdate) -> dict[str, Any]:
     last = change.last_event_at
-    state = change.state
     return {
         "b_id": change.conversation_id,
-        "b_state": state if isinstance(state, str) else json.dumps(state),
+        "b_state": _state_text(change.state),
         "b_score": change.score,
         "b_level": change.level,
         "b_status": change.status,
@@ -971,27 +969,24 @@ def _state_values(change: StateUpdate) -> dict[str, Any]:
     }
 
 
-# The state update's placeholders, which `_SqliteStateRow` relies on (`b_first` fills three).
-_SQLITE_STATE_ORDER = (
-    "b_state",
-    "b_score",
-    "b_level",
-    "b_status",
-    "b_first",
-    "b_first",
-    "b_first",
-    "b_last",
-    "b_updated_at",
-    "b_id",
-)
-
-
 class _SqliteStateRow(_SqliteRow):
     """A state's parameters for the SQLite update, built straight in placeholder order: the
     same list as `saving.parameters(_state_values(change))`, with the same conversions (taken
     from `saving`), without building the dict and reading it back."""
 
-    ORDER = _SQLITE_STATE_ORDER
+    # `b_first` fills three places.
+    ORDER = (
+        "b_state",
+        "b_score",
+        "b_level",
+        "b_status",
+        "b_first",
+        "b_first",
+        "b_first",
+        "b_last",
+        "b_updated_at",
+        "b_id",
+    )
     CONVERTED = frozenset(("b_score", "b_first", "b_last", "b_updated_at"))
     STATEMENT = "state update"
 
@@ -1004,13 +999,12 @@ class _SqliteStateRow(_SqliteRow):
         self._updated = conversions["b_updated_at"]
 
     def __call__(self, change: StateUpdate) -> list[Any]:
-        state = change.state
         last = change.last_event_at
         first = change.first_event_at if change.first_event_at is not None else last
         first_text = None if first is None else self._first(first)
         now = change.now if change.now is not None else datetime.now(UTC)
         return [
-            state if isinstance(state, str) else json.dumps(state),
+            _state_text(change.state),
             self._score(change.score),
             change.level,
             change.status,

@@ -39,7 +39,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # How long a delivery worker holds an outbox row; a crashed worker's rows wait this long.
     delivery_lease_seconds: int = 60
-    # Ingest writer threads (groups committing at once); None: 1 on SQLite, 2 on PostgreSQL.
+    # Ingest writer threads (groups committing at once; 0: groups are committed on the event
+    # loop's thread); None: 0 on SQLite, 2 on PostgreSQL.
     ingest_writers: int | None = None
     # Secrets: kept out of repr so that they never reach a log line.
     webhook_secret: str | None = field(default=None, repr=False)
@@ -61,7 +62,7 @@ class Settings:
             max_body_bytes=_int(env, "ESCALATIONS_MAX_BODY_BYTES", 1024 * 1024),
             delivery_lease_seconds=_int(env, "ESCALATIONS_DELIVERY_LEASE_SECONDS", 60, minimum=5),
             ingest_writers=(
-                _int(env, "ESCALATIONS_INGEST_WRITERS", 1)
+                _int(env, "ESCALATIONS_INGEST_WRITERS", 0, minimum=0)
                 if (env.get("ESCALATIONS_INGEST_WRITERS") or "").strip()
                 else None
             ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -80,6 +81,25 @@ def redact_url(url: str) -> str:
     return make_url(normalize_url(url)).render_as_string(hide_password=True)
 
 
+class WriteLockBusy(Exception):
+    """A session that was not to wait (`Database.session(wait=False)`) found the SQLite
+    database's write lock taken, by another thread of this process or by another process."""
+
+
+def _begin_without_waiting(driver: Any) -> None:
+    """BEGIN IMMEDIATE on a sqlite3 connection, failing at once if another writer holds the
+    lock instead of waiting in SQLite's busy handler."""
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        if getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            raise WriteLockBusy("another writer holds the SQLite database") from error
+        raise
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+
 class Database:
     """One database (SQLite file or PostgreSQL) and its connection pool.
 
@@ -140,10 +160,14 @@ class Database:
             # up front makes the second writer wait its turn instead. Read-only sessions opt out.
             # Sent straight to sqlite3 (its errors still come out as SQLAlchemy's): through
             # `exec_driver_sql` it cost about as much as a small group's whole commit.
-            read_only = connection.get_execution_options().get("read_only")
+            options = connection.get_execution_options()
+            read_only = options.get("read_only")
             sql = "BEGIN" if read_only else "BEGIN IMMEDIATE"
             with driver_connection(connection, sql) as driver:
-                driver.execute(sql)
+                if options.get("nowait") and not read_only:
+                    _begin_without_waiting(driver)
+                else:
+                    driver.execute(sql)
 
         return engine
 
@@ -164,21 +188,33 @@ class Database:
             raise
 
     @contextmanager
-    def session(self, *, read_only: bool = False, ping: bool = True) -> Iterator[Session]:
+    def session(
+        self, *, read_only: bool = False, ping: bool = True, wait: bool = True
+    ) -> Iterator[Session]:
         """A session that commits when the block succeeds and rolls back when it raises.
 
         `read_only=True` lets SQLite readers run beside a writer (no write lock up front); do not
         write in such a session. `ping=False` uses a pooled PostgreSQL connection without
         checking it first (which costs a round trip): for a caller that does the work again,
         in a new session, when its connection turns out to be lost (the ingest writer).
+        `wait=False` (SQLite only) takes the write lock before the block starts, or raises
+        `WriteLockBusy` at once if another writer holds it: for a caller that must not be kept
+        waiting (the event loop's own thread).
         """
+        if not wait and (read_only or self._write_lock is None):
+            raise ValueError("session(wait=False) is for SQLite writers")
         # SQLite writers of this process queue on a lock of ours instead of in SQLite's busy
         # handler, which polls with sleeps of up to 100 ms: under a steady ingest load a second
         # writer (the delivery worker) would otherwise wait seconds for a free moment. A writer
         # in another process still meets the busy handler. Reentrant: sessions may nest.
         locked = False
         if self._write_lock is not None and not read_only:
-            locked = self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            if wait:
+                locked = self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            elif not self._write_lock.acquire(blocking=False):
+                raise WriteLockBusy("another thread of this process is writing to the database")
+            else:
+                locked = True
         unpinged = not ping and not getattr(self._unpinged, "active", False)
         if unpinged:
             self._unpinged.active = True
@@ -186,6 +222,8 @@ class Database:
             with Session(self.engine, expire_on_commit=False) as session:
                 if read_only:
                     session.connection(execution_options={"read_only": True})
+                elif not wait:
+                    session.connection(execution_options={"nowait": True})
                 try:
                     yield session
                     session.commit()

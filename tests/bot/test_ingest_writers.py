@@ -1,14 +1,19 @@
-"""Ingest writers: on PostgreSQL two groups commit at once, and store what one writer would."""
+"""Ingest writers: on PostgreSQL two groups commit at once, and store what one writer would; on
+SQLite groups are committed on the event loop's own thread, a few events at a time."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from bot.config import Settings, SettingsError
@@ -130,16 +135,181 @@ async def test_one_writer_works_one_group_at_a_time(database: Database) -> None:
     assert [type(answer) for answer in answers] == [IngestResult] * 4
 
 
-def test_a_pipeline_needs_a_writer(sqlite_database: Database) -> None:
+async def test_without_writer_threads_groups_commit_on_the_loops_thread(
+    sqlite_database: Database,
+) -> None:
+    database = sqlite_database
+    # The first group holds the loop itself: the second cannot even be gathered meanwhile.
+    ingestor, answers = await _two_groups(database, writers=0, hold_s=0.2)
+
+    assert not ingestor.overlapped
+    assert ingestor.threads == [threading.current_thread().name] * 2
+    assert [type(answer) for answer in answers] == [IngestResult] * 4
+    with database.session() as session:
+        stored = conversations.transcript(session=session, conversation_id="shared")
+    assert sorted(item.event.event_id for item in stored) == ["s1", "s2"]
+
+
+class _Recording(Ingestor):
+    """Records how many posts each group held, and the thread that applied it."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: RULES, frozenset, lambda: T0)
+        self.groups: list[int] = []
+        self.threads: list[str] = []
+
+    def apply_group(
+        self, session: Session, posts: Sequence[Sequence[InboundBatch]], *, commit: bool = False
+    ) -> list[IngestResult]:
+        self.groups.append(len(posts))
+        self.threads.append(threading.current_thread().name)
+        return super().apply_group(session, posts, commit=commit)
+
+
+async def _ticks_until(done: asyncio.Future[IngestResult]) -> int:
+    """How many times a 10 ms sleep of the event loop ended before `done`: none when the loop
+    itself was kept waiting."""
+    ticks = 0
+    while not done.done():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    return ticks
+
+
+@contextlib.contextmanager
+def _holding_the_lock_elsewhere(database: Database, how: str) -> Iterator[Callable[[], None]]:
+    """Hold the SQLite write lock from another program or another thread until the returned
+    function is called (or the block ends)."""
+    if how == "program":
+        path = database.url.database
+        assert path is not None
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+
+        def rollback() -> None:
+            if other.in_transaction:
+                other.execute("ROLLBACK")
+
+        try:
+            yield rollback
+        finally:
+            other.close()
+        return
+    holding, released = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with database.session() as session:
+            session.connection()
+            holding.set()
+            released.wait(WAIT_S)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(WAIT_S)
+        yield released.set
+    finally:
+        released.set()
+        thread.join(WAIT_S)
+
+
+@pytest.mark.parametrize("how", ["program", "thread"])
+async def test_the_loop_never_waits_for_another_writer(sqlite_database: Database, how: str) -> None:
+    ingestor = _Recording()
+    pipeline = IngestPipeline(sqlite_database, ingestor, writers=0)
+    await pipeline.start()
+    try:
+        with _holding_the_lock_elsewhere(sqlite_database, how) as release:
+            answer = asyncio.ensure_future(pipeline.submit(_post("c-1", "m1", 0)))
+            asyncio.get_running_loop().call_later(0.3, release)
+            ticks = await _ticks_until(answer)
+            result = await answer
+    finally:
+        await pipeline.stop()
+
+    # The group waited for the lock on a writer thread, while the loop went on.
+    assert ticks >= 5
+    assert result.events_stored == 1
+    assert len(ingestor.threads) == 1
+    assert ingestor.threads[0].startswith("ingest-writer")
+
+
+def _long_post(cid: str, events: int) -> list[InboundBatch]:
+    (batch,) = _post(cid, "first", 0)
+    more = [
+        replace(batch.events[0], event_id=f"e{number}", timestamp=T0 + timedelta(seconds=number))
+        for number in range(1, events)
+    ]
+    return [replace(batch, events=(*batch.events, *more))]
+
+
+@pytest.mark.parametrize("writers", [0, 1])
+async def test_a_group_is_kept_to_its_events(sqlite_database: Database, writers: int) -> None:
+    ingestor = _Recording()
+    pipeline = IngestPipeline(sqlite_database, ingestor, writers=writers, max_group_events=5)
+    # Queued before the pipeline starts: all are waiting when the first group is gathered.
+    sizes = [3, 3, 3, 3, 7, 1, 1]
+    posts = [
+        asyncio.ensure_future(pipeline.submit(_long_post(f"c-{index}", size)))
+        for index, size in enumerate(sizes)
+    ]
+    await asyncio.sleep(0)
+    await pipeline.start()
+    try:
+        answers = await asyncio.gather(*posts)
+    finally:
+        await pipeline.stop()
+
+    # Posts are added while the group holds fewer than 5 events; a longer post goes alone.
+    assert ingestor.groups == [2, 2, 1, 2]
+    assert [answer.events_stored for answer in answers] == sizes
+
+
+class _FailingOnTheLoop(_Recording):
+    """The database fails the first group (as a full disk would): an error of the driver."""
+
+    def apply_group(
+        self, session: Session, posts: Sequence[Sequence[InboundBatch]], *, commit: bool = False
+    ) -> list[IngestResult]:
+        if not self.threads:
+            self.threads.append(threading.current_thread().name)
+            raise OperationalError("INSERT INTO events", {}, Exception("disk I/O error"))
+        return super().apply_group(session, posts, commit=commit)
+
+
+async def test_a_group_the_database_failed_on_the_loop_is_done_again_on_a_writer_thread(
+    sqlite_database: Database,
+) -> None:
+    ingestor = _FailingOnTheLoop()
+    pipeline = IngestPipeline(sqlite_database, ingestor, writers=0)
+    await pipeline.start()
+    try:
+        result = await pipeline.submit(_post("c-1", "m1", 0))
+    finally:
+        await pipeline.stop()
+
+    assert result.events_stored == 1
+    assert ingestor.threads[0] == threading.current_thread().name
+    assert ingestor.threads[1].startswith("ingest-writer")
+    with sqlite_database.session() as session:
+        stored = conversations.transcript(session=session, conversation_id="c-1")
+    assert [item.event.event_id for item in stored] == ["m1"]
+
+
+def test_a_pipeline_refuses_a_negative_writer_count_or_an_empty_group(
+    sqlite_database: Database,
+) -> None:
     ingestor = Ingestor(lambda: RULES, frozenset, lambda: T0)
-    with pytest.raises(ValueError, match="writers must be at least 1, got 0"):
-        IngestPipeline(sqlite_database, ingestor, writers=0)
+    with pytest.raises(ValueError, match="writers must be at least 0, got -1"):
+        IngestPipeline(sqlite_database, ingestor, writers=-1)
+    with pytest.raises(ValueError, match="max_group_events=0"):
+        IngestPipeline(sqlite_database, ingestor, max_group_events=0)
 
 
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ("0", "ESCALATIONS_INGEST_WRITERS: must be at least 1, got 0"),
+        ("-1", "ESCALATIONS_INGEST_WRITERS: must be at least 0, got -1"),
         ("two", "ESCALATIONS_INGEST_WRITERS: expected a whole number, got 'two'"),
     ],
 )
@@ -152,12 +322,13 @@ def test_the_writer_count_is_left_to_the_database_unless_set() -> None:
     assert Settings.from_env({}).ingest_writers is None
     assert Settings.from_env({"ESCALATIONS_INGEST_WRITERS": " "}).ingest_writers is None
     assert Settings.from_env({"ESCALATIONS_INGEST_WRITERS": "3"}).ingest_writers == 3
+    assert Settings.from_env({"ESCALATIONS_INGEST_WRITERS": "0"}).ingest_writers == 0
 
 
-async def test_the_service_runs_two_writers_on_postgres_and_one_on_sqlite(
+async def test_the_service_runs_two_writers_on_postgres_and_the_loop_commits_on_sqlite(
     database: Database, make_service: Callable[..., AsyncIterator[Running]]
 ) -> None:
-    expected = 2 if database.dialect == "postgresql" else 1
+    expected = 2 if database.dialect == "postgresql" else 0
     async for running in make_service():
         assert running.service.pipeline.writers == expected
         status, answer = await running.post(
@@ -166,3 +337,13 @@ async def test_the_service_runs_two_writers_on_postgres_and_one_on_sqlite(
         assert (status, answer["stored"]) == (200, 1)
     async for running in make_service(ESCALATIONS_INGEST_WRITERS="3"):
         assert running.service.pipeline.writers == 3
+    if database.dialect == "postgresql":
+
+        async def start_without_writer_threads() -> None:
+            async for _ in make_service(ESCALATIONS_INGEST_WRITERS="0"):
+                pytest.fail("the service started")
+
+        with pytest.raises(SettingsError, match=r"ESCALATIONS_INGEST_WRITERS: 0 .* is for SQLite"):
+            await start_without_writer_threads()
+        with pytest.raises(ValueError, match=r"writers=0 .* is for SQLite"):
+            IngestPipeline(database, Ingestor(lambda: RULES, frozenset, lambda: T0), writers=0)

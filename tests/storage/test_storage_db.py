@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,7 +19,14 @@ from sqlmodel import Session
 
 from storage import conversations, tables
 from storage._prepared import SqliteTimes
-from storage.db import LATEST_VERSION, Database, default_database_url, normalize_url, redact_url
+from storage.db import (
+    LATEST_VERSION,
+    Database,
+    WriteLockBusy,
+    default_database_url,
+    normalize_url,
+    redact_url,
+)
 from storage.types import UtcDateTime, sqlite_utc_text
 from tests.storage.storage_helpers import META, T0, kill_pooled_connection, message
 
@@ -255,6 +263,72 @@ def test_a_write_session_waits_for_another_writer_then_fails_as_sqlalchemy_does(
     finally:
         other.close()
         database.dispose()
+
+
+def test_a_session_that_must_not_wait_fails_at_once_when_another_program_writes(
+    sqlite_database: Database,
+) -> None:
+    other = _raw_sqlite(sqlite_database, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with (
+            pytest.raises(WriteLockBusy, match="another writer"),
+            sqlite_database.session(wait=False),
+        ):
+            pytest.fail("the block ran without the write lock")
+        assert time.monotonic() - started < 5  # (its busy timeout is 30 s)
+        other.execute("ROLLBACK")
+        with sqlite_database.session(wait=False) as writer:  # free: it takes the lock
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                other.execute("BEGIN IMMEDIATE")
+            conversations.lock_conversation(session=writer, conversation_id="c", meta=META, now=T0)
+            # ... and its connection waits its busy timeout again for what comes next.
+            assert writer.connection().execute(text("PRAGMA busy_timeout")).scalar_one() == 30_000
+        with sqlite_database.session(read_only=True) as reader:
+            assert conversations.get_conversation(session=reader, conversation_id="c") is not None
+    finally:
+        other.close()
+
+
+def test_a_session_that_must_not_wait_fails_at_once_when_another_thread_writes(
+    sqlite_database: Database,
+) -> None:
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with sqlite_database.session() as session:
+            session.connection()
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        with (
+            pytest.raises(WriteLockBusy, match="another thread"),
+            sqlite_database.session(wait=False),
+        ):
+            pytest.fail("the block ran without the write lock")
+    finally:
+        release.set()
+        thread.join(10)
+    with sqlite_database.session(wait=False) as session:
+        conversations.lock_conversation(session=session, conversation_id="c", meta=META, now=T0)
+
+
+def _open_session(database: Database, **options: bool) -> None:
+    with database.session(**options):
+        pass
+
+
+def test_only_sqlite_writers_can_ask_not_to_wait(database: Database) -> None:
+    with pytest.raises(ValueError, match=r"session\(wait=False\) is for SQLite writers"):
+        _open_session(database, read_only=True, wait=False)
+    if database.dialect == "postgresql":
+        with pytest.raises(ValueError, match="is for SQLite writers"):
+            _open_session(database, wait=False)
 
 
 def test_the_default_database_is_a_sqlite_file_under_var(

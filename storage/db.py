@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
 from sqlalchemy.engine import make_url
@@ -81,6 +81,10 @@ def redact_url(url: str) -> str:
     return make_url(normalize_url(url)).render_as_string(hide_password=True)
 
 
+# Any one argument in, None out, in C: sqlite3's adapter for None (see `_sqlite_engine`).
+_NONE = cast("Callable[[object], None]", {}.get)
+
+
 class WriteLockBusy(Exception):
     """A session that was not to wait (`Database.session(wait=False)`) found the SQLite
     database's write lock taken, by another thread of this process or by another process."""
@@ -127,6 +131,11 @@ class Database:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
     def _sqlite_engine(self, *, echo: bool) -> Engine:
+        # sqlite3 looks for an adapter for every parameter that is not an int, float or str,
+        # and finding none for None costs about 0.25 µs a parameter (failed attribute look-ups)
+        # before it binds NULL: an event row has five or six. With an adapter that gives None
+        # back (a C function, no Python frame), it costs half that; NULL is bound either way.
+        sqlite3.register_adapter(type(None), _NONE)
         database = self.url.database
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -209,6 +209,15 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_database: Database) ->
         assert connection.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == 10_000
 
 
+def test_none_is_bound_as_null_through_its_adapter(sqlite_database: Database) -> None:
+    # The adapter only makes binding None cheaper: it is NULL as before, however it is asked.
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)](None) is None
+    with sqlite_database.session() as session:
+        conn = session.connection()
+        row = conn.exec_driver_sql("SELECT ? IS NULL, typeof(?), ? = 0", (None, None, None)).one()
+    assert tuple(row) == (1, "null", None)
+
+
 def test_a_read_only_session_reads_while_a_writer_holds_the_lock(
     sqlite_database: Database,
 ) -> None:

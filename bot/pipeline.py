@@ -501,8 +501,16 @@ class IngestPipeline:
                 # Another writer holds the lock, or the database failed the group: nothing was
                 # committed, and a writer thread does the group again (waiting for the lock,
                 # redoing a failed group post by post).
-                with contextlib.suppress(WriteLockBusy, DBAPIError):
+                try:
                     outcomes = self._commit_group(group, wait=False)
+                except WriteLockBusy:
+                    pass
+                except DBAPIError as error:
+                    log.warning(
+                        "group commit of %d posts failed (%s); doing it again on a writer thread",
+                        len(group),
+                        error,
+                    )
             if outcomes is None:
                 loop = asyncio.get_running_loop()
                 outcomes = await loop.run_in_executor(self._executor, self._commit_group, group)

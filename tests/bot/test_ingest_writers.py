@@ -278,7 +278,7 @@ class _FailingOnTheLoop(_Recording):
 
 
 async def test_a_group_the_database_failed_on_the_loop_is_done_again_on_a_writer_thread(
-    sqlite_database: Database,
+    sqlite_database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     ingestor = _FailingOnTheLoop()
     pipeline = IngestPipeline(sqlite_database, ingestor, writers=0)
@@ -289,6 +289,9 @@ async def test_a_group_the_database_failed_on_the_loop_is_done_again_on_a_writer
         await pipeline.stop()
 
     assert result.events_stored == 1
+    assert "group commit of 1 posts failed" in caplog.text
+    assert "disk I/O error" in caplog.text
+    assert "doing it again on a writer thread" in caplog.text
     assert ingestor.threads[0] == threading.current_thread().name
     assert ingestor.threads[1].startswith("ingest-writer")
     with sqlite_database.session() as session:

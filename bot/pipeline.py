@@ -142,13 +142,14 @@ class Ingestor:
         # One statement (one round trip) locks every conversation of the round; the locks are
         # taken in the order of the conversation ids, which keeps two replicas from
         # deadlocking on the same pair.
-        records = conversations.lock_conversations(
+        locked = conversations.lock_for_store(
             session=session,
             requests=[
                 conversations.LockRequest(item.batch.conversation_id, item.batch.meta, item.now)
                 for item in work
             ],
         )
+        records, unstored = locked.records, locked.unstored
         # A conversation the engine has never seen (no state yet) has no stored events and no
         # escalation: its first post skips both look-ups.
         seen = {
@@ -168,9 +169,23 @@ class Ingestor:
         for item in work:
             cid = item.batch.conversation_id
             stored = self._assess_batch(
-                session, item, records[cid], known.get(cid, set()), active.get(cid), events, states
+                session,
+                item,
+                records[cid],
+                known.get(cid, set()),
+                active.get(cid),
+                unstored.get(cid),
+                events,
+                states,
             )
             item.result.events_stored += stored
+        if unstored and len(states) < len(work):
+            # A new conversation whose batch held no event has no state to create it with.
+            stated = {change.conversation_id for change in states}
+            conversations.create_unstored(
+                session=session,
+                requests=[request for cid, request in unstored.items() if cid not in stated],
+            )
         conversations.store(session=session, events=events, states=states, commit=commit)
 
     def _assess_batch(
@@ -180,11 +195,14 @@ class Ingestor:
         record: conversations.ConversationRecord,
         known: set[str],
         active: EscalationRecord | None,
+        create: conversations.LockRequest | None,
         events: list[conversations.EventRows],
         states: list[conversations.StateUpdate],
     ) -> int:
         """Run the engine over a batch's new events and apply its decisions; the rows to
-        insert and the state to save are added to `events` and `states`. Returns how many."""
+        insert and the state to save are added to `events` and `states` (with `create`, the
+        request of a conversation not stored yet, whose row the state creates). Returns how
+        many."""
         batch, result, rules, now = item.batch, item.result, item.rules, item.now
         cid = batch.conversation_id
         result.events_received += len(batch.events)
@@ -218,6 +236,10 @@ class Ingestor:
                 ended = True
             decision = assessment.decision
             if decision is not Decision.NONE:  # (no decision changes nothing: no call)
+                if create is not None:
+                    # The decision writes rows that name the conversation: it is stored first.
+                    conversations.create_unstored(session=session, requests=[create])
+                    create = None
                 result.decisions.append((cid, event.event_id, decision))
                 state, active = self._apply_decision(
                     session, cid, event, assessment, state, active, rules, now, result
@@ -251,6 +273,7 @@ class Ingestor:
                 ),
                 first_event_at=ordered[0].timestamp,
                 now=now,
+                create=create,
             )
         )
         return len(rows)

@@ -137,6 +137,18 @@ class StateUpdate:
     last_event_at: datetime | None
     first_event_at: datetime | None = None
     now: datetime | None = None
+    # A conversation `lock_for_store` has not stored yet: its row is inserted whole, this
+    # request's meta with this state, instead of updated.
+    create: LockRequest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """What `lock_for_store` locked: every conversation's record by id, and the requests of the
+    new ones it left for `store` to insert (on SQLite)."""
+
+    records: dict[str, ConversationRecord]
+    unstored: dict[str, LockRequest]
 
 
 def lock_conversation(
@@ -164,10 +176,7 @@ def lock_conversations(
     neither can wait for the other while holding a lock the other needs (no deadlock). On
     PostgreSQL they are one statement (its rows sorted by id before they are upserted).
     """
-    ordered = sorted(requests, key=lambda request: request.conversation_id)
-    for first, second in itertools.pairwise(ordered):
-        if first.conversation_id == second.conversation_id:
-            raise ValueError(f"conversation {first.conversation_id!r} is named twice")
+    ordered = _in_id_order(requests)
     if not ordered:
         return {}
     conn = connection(session)
@@ -181,7 +190,7 @@ def lock_conversations(
             description = cursor.description
         results = statement.results
     else:
-        return _lock_sqlite(conn, ordered)
+        return _lock_sqlite(conn, ordered).records
     # The last column says whether this statement created the row: ON CONFLICT DO UPDATE
     # leaves its row lock in the new version's xmax (also on a row an earlier statement of the
     # same transaction created), a row the statement inserted has none (0). A created row's
@@ -198,12 +207,52 @@ def lock_conversations(
     return {record.id: record for record in records}
 
 
-def _lock_sqlite(conn: Connection, ordered: Sequence[LockRequest]) -> dict[str, ConversationRecord]:
+def lock_for_store(*, session: Session, requests: Sequence[LockRequest]) -> Locked:
+    """`lock_conversations` for a caller that saves the state of every conversation it locks
+    with `store` in the same transaction (the ingest writer).
+
+    On SQLite a new conversation is not inserted here: `store` inserts its row whole, with its
+    first state (`StateUpdate.create`, from `Locked.unstored`), where an insert now and an update
+    then would write it twice. A caller that writes another row naming it first (an escalation)
+    stores it before (`create_unstored`) and saves its state as usual; foreign keys are checked
+    as every row is written, so a conversation left unstored fails the row that names it. On
+    PostgreSQL this is `lock_conversations`: there the insert is the lock that another replica
+    waits on.
+    """
+    ordered = _in_id_order(requests)
+    if not ordered:
+        return Locked({}, {})
+    conn = connection(session)
+    if conn.dialect.name == "postgresql":
+        return Locked(lock_conversations(session=session, requests=ordered), {})
+    return _lock_sqlite(conn, ordered, insert_new=False)
+
+
+def create_unstored(*, session: Session, requests: Sequence[LockRequest]) -> None:
+    """Insert conversations `lock_for_store` left unstored, as `lock_conversations` would have:
+    before another row names them, or when they get no state in the end (a batch with no
+    event). Their states are then saved as any stored conversation's."""
+    if requests:
+        _insert_new(connection(session), requests)
+
+
+def _in_id_order(requests: Sequence[LockRequest]) -> list[LockRequest]:
+    ordered = sorted(requests, key=lambda request: request.conversation_id)
+    for first, second in itertools.pairwise(ordered):
+        if first.conversation_id == second.conversation_id:
+            raise ValueError(f"conversation {first.conversation_id!r} is named twice")
+    return ordered
+
+
+def _lock_sqlite(
+    conn: Connection, ordered: Sequence[LockRequest], *, insert_new: bool = True
+) -> Locked:
     """`lock_conversations` on SQLite, whose transaction already holds the database's write
     lock (BEGIN IMMEDIATE): nobody else can create a conversation between the look-up and the
     insert. Known conversations are upserted (their meta merged) and read back; new ones, most
-    of a busy service's posts, are inserted in one `executemany` and their records built from
-    the values, as the upsert would have returned them."""
+    of a busy service's posts, are inserted in one `executemany` (or, without `insert_new`, left
+    for `store`) and their records built from the values, as the upsert would have returned
+    them."""
     ids = [request.conversation_id for request in ordered]
     known: set[str] = set()
     for chunk in chunks(ids, MAX_PARAMETERS):
@@ -223,16 +272,28 @@ def _lock_sqlite(conn: Connection, ordered: Sequence[LockRequest]) -> dict[str, 
         for row in rows:
             record = _record(upsert.results.row(row, description))
             merged[record.id] = record
+    unstored: dict[str, LockRequest] = {}
     if len(known) < len(ids):
-        create = prepared(_CREATE, conn.dialect, _LOCK_KEYS)
-        row = _SqliteCreateRow.of(create)
-        parameters = [row(request) for request in ordered if request.conversation_id not in known]
-        with driver_connection(conn, create.sql) as driver:
-            create.many(driver, parameters)
-    return {
-        request.conversation_id: merged.get(request.conversation_id) or _new_record(request)
-        for request in ordered
-    }
+        new = [request for request in ordered if request.conversation_id not in known]
+        if insert_new:
+            _insert_new(conn, new)
+        else:
+            unstored = {request.conversation_id: request for request in new}
+    return Locked(
+        {
+            request.conversation_id: merged.get(request.conversation_id) or _new_record(request)
+            for request in ordered
+        },
+        unstored,
+    )
+
+
+def _insert_new(conn: Connection, requests: Sequence[LockRequest]) -> None:
+    """New conversations' rows on SQLite, without a state yet."""
+    create = prepared(_CREATE, conn.dialect, _LOCK_KEYS)
+    row = _SqliteCreateRow.of(create)
+    with driver_connection(conn, create.sql) as driver:
+        create.many(driver, [row(request) for request in requests])
 
 
 def _new_record(request: LockRequest) -> ConversationRecord:
@@ -776,19 +837,29 @@ def store(
     one `executemany` each.
 
     Returns how many event rows were inserted (already stored event ids are skipped). The
-    conversations must exist (`lock_conversations`). `commit=True` also commits the session's
+    conversations must exist (`lock_conversations`), or be created by their state
+    (`StateUpdate.create`, after `lock_for_store`). `commit=True` also commits the session's
     transaction (on PostgreSQL in the same round trip): the caller must have nothing more to
     run in it, and its own commit then has nothing left to do. Not inside a savepoint.
     """
     if commit and session.in_nested_transaction():
         raise ValueError("store(commit=True) inside a savepoint")
+    creates = 0
     for change in states:
         if change.status not in ("active", "ended"):
             raise ValueError(
                 f"conversation status must be 'active' or 'ended', not {change.status!r}"
             )
+        if change.create is not None:
+            if change.create.conversation_id != change.conversation_id:
+                raise ValueError(
+                    f"state of {change.conversation_id!r} creates {change.create.conversation_id!r}"
+                )
+            creates += 1
     conn = connection(session)
     if conn.dialect.name == "postgresql":
+        if creates:
+            raise ValueError("StateUpdate.create is for SQLite (after lock_for_store)")
         return _store_postgres(conn, events, states, commit=commit)
     inserting = prepared(_INSERT_EVENTS, conn.dialect, _EVENT_KEYS)
     saving = prepared(_SAVE_STATE, conn.dialect, ())
@@ -799,11 +870,21 @@ def store(
         for event, verdict in batch.rows
     ]
     state_row = _SqliteStateRow.of(saving)
-    state_parameters = [state_row(change) for change in states]
-    if not event_parameters and not state_parameters and not commit:
+    create_parameters: list[list[Any]] = []
+    if creates:
+        creating = prepared(_CREATE_WITH_STATE, conn.dialect, _CREATE_WITH_STATE_KEYS)
+        create_row = _SqliteCreateStateRow.of(creating)
+        create_parameters = [create_row(change) for change in states if change.create]
+        state_parameters = [state_row(change) for change in states if not change.create]
+    else:
+        state_parameters = [state_row(change) for change in states]
+    if not event_parameters and not state_parameters and not create_parameters and not commit:
         return 0
     inserted = None
     with driver_connection(conn, inserting.sql if event_parameters else saving.sql) as driver:
+        # New conversations first: their events name them.
+        if create_parameters:
+            creating.many(driver, create_parameters)
         if event_parameters:
             inserted = inserting.many(driver, event_parameters)
         if state_parameters:
@@ -949,6 +1030,13 @@ def _rounds(states: Sequence[StateUpdate]) -> list[list[StateUpdate]]:
 # encoded again.
 _STATE_TEXT = Column("state", Text())
 
+# A conversation not stored yet, with its first state (`store`, after `lock_for_store`); the
+# state is given as its JSON text, as to `_SAVE_STATE`.
+_CREATE_WITH_STATE = sqlite.insert(_conversations).values(
+    state=bindparam("b_state", type_=_STATE_TEXT.type)
+)
+_CREATE_WITH_STATE_KEYS = (*_LOCK_KEYS, "level", "first_event_at", "last_event_at")
+
 
 def _state_text(state: dict[str, Any] | str) -> str:
     """A `StateUpdate`'s state as its JSON text: given as text already, or as its dict."""
@@ -1015,6 +1103,94 @@ class _SqliteStateRow(_SqliteRow):
             self._updated(now),
             change.conversation_id,
         ]
+
+
+class _SqliteCreateStateRow(_SqliteRow):
+    """A new conversation's whole row with its first state (`StateUpdate.create`), built
+    straight in placeholder order: the same list as
+    `creating.parameters(_create_with_state_values(change))`, with the same conversions, and
+    the same values as inserting the conversation (`_SqliteCreateRow`) and then saving the
+    state (`_SqliteStateRow`) would leave in the row."""
+
+    ORDER = (
+        "id",
+        "platform",
+        "customer_id",
+        "customer_name",
+        "customer_tier",
+        "customer_email",
+        "metadata",
+        "language",
+        "link",
+        "b_state",
+        "score",
+        "level",
+        "status",
+        "first_event_at",
+        "last_event_at",
+        "created_at",
+        "updated_at",
+    )
+    CONVERTED = frozenset(
+        ("metadata", "score", "first_event_at", "last_event_at", "created_at", "updated_at")
+    )
+    STATEMENT = "conversation insert with its state"
+
+    def __init__(self, creating: Prepared) -> None:
+        super().__init__(creating)
+        conversions = self.conversions
+        self._metadata = conversions["metadata"]
+        self._score = conversions["score"]
+        self._first = conversions["first_event_at"]
+        self._last = conversions["last_event_at"]
+        self._created = conversions["created_at"]
+        self._updated = conversions["updated_at"]
+        self._no_metadata = self._metadata({})
+
+    def __call__(self, change: StateUpdate) -> list[Any]:
+        request = change.create
+        assert request is not None
+        meta = request.meta
+        customer = meta.customer
+        metadata = meta.metadata
+        last = change.last_event_at
+        first = change.first_event_at if change.first_event_at is not None else last
+        now = change.now if change.now is not None else datetime.now(UTC)
+        return [
+            request.conversation_id,
+            meta.platform,
+            customer.id,
+            customer.name,
+            customer.tier,
+            customer.email,
+            self._metadata(dict(metadata)) if metadata else self._no_metadata,
+            meta.language,
+            meta.link,
+            _state_text(change.state),
+            self._score(change.score),
+            change.level,
+            change.status,
+            None if first is None else self._first(first),
+            None if last is None else self._last(last),
+            self._created(request.now),
+            self._updated(now),
+        ]
+
+
+def _create_with_state_values(change: StateUpdate) -> dict[str, Any]:
+    """`_CREATE_WITH_STATE`'s values by name (the generic way, for the tests)."""
+    assert change.create is not None
+    last = change.last_event_at
+    return {
+        **_lock_values(change.create),
+        "b_state": _state_text(change.state),
+        "score": change.score,
+        "level": change.level,
+        "status": change.status,
+        "first_event_at": change.first_event_at if change.first_event_at is not None else last,
+        "last_event_at": last,
+        "updated_at": change.now if change.now is not None else datetime.now(UTC),
+    }
 
 
 def _save_state_statement() -> Executable:

@@ -288,6 +288,42 @@ async def test_a_group_stores_what_its_posts_would_one_by_one(
     ]
 
 
+def test_a_new_conversation_is_stored_once_whatever_its_first_batch_holds(
+    database: Database,
+) -> None:
+    # On SQLite a new conversation's row is written with its first state; one whose first
+    # batch holds no event, and one whose first event escalates (the escalation names it),
+    # are stored first, as the lock would have. All three read back alike on both backends.
+    calm = InboundBatch("calm", _meta(), (_say("c1", Role.CUSTOMER, "hello there", 0),))
+    empty = InboundBatch("empty", _meta(tier="gold"), ())
+    angry = InboundBatch(
+        "angry",
+        _meta(),
+        (_say("a1", Role.CUSTOMER, "this is useless, get me a human agent now", 0),),
+    )
+    with database.session() as session:
+        answers = _ingestor().apply_group(session, [[calm, empty], [angry]], commit=True)
+    assert [answer.events_stored for answer in answers] == [1, 1]
+    assert [cid for cid, _, _ in answers[1].decisions] == ["angry"]
+    with database.session(read_only=True) as session:
+        records = {
+            cid: conversations.get_conversation(session=session, conversation_id=cid)
+            for cid in ("calm", "empty", "angry")
+        }
+        opened = escalations.active_escalation(session=session, conversation_id="angry")
+    assert all(record is not None for record in records.values())
+    assert records["empty"] is not None
+    assert (records["empty"].state, records["empty"].meta.customer.tier) == (None, "gold")
+    assert records["calm"] is not None
+    assert records["calm"].state is not None
+    assert records["calm"].state["turns"] == 1
+    assert records["calm"].first_event_at == records["calm"].last_event_at == T0
+    assert records["angry"] is not None
+    assert records["angry"].state is not None
+    assert records["angry"].level is not None
+    assert opened is not None
+
+
 def test_a_conversation_named_twice_in_one_lock_is_refused(database: Database) -> None:
     with database.session() as session, pytest.raises(ValueError, match="named twice"):
         conversations.lock_conversations(

@@ -5,11 +5,12 @@ one conversation at a time would, on both backends."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from engine.assessment import Assessment, Decision
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
@@ -378,3 +379,96 @@ def test_a_state_given_as_text_is_stored_as_the_same_text_as_its_dict(
             session.execute(text("SELECT id, state FROM conversations ORDER BY id")).all()
         )
     assert stored == {"as-dict": json.dumps(state), "as-text": json.dumps(state)}
+
+
+def _row(database: Database, cid: str) -> dict[str, object]:
+    with database.session(read_only=True) as session:
+        row = (
+            session.connection()
+            .execute(text("SELECT * FROM conversations WHERE id = :id"), {"id": cid})
+            .mappings()
+            .one()
+        )
+    return dict(row)
+
+
+def test_a_conversation_created_by_its_state_is_the_row_a_lock_and_a_save_leave(
+    database: Database,
+) -> None:
+    # lock_for_store leaves a new conversation for `store` to insert whole (SQLite) or locks it
+    # as lock_conversations does (PostgreSQL); either way the row ends up exactly as a lock
+    # followed by a saved state leaves it.
+    meta = ConversationMeta(
+        platform="whatsapp",
+        customer=Customer(id="u-7", name="Zoë", tier="gold", email="z@example.com"),
+        metadata={"fila": "cobrança", "n": "2"},
+        language="pt-BR",
+        link="https://inbox.example.com/c/9",
+    )
+    first, last = T0.astimezone(SAO_PAULO), LATER
+
+    def change(cid: str, create: LockRequest | None) -> StateUpdate:
+        return StateUpdate(
+            cid, json.dumps({"turns": 3}), 42.5, "watch", "ended", last, first, LATER, create
+        )
+
+    with database.session() as session:
+        conversations.lock_conversations(session=session, requests=[LockRequest("old", meta, T0)])
+        conversations.store(session=session, events=(), states=[change("old", None)])
+    with database.session() as session:
+        locked = conversations.lock_for_store(
+            session=session, requests=[LockRequest("new", meta, T0)]
+        )
+        record = locked.records["new"]
+        if database.dialect == "sqlite":
+            assert locked.unstored == {"new": LockRequest("new", meta, T0)}
+            assert conversations.get_conversation(session=session, conversation_id="new") is None
+        else:
+            assert locked.unstored == {}
+        conversations.store(
+            session=session, events=(), states=[change("new", locked.unstored.get("new"))]
+        )
+    assert replace(record, id="x") == _lock(database, LockRequest("x", meta, T0))["x"]
+    old, new = _row(database, "old"), _row(database, "new")
+    assert {**new, "id": "old"} == old
+    assert old["state"] is not None
+    assert old["status"] == "ended"
+
+
+def test_a_new_conversation_stored_before_another_row_names_it_gets_its_state_saved(
+    sqlite_database: Database,
+) -> None:
+    # create_unstored inserts it as a lock would (an escalation may then name it); its state is
+    # saved as any stored conversation's. Left unstored, an event naming it is refused.
+    with sqlite_database.session() as session:
+        locked = conversations.lock_for_store(
+            session=session, requests=[LockRequest("a", META, T0), LockRequest("b", META, T0)]
+        )
+        assert sorted(locked.unstored) == ["a", "b"]
+        conversations.create_unstored(session=session, requests=[locked.unstored["a"]])
+        conversations.store(
+            session=session,
+            events=[EventRows("a", [(message("m1"), None)], T0)],
+            states=[StateUpdate("a", {"turns": 1}, 1.0, None, "active", T0, now=LATER)],
+        )
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            conversations.store(
+                session=session,
+                events=[EventRows("b", [(message("m1"), None)], T0)],
+                states=(),
+            )
+    record = _lock(sqlite_database, LockRequest("a", META, LATER))["a"]
+    assert (record.state, record.score, record.first_event_at) == ({"turns": 1}, 1.0, T0)
+    assert _lock(sqlite_database, LockRequest("b", META, LATER))["b"].created_at == LATER
+
+
+def test_a_state_creates_only_its_own_conversation_and_only_on_sqlite(database: Database) -> None:
+    with database.session() as session:
+        conversations.lock_for_store(session=session, requests=[LockRequest("a", META, T0)])
+        wrong = StateUpdate("a", {}, 0.0, None, "active", T0, create=LockRequest("b", META, T0))
+        with pytest.raises(ValueError, match="state of 'a' creates 'b'"):
+            conversations.store(session=session, events=(), states=[wrong])
+        if database.dialect == "postgresql":
+            right = StateUpdate("a", {}, 0.0, None, "active", T0, create=LockRequest("a", META, T0))
+            with pytest.raises(ValueError, match=r"StateUpdate\.create is for SQLite"):
+                conversations.store(session=session, events=(), states=[right])

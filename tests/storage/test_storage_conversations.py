@@ -475,6 +475,52 @@ def test_the_sqlite_state_row_is_what_the_generic_conversions_give(
     assert direct(change) == saving.parameters(conversations._state_values(change))
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    customer=st.builds(
+        Customer, id=_maybe_text, name=_maybe_text, tier=_maybe_text, email=_maybe_text
+    ),
+    metadata=st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+    link=_maybe_text,
+    created=st.datetimes(timezones=st.sampled_from([UTC, _ZONE])),
+    state=st.one_of(
+        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2).map(json.dumps),
+    ),
+    score=st.one_of(st.floats(0, 100), st.integers(0, 100)),
+    level=st.one_of(st.none(), st.just("high")),
+    status=st.sampled_from(["active", "ended"]),
+    last=_maybe_time,
+    first=_maybe_time,
+    now=st.datetimes(timezones=st.sampled_from([UTC, _ZONE])),
+)
+def test_the_sqlite_row_of_a_conversation_created_with_its_state_is_the_generic_one(
+    customer: Customer,
+    metadata: dict[str, str],
+    link: str | None,
+    created: datetime,
+    state: dict[str, int] | str,
+    score: float,
+    level: str | None,
+    status: str,
+    last: datetime | None,
+    first: datetime | None,
+    now: datetime,
+) -> None:
+    # A new conversation's whole row with its first state is built directly; it must be the
+    # row SQLAlchemy's own conversions of the column values give.
+    meta = ConversationMeta(platform="acme", customer=customer, metadata=metadata, link=link)
+    request = conversations.LockRequest("c-1", meta, created)
+    change = conversations.StateUpdate(
+        "c-1", state, score, level, status, last, first, now, create=request
+    )
+    creating = prepared(
+        conversations._CREATE_WITH_STATE, sqlite.dialect(), conversations._CREATE_WITH_STATE_KEYS
+    )
+    direct = conversations._SqliteCreateStateRow.of(creating)
+    assert direct(change) == creating.parameters(conversations._create_with_state_values(change))
+
+
 def test_a_row_builder_refuses_a_statement_it_was_not_written_for() -> None:
     # Each builder writes its statement's placeholders in a fixed order; given another
     # statement (or one whose placeholders changed) it says so instead of misplacing values.

@@ -420,7 +420,8 @@ class IngestPipeline:
     runs one of them at a time, and SQLite hands the interpreter back and forth at every row,
     so a writer thread cost 5-10% of the throughput. The loop waits for each group's commit
     instead; a group is kept to `max_group_events` events (unless a single post has more) so
-    that the wait stays short (about 40 ms at most on the machine of the benchmarks). The loop
+    that the wait stays short (under 40 ms for a full group on the benchmarks' machine; about
+    100 ms for the rare commit that also checkpoints SQLite's WAL). The loop
     never waits for another writer: when the database's write lock is taken (a delivery, a
     claim, another process), that group is committed on a writer thread, which waits its turn.
 

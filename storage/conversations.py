@@ -395,7 +395,31 @@ class _SqliteRow:
         return cast("Self", built)
 
 
-class _SqliteCreateRow(_SqliteRow):
+class _SqliteConversationRow(_SqliteRow):
+    """The base of the builders of a new conversation's row: its meta's columns (platform to
+    link, in table order), written as both of them write them."""
+
+    def __init__(self, statement: Prepared) -> None:
+        super().__init__(statement)
+        self._metadata = self.conversions["metadata"]
+        self._no_metadata = self._metadata({})
+
+    def _meta(self, meta: ConversationMeta) -> tuple[Any, ...]:
+        customer = meta.customer
+        metadata = meta.metadata
+        return (
+            meta.platform,
+            customer.id,
+            customer.name,
+            customer.tier,
+            customer.email,
+            self._metadata(dict(metadata)) if metadata else self._no_metadata,
+            meta.language,
+            meta.link,
+        )
+
+
+class _SqliteCreateRow(_SqliteConversationRow):
     """A new conversation's row for the SQLite insert, built straight in placeholder order.
 
     The same list as `creating.parameters(_lock_values(request))`, with the same conversions
@@ -410,27 +434,15 @@ class _SqliteCreateRow(_SqliteRow):
     def __init__(self, creating: Prepared) -> None:
         super().__init__(creating)
         conversions = self.conversions
-        self._metadata = conversions["metadata"]
         self._created = conversions["created_at"]
         self._updated = conversions["updated_at"]
         self._score = conversions["score"](0.0)
-        self._no_metadata = self._metadata({})
 
     def __call__(self, request: LockRequest) -> list[Any]:
-        meta = request.meta
-        customer = meta.customer
-        metadata = meta.metadata
         now = request.now
         return [
             request.conversation_id,
-            meta.platform,
-            customer.id,
-            customer.name,
-            customer.tier,
-            customer.email,
-            self._metadata(dict(metadata)) if metadata else self._no_metadata,
-            meta.language,
-            meta.link,
+            *self._meta(request.meta),
             self._score,
             "active",
             self._created(now),
@@ -1043,17 +1055,25 @@ def _state_text(state: dict[str, Any] | str) -> str:
     return state if isinstance(state, str) else json.dumps(state)
 
 
-def _state_values(change: StateUpdate) -> dict[str, Any]:
+def _saved_times(change: StateUpdate) -> tuple[datetime | None, datetime | None, datetime]:
+    """A state's first and last event times and its update time as saved: the first defaults
+    to the last, the update time to the wall clock."""
     last = change.last_event_at
+    first = change.first_event_at if change.first_event_at is not None else last
+    return first, last, change.now if change.now is not None else datetime.now(UTC)
+
+
+def _state_values(change: StateUpdate) -> dict[str, Any]:
+    first, last, now = _saved_times(change)
     return {
         "b_id": change.conversation_id,
         "b_state": _state_text(change.state),
         "b_score": change.score,
         "b_level": change.level,
         "b_status": change.status,
-        "b_updated_at": change.now if change.now is not None else datetime.now(UTC),
+        "b_updated_at": now,
         "b_last": last,
-        "b_first": change.first_event_at if change.first_event_at is not None else last,
+        "b_first": first,
     }
 
 
@@ -1087,10 +1107,8 @@ class _SqliteStateRow(_SqliteRow):
         self._updated = conversions["b_updated_at"]
 
     def __call__(self, change: StateUpdate) -> list[Any]:
-        last = change.last_event_at
-        first = change.first_event_at if change.first_event_at is not None else last
+        first, last, now = _saved_times(change)
         first_text = None if first is None else self._first(first)
-        now = change.now if change.now is not None else datetime.now(UTC)
         return [
             _state_text(change.state),
             self._score(change.score),
@@ -1105,7 +1123,7 @@ class _SqliteStateRow(_SqliteRow):
         ]
 
 
-class _SqliteCreateStateRow(_SqliteRow):
+class _SqliteCreateStateRow(_SqliteConversationRow):
     """A new conversation's whole row with its first state (`StateUpdate.create`), built
     straight in placeholder order: the same list as
     `creating.parameters(_create_with_state_values(change))`, with the same conversions, and
@@ -1139,33 +1157,19 @@ class _SqliteCreateStateRow(_SqliteRow):
     def __init__(self, creating: Prepared) -> None:
         super().__init__(creating)
         conversions = self.conversions
-        self._metadata = conversions["metadata"]
         self._score = conversions["score"]
         self._first = conversions["first_event_at"]
         self._last = conversions["last_event_at"]
         self._created = conversions["created_at"]
         self._updated = conversions["updated_at"]
-        self._no_metadata = self._metadata({})
 
     def __call__(self, change: StateUpdate) -> list[Any]:
         request = change.create
         assert request is not None
-        meta = request.meta
-        customer = meta.customer
-        metadata = meta.metadata
-        last = change.last_event_at
-        first = change.first_event_at if change.first_event_at is not None else last
-        now = change.now if change.now is not None else datetime.now(UTC)
+        first, last, now = _saved_times(change)
         return [
             request.conversation_id,
-            meta.platform,
-            customer.id,
-            customer.name,
-            customer.tier,
-            customer.email,
-            self._metadata(dict(metadata)) if metadata else self._no_metadata,
-            meta.language,
-            meta.link,
+            *self._meta(request.meta),
             _state_text(change.state),
             self._score(change.score),
             change.level,
@@ -1178,18 +1182,19 @@ class _SqliteCreateStateRow(_SqliteRow):
 
 
 def _create_with_state_values(change: StateUpdate) -> dict[str, Any]:
-    """`_CREATE_WITH_STATE`'s values by name (the generic way, for the tests)."""
+    """`_CREATE_WITH_STATE`'s values by name (the generic way, for the tests): the lock's values
+    with the saved state's."""
     assert change.create is not None
-    last = change.last_event_at
+    saved = _state_values(change)
     return {
         **_lock_values(change.create),
-        "b_state": _state_text(change.state),
-        "score": change.score,
-        "level": change.level,
-        "status": change.status,
-        "first_event_at": change.first_event_at if change.first_event_at is not None else last,
-        "last_event_at": last,
-        "updated_at": change.now if change.now is not None else datetime.now(UTC),
+        "b_state": saved["b_state"],
+        "score": saved["b_score"],
+        "level": saved["b_level"],
+        "status": saved["b_status"],
+        "first_event_at": saved["b_first"],
+        "last_event_at": saved["b_last"],
+        "updated_at": saved["b_updated_at"],
     }
 
 

@@ -288,12 +288,13 @@ async def test_a_group_stores_what_its_posts_would_one_by_one(
     ]
 
 
-def test_a_new_conversation_is_stored_once_whatever_its_first_batch_holds(
+def test_a_new_conversation_is_stored_with_its_state_whatever_its_first_batch_holds(
     database: Database,
 ) -> None:
     # On SQLite a new conversation's row is written with its first state; one whose first
     # batch holds no event, and one whose first event escalates (the escalation names it),
-    # are stored first, as the lock would have. All three read back alike on both backends.
+    # are stored first, as the lock would have. Each reads back with what its batch gave it,
+    # on both backends.
     calm = InboundBatch("calm", _meta(), (_say("c1", Role.CUSTOMER, "hello there", 0),))
     empty = InboundBatch("empty", _meta(tier="gold"), ())
     angry = InboundBatch(

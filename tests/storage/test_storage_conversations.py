@@ -407,14 +407,25 @@ def test_the_sqlite_event_row_is_what_the_generic_conversions_give(
 
 
 _maybe_text = st.one_of(st.none(), st.text(max_size=8))
+_aware_time = st.datetimes(timezones=st.sampled_from([UTC, _ZONE]))
+_customers = st.builds(
+    Customer, id=_maybe_text, name=_maybe_text, tier=_maybe_text, email=_maybe_text
+)
+_metadata = st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)
+# A state given as its dict or already as its JSON text; a verdict's score, level and status.
+_states = st.one_of(
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2).map(json.dumps),
+)
+_scores = st.one_of(st.floats(0, 100), st.integers(0, 100))
+_levels = st.one_of(st.none(), st.just("high"))
+_statuses = st.sampled_from(["active", "ended"])
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    customer=st.builds(
-        Customer, id=_maybe_text, name=_maybe_text, tier=_maybe_text, email=_maybe_text
-    ),
-    metadata=st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+    customer=_customers,
+    metadata=_metadata,
     language=_maybe_text,
     link=_maybe_text,
     zone=st.sampled_from([UTC, _ZONE]),
@@ -439,81 +450,60 @@ def test_the_sqlite_new_conversation_row_is_what_the_generic_conversions_give(
     assert direct(request) == creating.parameters(conversations._lock_values(request))
 
 
-_maybe_time = st.one_of(
-    st.none(),
-    st.datetimes(timezones=st.sampled_from([UTC, _ZONE])),
-)
+_maybe_time = st.one_of(st.none(), _aware_time)
+
+
+def _state_updates(
+    create: st.SearchStrategy[conversations.LockRequest | None],
+) -> st.SearchStrategy[conversations.StateUpdate]:
+    """States of conversation "c-1" with any verdict and times (`create`: what creates it)."""
+    return st.builds(
+        conversations.StateUpdate,
+        st.just("c-1"),
+        _states,
+        _scores,
+        _levels,
+        _statuses,
+        _maybe_time,
+        _maybe_time,
+        _aware_time,
+        create,
+    )
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    state=st.one_of(
-        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
-        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2).map(json.dumps),
-    ),
-    score=st.one_of(st.floats(0, 100), st.integers(0, 100)),
-    level=st.one_of(st.none(), st.just("high")),
-    status=st.sampled_from(["active", "ended"]),
-    last=_maybe_time,
-    first=_maybe_time,
-    now=st.datetimes(timezones=st.sampled_from([UTC, _ZONE])),
-)
+@given(change=_state_updates(st.none()))
 def test_the_sqlite_state_row_is_what_the_generic_conversions_give(
-    state: dict[str, int] | str,
-    score: float,
-    level: str | None,
-    status: str,
-    last: datetime | None,
-    first: datetime | None,
-    now: datetime,
+    change: conversations.StateUpdate,
 ) -> None:
     # A state's parameters are built directly; they must be those SQLAlchemy's own conversions
     # of the values give (the state as its JSON text, given as a dict or already as text).
-    change = conversations.StateUpdate("c-1", state, score, level, status, last, first, now)
     saving = prepared(conversations._SAVE_STATE, sqlite.dialect(), ())
     direct = conversations._SqliteStateRow.of(saving)
     assert direct(change) == saving.parameters(conversations._state_values(change))
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    customer=st.builds(
-        Customer, id=_maybe_text, name=_maybe_text, tier=_maybe_text, email=_maybe_text
+_creating = st.builds(
+    conversations.LockRequest,
+    st.just("c-1"),
+    st.builds(
+        ConversationMeta,
+        platform=st.just("acme"),
+        customer=_customers,
+        metadata=_metadata,
+        link=_maybe_text,
     ),
-    metadata=st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
-    link=_maybe_text,
-    created=st.datetimes(timezones=st.sampled_from([UTC, _ZONE])),
-    state=st.one_of(
-        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
-        st.dictionaries(st.text(max_size=4), st.integers(), max_size=2).map(json.dumps),
-    ),
-    score=st.one_of(st.floats(0, 100), st.integers(0, 100)),
-    level=st.one_of(st.none(), st.just("high")),
-    status=st.sampled_from(["active", "ended"]),
-    last=_maybe_time,
-    first=_maybe_time,
-    now=st.datetimes(timezones=st.sampled_from([UTC, _ZONE])),
+    _aware_time,
 )
+
+
+@settings(max_examples=200, deadline=None)
+@given(change=_state_updates(_creating))
 def test_the_sqlite_row_of_a_conversation_created_with_its_state_is_the_generic_one(
-    customer: Customer,
-    metadata: dict[str, str],
-    link: str | None,
-    created: datetime,
-    state: dict[str, int] | str,
-    score: float,
-    level: str | None,
-    status: str,
-    last: datetime | None,
-    first: datetime | None,
-    now: datetime,
+    change: conversations.StateUpdate,
 ) -> None:
     # A new conversation's whole row with its first state is built directly; it must be the
     # row SQLAlchemy's own conversions of the column values give.
-    meta = ConversationMeta(platform="acme", customer=customer, metadata=metadata, link=link)
-    request = conversations.LockRequest("c-1", meta, created)
-    change = conversations.StateUpdate(
-        "c-1", state, score, level, status, last, first, now, create=request
-    )
     creating = prepared(
         conversations._CREATE_WITH_STATE, sqlite.dialect(), conversations._CREATE_WITH_STATE_KEYS
     )

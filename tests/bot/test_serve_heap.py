@@ -7,14 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.serve import _settle_heap
+from bot.serve import YOUNG_COLLECTION_THRESHOLD, _settle_heap
 
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    threshold = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
 @pytest.mark.usefixtures("unfrozen")
@@ -39,3 +41,29 @@ def test_what_startup_built_is_frozen_and_later_garbage_is_still_collected() -> 
     del first, second
     gc.collect()
     assert collected == ["node", "node"]
+
+
+@pytest.mark.usefixtures("unfrozen")
+def test_young_objects_are_collected_seldom_but_cycles_still_without_an_explicit_collect() -> None:
+    older = gc.get_threshold()[1:]
+    _settle_heap()
+    assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *older)
+    assert YOUNG_COLLECTION_THRESHOLD > 700  # CPython's default, which this raises
+    freed: list[str] = []
+
+    class Node:
+        def __init__(self) -> None:
+            self.other: Node | None = None
+
+        def __del__(self) -> None:
+            freed.append("node")
+
+    gc.collect()  # a clean start: the count of young allocations from zero
+    first, second = Node(), Node()
+    first.other, second.other = second, first
+    del first, second
+    assert freed == []  # a cycle: reference counting alone never frees it
+    # Enough new containers to pass the threshold: the collector runs by itself.
+    kept = [[] for _ in range(YOUNG_COLLECTION_THRESHOLD + 100)]
+    assert freed == ["node", "node"]
+    del kept

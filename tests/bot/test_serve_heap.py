@@ -64,6 +64,6 @@ def test_young_objects_are_collected_seldom_but_cycles_still_without_an_explicit
     del first, second
     assert freed == []  # a cycle: reference counting alone never frees it
     # Enough new containers to pass the threshold: the collector runs by itself.
-    kept = [[] for _ in range(YOUNG_COLLECTION_THRESHOLD + 100)]
+    kept: list[list[object]] = [[] for _ in range(YOUNG_COLLECTION_THRESHOLD + 100)]
     assert freed == ["node", "node"]
     del kept

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -31,6 +32,31 @@ LOADGEN_CPU = 1 if (os.cpu_count() or 1) > 1 else 0
 START_TIMEOUT_S = 60.0
 # Set to another checkout's root to run that version of the service under the same load.
 SERVICE_ROOT_ENV = "BENCH_SERVICE_ROOT"
+
+
+# A measured child runs its measured part inside `operator.call`, and callgrind collects only
+# inside that C function (`_operator_call`): imports, set-up and warm-up are left out of the count.
+_CALLGRIND = (
+    "valgrind",
+    "--tool=callgrind",
+    "--collect-atstart=no",
+    "--toggle-collect=_operator_call*",
+    "--callgrind-out-file=/dev/null",
+)
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def under_callgrind(command: Sequence[str]) -> list[str]:
+    """`command` run under valgrind's callgrind, counting what `operator.call` runs."""
+    return [*_CALLGRIND, *command]
+
+
+def callgrind_instructions(stderr: str) -> int:
+    """The instruction count callgrind printed on a run's standard error."""
+    found = _COLLECTED.search(stderr)
+    if found is None:
+        raise RuntimeError(f"callgrind printed no instruction count:\n{stderr[-3000:]}")
+    return int(found.group(1))
 
 
 def free_port() -> int:

@@ -23,7 +23,6 @@ import contextlib
 import json
 import operator
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -37,10 +36,6 @@ from typing import Any
 from bench import _proc
 
 WARM_UP_POSTS = 96
-# The measured posts run inside `operator.call`, and callgrind collects only inside its C
-# function (`_operator_call`): imports, set-up and the warm-up are left out of the count.
-_TOGGLE = "--toggle-collect=_operator_call*"
-_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -124,24 +119,14 @@ def _one_run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             *(["--angry"] if args.angry else []),
         ]
         if args.instructions:
-            command = [
-                "valgrind",
-                "--tool=callgrind",
-                "--collect-atstart=no",
-                _TOGGLE,
-                "--callgrind-out-file=/dev/null",
-                *command,
-            ]
+            command = _proc.under_callgrind(command)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(_proc.REPO)])}
         done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the writer run failed:\n{done.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     if args.instructions:
-        found = _COLLECTED.search(done.stderr)
-        if found is None:
-            raise RuntimeError(f"callgrind printed no instruction count:\n{done.stderr[-3000:]}")
-        figures["instructions"] = int(found.group(1))
+        figures["instructions"] = _proc.callgrind_instructions(done.stderr)
     return figures
 
 

@@ -13,6 +13,7 @@ from bench import (
     latency_bench,
     loadgen,
     memory_bench,
+    parse_bench,
     replay_bench,
     run_all,
     webhook_bench,
@@ -94,6 +95,16 @@ def test_writer_bench_stores_every_post_through_the_ingestor() -> None:
     assert figures["events"] == 3 * figures["conversations"]
     assert figures["escalations"] > 0  # the angry mix escalates
     assert figures["cpu_seconds"] > 0
+
+
+def test_parse_bench_verifies_and_parses_every_post_of_both_sizes() -> None:
+    report = parse_bench.run(["--quick", "--posts", "200"])
+    assert _names(report) == ["per post, 1 event/post", "per post, 100 events/post"]
+    ((one,), (hundred,)) = report.raw["1"], report.raw["100"]
+    assert (one["posts"], one["events"]) == (200, 200)
+    assert (hundred["posts"], hundred["events"]) == (2, 200)
+    assert one["seconds_per_post"] > 0
+    assert hundred["seconds_per_post"] > 0
 
 
 def test_latency_bench_sees_every_card_reach_the_slack_api() -> None:

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 
 class EventType(StrEnum):
@@ -51,8 +52,14 @@ class ConversationMeta:
     link: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ConversationEvent:
+# No event carries extras unless its platform sent some: one shared, read-only empty mapping.
+NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
+# A named tuple rather than a frozen dataclass, as Reason and Assessment: a connector builds one
+# per event (a hundred in a batched post), and a frozen dataclass costs twice as much to build.
+# It stays immutable and reads the same by attribute; copies with changes are `event._replace`.
+class ConversationEvent(NamedTuple):
     """One event of one conversation, in the platform-neutral shape.
 
     `timestamp` is always timezone-aware (UTC). `fallback` is True when the platform marked the
@@ -69,7 +76,7 @@ class ConversationEvent:
     fallback: bool | None = None
     outcome: str | None = None
     # Anything else the platform sent that someone may want to see later (kept small).
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = NO_EXTRA
 
 
 @dataclass(frozen=True, slots=True)

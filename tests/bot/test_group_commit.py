@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -111,7 +110,7 @@ def _group(p: str, *, failing: bool) -> list[Post]:
                 p,
                 "failing-new",
                 [
-                    replace(event, timestamp=event.timestamp.replace(tzinfo=None))
+                    event._replace(timestamp=event.timestamp.replace(tzinfo=None))
                     for event in _angry("f")
                 ],
             ),

@@ -237,7 +237,7 @@ async def test_the_loop_never_waits_for_another_writer(sqlite_database: Database
 def _long_post(cid: str, events: int) -> list[InboundBatch]:
     (batch,) = _post(cid, "first", 0)
     more = [
-        replace(batch.events[0], event_id=f"e{number}", timestamp=T0 + timedelta(seconds=number))
+        batch.events[0]._replace(event_id=f"e{number}", timestamp=T0 + timedelta(seconds=number))
         for number in range(1, events)
     ]
     return [replace(batch, events=(*batch.events, *more))]

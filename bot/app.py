@@ -255,7 +255,9 @@ async def handle_webhook(request: web.Request) -> web.Response:
     if body is None:
         service.metrics.webhooks_rejected.inc(name, "413")
         return _error(413, f"body larger than the limit of {limit} bytes")
-    url = str(request.url)
+    # The URL as the platform called it (Twilio signs it): the request line's own target, as
+    # sent, after the scheme and host; yarl's parsed `request.url` costs three times as much.
+    url = f"{request.scheme}://{request.host}{request.raw_path}"
     if service.settings.public_url:
         url = service.settings.public_url.rstrip("/") + request.path_qs
     inbound = InboundRequest(

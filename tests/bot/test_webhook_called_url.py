@@ -1,0 +1,82 @@
+"""Without a public URL configured, a platform that signs the URL it calls (Twilio) is checked
+against that URL exactly as it called it: scheme, host and port, path and query as sent."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from urllib.parse import urlencode
+
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+from yarl import URL
+
+from bot.app import build_service, create_app
+from bot.config import Settings
+from bot.console import ConsoleNotifier
+from connectors.twilio import twilio_signature
+from storage import tables
+from storage.db import Database
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures" / "platforms"
+AUTH_TOKEN = "twilio-auth-token"
+# Percent-escapes as the platform sent them, and a second parameter: signed exactly so.
+CALLED = "/webhooks/twilio?tag=caf%C3%A9%20bar&site=1"
+
+
+def _form() -> list[tuple[str, str]]:
+    sample = FIXTURES / "twilio_onMessageAdded_sms_customer.handwritten.json"
+    params = json.loads(sample.read_text())
+    return [(key, value) for key, value in params["params"]]
+
+
+async def _post(database: Database, tmp_path: Path, signed_url: str) -> tuple[int, str, int]:
+    env = {"ESCALATIONS_WEBHOOK_SECRET": "unused", "ESCALATIONS_TWILIO_SECRET": AUTH_TOKEN}
+    settings = Settings(rules_path=REPO / "rules.yaml", data_dir=tmp_path / "data", environ=env)
+    assert settings.public_url is None
+    service = build_service(
+        settings, database=database, extra_notifiers={"console": ConsoleNotifier(io.StringIO())}
+    )
+    app = create_app(service, watch_rules_every=None, run_delivery=False)
+    async with TestClient(TestServer(app)) as client:
+        form = _form()
+        base = f"http://{client.host}:{client.port}"
+        response = await client.post(
+            URL(CALLED, encoded=True),
+            data=urlencode(form).encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Twilio-Signature": twilio_signature(
+                    AUTH_TOKEN, signed_url.format(base=base), form
+                ),
+            },
+        )
+        answer = await response.text()
+    with database.session() as session:
+        stored = session.execute(select(func.count()).select_from(tables.events)).scalar_one()
+    return response.status, answer, stored
+
+
+async def test_a_signature_over_the_url_as_called_is_accepted(
+    database: Database, tmp_path: Path
+) -> None:
+    status, answer, stored = await _post(database, tmp_path, "{base}" + CALLED)
+
+    assert (status, json.loads(answer)["status"], stored) == (200, "stored", 1)
+
+
+async def test_a_signature_over_another_query_or_host_is_refused_and_nothing_stored(
+    database: Database, tmp_path: Path
+) -> None:
+    for other in (
+        "{base}/webhooks/twilio",  # without the query
+        "{base}/webhooks/twilio?tag=caf%C3%A9+bar&site=1",  # the query escaped otherwise
+        "https://elsewhere.example.com" + CALLED,
+    ):
+        status, answer, stored = await _post(database, tmp_path, other)
+
+        assert status == 401, other
+        assert "signature does not match" in json.loads(answer)["error"]
+        assert stored == 0

@@ -700,12 +700,10 @@ _hit_event_id = attrgetter("event_id")
 _hit_what = attrgetter("what")
 
 
-def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reason | None:
-    count = len(hits)
-    if not count or count < config.min_repeats:
-        return None
-    customer = list(map(_hit_what, hits)).count("customer")
-    bot = count - customer
+@lru_cache(maxsize=256)
+def _who_repeated(customer: int, bot: int) -> str:
+    """ "the customer repeated themselves 2 times and the bot repeated itself": a handful of
+    distinct counts, while a loop rebuilds the repetition reason at nearly every event."""
     parts = []
     if customer:
         parts.append(
@@ -713,7 +711,15 @@ def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reaso
         )
     if bot:
         parts.append("the bot repeated itself" + ("" if bot == 1 else f" {bot} times"))
-    text = f"{' and '.join(parts)} ({_turns(hits[0].turn, hits[-1].turn)})"
+    return " and ".join(parts)
+
+
+def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reason | None:
+    count = len(hits)
+    if not count or count < config.min_repeats:
+        return None
+    customer = list(map(_hit_what, hits)).count("customer")
+    text = f"{_who_repeated(customer, count - customer)} ({_turns(hits[0].turn, hits[-1].turn)})"
     # Full weight two repeats after the first that counts: a loop of three is enough alone.
     strength = min(1.0, count / (config.min_repeats + 2))
     ids = tuple(map(_hit_event_id, hits))

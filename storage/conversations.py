@@ -992,9 +992,19 @@ class _SqliteEventRow(_SqliteRow):
         verdict: Assessment | None,
         received_at: datetime,
     ) -> list[Any]:
-        confidence = event.confidence
-        fallback = event.fallback
-        extra = event.extra
+        # Every field at once (a named tuple unpacks in one step; each attribute is a lookup).
+        (
+            event_id,
+            kind,
+            timestamp,
+            role,
+            text,
+            intent,
+            confidence,
+            fallback,
+            outcome,
+            extra,
+        ) = event
         if verdict is None:
             score = level = reasons = decision = None
         else:
@@ -1004,15 +1014,15 @@ class _SqliteEventRow(_SqliteRow):
             decision = _DECISION_TEXT[verdict.decision]
         return [
             conversation_id,
-            event.event_id,
-            _TYPE_TEXT[event.type],
-            _ROLE_TEXT[event.role],
-            event.text,
-            event.intent,
+            event_id,
+            _TYPE_TEXT[kind],
+            _ROLE_TEXT[role],
+            text,
+            intent,
             None if confidence is None else self._confidence(confidence),
             None if fallback is None else self._fallback(fallback),
-            event.outcome,
-            self._time(event.timestamp),
+            outcome,
+            self._time(timestamp),
             self._received(received_at),
             self._extra(dict(extra)) if extra else None,
             score,

@@ -48,6 +48,12 @@ def _add_digests_and_sla_steps(connection: Connection) -> None:
     tables.sla_steps.create(connection, checkfirst=True)
 
 
+def _drop_events_timeline_index(connection: Connection) -> None:
+    # See `tables.Event`: the events' unique index serves their reads; this one only slowed
+    # their inserts.
+    connection.execute(text("DROP INDEX IF EXISTS ix_events_conversation_timestamp"))
+
+
 # Numbered migrations, applied in order to bring an existing database up to date. A fresh
 # database gets the latest schema in one step from the models (version 1 does exactly that) and
 # is stamped with the highest number, so a later change adds `2: _add_something` here (an ALTER
@@ -55,6 +61,7 @@ def _add_digests_and_sla_steps(connection: Connection) -> None:
 MIGRATIONS: dict[int, Migration] = {
     1: _create_latest_schema,
     2: _add_digests_and_sla_steps,
+    3: _drop_events_timeline_index,
 }
 LATEST_VERSION = max(MIGRATIONS)
 

@@ -60,7 +60,8 @@ class ClaimedEscalation:
 
 
 def _last_message(role: Role) -> ScalarSelect[Any]:
-    # Correlated, so each claimed escalation costs one probe of (conversation_id, timestamp).
+    # Correlated: each claimed escalation costs a search of its conversation's events (through
+    # their unique index on (conversation_id, event_id)).
     return (
         select(func.max(_events.c.timestamp))
         .where(

@@ -86,8 +86,11 @@ class Event(SQLModel, table=True):
 
     __tablename__ = "events"
     __table_args__ = (
+        # Also the index every read of a conversation's events goes through. They are only
+        # ever read whole (a transcript) and then sorted by time, a sort that costs about what
+        # reading the rows does: an index in time order (dropped by migration 3) saved it and
+        # cost every event's insert a B-tree of its own.
         UniqueConstraint("conversation_id", "event_id", name="uq_events_conversation_event"),
-        Index("ix_events_conversation_timestamp", "conversation_id", "timestamp", "pk"),
     )
 
     # Also the arrival order, which breaks ties between events with the same timestamp.

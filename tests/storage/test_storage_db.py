@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert, select, text
+from sqlalchemy import delete, insert, inspect, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session
@@ -400,3 +400,80 @@ def test_without_the_ping_a_dropped_connection_fails_once_then_is_replaced(
         conversations.lock_conversation(session=session, conversation_id="c1", meta=META, now=T0)
     with postgres_database.session() as session:
         assert conversations.get_conversation(session=session, conversation_id="c1")
+
+
+_TIMELINE_INDEX = "ix_events_conversation_timestamp"
+
+
+def _event_indexes(database: Database) -> set[str]:
+    with database.engine.connect() as connection:
+        return {str(index["name"]) for index in inspect(connection).get_indexes("events")}
+
+
+def _as_version_2(database: Database) -> None:
+    """Make a fresh database what version 2 created: the events' timeline index included."""
+    database.migrate()
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(f"CREATE INDEX {_TIMELINE_INDEX} ON events (conversation_id, timestamp, pk)")
+        )
+        connection.execute(delete(tables.schema_version))
+        connection.execute(
+            insert(tables.schema_version), [{"version": 2, "applied_at": datetime.now(UTC)}]
+        )
+
+
+def _upgrade_drops_the_timeline_index_and_keeps_reads_in_order(database: Database) -> None:
+    _as_version_2(database)
+    with database.session() as session:
+        conversations.lock_conversation(session=session, conversation_id="c1", meta=META, now=T0)
+        for number, seconds in ((1, 30), (2, 10), (3, 20), (4, 10)):
+            conversations.insert_events(
+                session=session,
+                conversation_id="c1",
+                rows=[(message(f"e{number}", at=T0 + timedelta(seconds=seconds)), None)],
+                received_at=T0,
+            )
+    assert _TIMELINE_INDEX in _event_indexes(database)
+
+    assert database.migrate() == [3]
+
+    assert _TIMELINE_INDEX not in _event_indexes(database)
+    assert database.migrate() == []
+    with database.session() as session:
+        read = conversations.transcript(session=session, conversation_id="c1")
+    # By time, and two events of the same time in the order they arrived.
+    assert [stored.event.event_id for stored in read] == ["e2", "e4", "e3", "e1"]
+
+
+def _unique_names(database: Database) -> set[str]:
+    with database.engine.connect() as connection:
+        return {
+            str(constraint["name"])
+            for constraint in inspect(connection).get_unique_constraints("events")
+        }
+
+
+def test_a_new_database_has_no_events_timeline_index(database: Database) -> None:
+    assert _TIMELINE_INDEX not in _event_indexes(database)
+    # What the reads of a conversation's events go through instead.
+    assert "uq_events_conversation_event" in _event_indexes(database) | _unique_names(database)
+
+
+def test_an_older_sqlite_database_loses_the_timeline_index(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'v2.db'}")
+    try:
+        _upgrade_drops_the_timeline_index_and_keeps_reads_in_order(database)
+    finally:
+        database.dispose()
+
+
+@pytest.mark.postgres
+def test_an_older_postgres_database_loses_the_timeline_index(
+    postgres_url_factory: Callable[[], str],
+) -> None:
+    database = Database(postgres_url_factory())
+    try:
+        _upgrade_drops_the_timeline_index_and_keeps_reads_in_order(database)
+    finally:
+        database.dispose()

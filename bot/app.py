@@ -257,7 +257,10 @@ async def handle_webhook(request: web.Request) -> web.Response:
         return _error(413, f"body larger than the limit of {limit} bytes")
     # The URL as the platform called it (Twilio signs it): the request line's own target, as
     # sent, after the scheme and host; yarl's parsed `request.url` costs three times as much.
-    url = f"{request.scheme}://{request.host}{request.raw_path}"
+    # A target in absolute form (`POST http://host/path`, as through a forward proxy) is the
+    # whole URL already, which `request.url` reads.
+    target = request.raw_path
+    url = f"{request.scheme}://{request.host}{target}" if target[:1] == "/" else str(request.url)
     if service.settings.public_url:
         url = service.settings.public_url.rstrip("/") + request.path_qs
     inbound = InboundRequest(

@@ -702,8 +702,9 @@ _hit_what = attrgetter("what")
 
 @lru_cache(maxsize=256)
 def _who_repeated(customer: int, bot: int) -> str:
-    """ "the customer repeated themselves 2 times and the bot repeated itself": a handful of
-    distinct counts, while a loop rebuilds the repetition reason at nearly every event."""
+    """Who repeated themselves how often, in the repetition reason's words ("the customer
+    repeated themselves 2 times and the bot repeated itself"). Cached: a loop rebuilds the
+    reason at nearly every event, with a handful of distinct counts."""
     parts = []
     if customer:
         parts.append(

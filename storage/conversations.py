@@ -992,19 +992,9 @@ class _SqliteEventRow(_SqliteRow):
         verdict: Assessment | None,
         received_at: datetime,
     ) -> list[Any]:
-        # Every field at once (a named tuple unpacks in one step; each attribute is a lookup).
-        (
-            event_id,
-            kind,
-            timestamp,
-            role,
-            text,
-            intent,
-            confidence,
-            fallback,
-            outcome,
-            extra,
-        ) = event
+        # Every field at once: a named tuple unpacks in one step, where each attribute is a
+        # look-up (which the interpreter does not specialise as it did for slots).
+        event_id, kind, timestamp, role, text, intent, confidence, fallback, outcome, extra = event
         if verdict is None:
             score = level = reasons = decision = None
         else:

@@ -46,17 +46,25 @@ _CALLGRIND = (
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
-def under_callgrind(command: Sequence[str]) -> list[str]:
-    """`command` run under valgrind's callgrind, counting what `operator.call` runs."""
-    return [*_CALLGRIND, *command]
-
-
-def callgrind_instructions(stderr: str) -> int:
-    """The instruction count callgrind printed on a run's standard error."""
-    found = _COLLECTED.search(stderr)
-    if found is None:
-        raise RuntimeError(f"callgrind printed no instruction count:\n{stderr[-3000:]}")
-    return int(found.group(1))
+def run_child(
+    command: Sequence[str], root: Path, *, instructions: bool, what: str
+) -> dict[str, Any]:
+    """Run a benchmark's measured child process on the code of the checkout at `root`; the
+    figures it prints as its last line (JSON), with callgrind's count of what its
+    `operator.call` ran as "instructions" when asked."""
+    if instructions:
+        command = [*_CALLGRIND, *command]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(REPO)])}
+    done = subprocess.run(list(command), cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {what} run failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if instructions:
+        found = _COLLECTED.search(done.stderr)
+        if found is None:
+            raise RuntimeError(f"callgrind printed no instruction count:\n{done.stderr[-3000:]}")
+        figures["instructions"] = int(found.group(1))
+    return figures
 
 
 def free_port() -> int:

@@ -18,7 +18,6 @@ import operator
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import timeit
 from pathlib import Path
@@ -60,6 +59,7 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _one_run(args: argparse.Namespace, events_per_post: int, root: Path) -> dict[str, Any]:
+    posts = args.posts if events_per_post == 1 else max(1, args.posts // 100)
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -67,22 +67,13 @@ def _one_run(args: argparse.Namespace, events_per_post: int, root: Path) -> dict
         "--events-per-post",
         str(events_per_post),
         "--posts",
-        str(args.posts if events_per_post == 1 else max(1, args.posts // 100)),
+        str(posts),
         "--repeats",
         str(args.repeats),
         *(["--measure-instructions"] if args.instructions else []),
     ]
-    if args.instructions:
-        command = _proc.under_callgrind(command)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(_proc.REPO)])}
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"the parse run failed:\n{done.stderr[-3000:]}")
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    figures["posts"] = int(command[command.index("--posts") + 1])
-    if args.instructions:
-        figures["instructions"] = _proc.callgrind_instructions(done.stderr)
-    return figures
+    figures = _proc.run_child(command, root, instructions=args.instructions, what="parse")
+    return {**figures, "posts": posts}
 
 
 def build_parser() -> argparse.ArgumentParser:

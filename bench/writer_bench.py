@@ -25,7 +25,6 @@ import operator
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -118,16 +117,7 @@ def _one_run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             str(args.group),
             *(["--angry"] if args.angry else []),
         ]
-        if args.instructions:
-            command = _proc.under_callgrind(command)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(_proc.REPO)])}
-        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"the writer run failed:\n{done.stderr[-3000:]}")
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    if args.instructions:
-        figures["instructions"] = _proc.callgrind_instructions(done.stderr)
-    return figures
+        return _proc.run_child(command, root, instructions=args.instructions, what="writer")
 
 
 def build_parser() -> argparse.ArgumentParser:

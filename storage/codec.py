@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from engine import jsontext
@@ -22,6 +23,16 @@ def reasons_to_json(reasons: Iterable[Reason]) -> list[dict[str, Any]]:
         }
         for reason in reasons
     ]
+
+
+# A reason's signal and points: what the score adds up and the dashboard's markers compare.
+_weight = attrgetter("signal", "points")
+
+
+def weights(reasons: Iterable[Reason]) -> list[tuple[str, float]]:
+    """Each reason's signal and points, in order: what two events' reasons are compared by
+    when only their words may differ (a loop's turns, a count)."""
+    return list(map(_weight, reasons))
 
 
 def _reason_text(reason: Reason) -> str:

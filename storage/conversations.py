@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, ClassVar, Self, cast
 
 from sqlalchemy import (
@@ -40,7 +41,7 @@ from engine.events import ConversationEvent, ConversationMeta, Customer, EventTy
 from storage import tables
 from storage._prepared import Prepared, Results, bind_processor, driver_connection, prepared
 from storage._sql import MAX_PARAMETERS, chunks, connection
-from storage.codec import ReasonsText, reasons_from_json, reasons_to_json
+from storage.codec import ReasonsText, reasons_from_json, reasons_to_json, weights
 from storage.types import UtcDateTime
 
 _conversations = tables.conversations
@@ -113,7 +114,15 @@ class LockRequest:
 
 @dataclass(frozen=True, slots=True)
 class EventRows:
-    """One conversation's new events with the engine's verdicts, to insert (`store`)."""
+    """One conversation's new events with the engine's verdicts, to insert (`store`).
+
+    An event's reasons are stored only where their weights (signals and points) differ from
+    those of the event before it in `rows`; otherwise the column is NULL beside a score, and
+    reads (`transcript`) carry the reasons before it forward. A loop changes its reasons'
+    words at nearly every event (turns, counts) and their weights at a few: the words of the
+    events in between, the largest part of their rows, are not kept. The first event of every
+    `rows` has its reasons, so that no read has to look beyond one post's events.
+    """
 
     conversation_id: str
     rows: Sequence[tuple[ConversationEvent, Assessment | None]]
@@ -765,7 +774,11 @@ def _event_values(
     event: ConversationEvent,
     assessment: Assessment | None,
     received_at: datetime,
+    as_before: bool = False,
 ) -> dict[str, Any]:
+    reasons = None
+    if assessment is not None and not as_before:  # (NULL: as before, see `EventRows`)
+        reasons = reasons_to_json(assessment.reasons)
     return {
         "conversation_id": conversation_id,
         "event_id": event.event_id,
@@ -781,7 +794,7 @@ def _event_values(
         "extra": dict(event.extra) if event.extra else None,
         "score": assessment.score if assessment is not None else None,
         "level": assessment.level if assessment is not None else None,
-        "reasons": reasons_to_json(assessment.reasons) if assessment is not None else None,
+        "reasons": reasons,
         "decision": _DECISION_TEXT[assessment.decision] if assessment is not None else None,
     }
 
@@ -877,9 +890,9 @@ def store(
     saving = prepared(_SAVE_STATE, conn.dialect, ())
     row = _SqliteEventRow.of(inserting)
     event_parameters = [
-        row(batch.conversation_id, event, verdict, batch.received_at)
+        row(batch.conversation_id, event, verdict, batch.received_at, as_before)
         for batch in events
-        for event, verdict in batch.rows
+        for event, verdict, as_before in _weighed(batch.rows)
     ]
     state_row = _SqliteStateRow.of(saving)
     create_parameters: list[list[Any]] = []
@@ -915,9 +928,9 @@ def _store_postgres(
     statements = _postgres(conn.dialect)
     inserting, saving = statements.insert_events, statements.save_state
     rows = [
-        _event_values(batch.conversation_id, event, verdict, batch.received_at)
+        _event_values(batch.conversation_id, event, verdict, batch.received_at, as_before)
         for batch in events
-        for event, verdict in batch.rows
+        for event, verdict, as_before in _weighed(batch.rows)
     ]
     event_parameters = inserting.parameters(rows) if rows else None
     state_parameters = [
@@ -941,6 +954,34 @@ def _store_postgres(
     # Read once the pipeline has ended. Only the rows inserted count, not those ON CONFLICT
     # skipped (an event id given twice is inserted once).
     return int(inserted.rowcount) if inserted is not None else 0
+
+
+def _weighed(
+    rows: Iterable[tuple[ConversationEvent, Assessment | None]],
+) -> Iterator[tuple[ConversationEvent, Assessment | None, bool]]:
+    """Each row, and whether its verdict's reasons weigh what those of the verdict right before
+    it weighed (never for the first row, a row without a verdict or the row after one)."""
+    previous: tuple[Reason, ...] | None = None  # the reasons of the verdict before
+    before: list[tuple[str, float]] | None = None  # their weights, once needed
+    for event, verdict in rows:
+        if verdict is None:
+            previous = before = None
+            yield event, verdict, False
+            continue
+        reasons = verdict.reasons
+        if previous is None:
+            as_before = False
+            before = None  # weighed only if another row follows (not for a lone event)
+        elif reasons is previous:  # the engine's own tuple again: nothing changed
+            as_before = True
+        else:
+            if before is None:
+                before = weights(previous)
+            weighed = weights(reasons)
+            as_before = weighed == before
+            before = weighed
+        previous = reasons
+        yield event, verdict, as_before
 
 
 class _SqliteEventRow(_SqliteRow):
@@ -991,6 +1032,7 @@ class _SqliteEventRow(_SqliteRow):
         event: ConversationEvent,
         verdict: Assessment | None,
         received_at: datetime,
+        as_before: bool = False,
     ) -> list[Any]:
         # Every field at once: a named tuple unpacks in one step, where each attribute is a
         # look-up (which the interpreter does not specialise as it did for slots).
@@ -1000,7 +1042,8 @@ class _SqliteEventRow(_SqliteRow):
         else:
             score = self._score(verdict.score)
             level = verdict.level
-            reasons = _REASONS_TEXT(verdict.reasons)
+            # NULL: as the event before it (see `EventRows`).
+            reasons = None if as_before else _REASONS_TEXT(verdict.reasons)
             decision = _DECISION_TEXT[verdict.decision]
         return [
             conversation_id,
@@ -1228,7 +1271,7 @@ def _save_state_statement() -> Executable:
 _SAVE_STATE = _save_state_statement()
 
 
-def _stored_event(row: RowMapping) -> StoredEvent:
+def _stored_event(row: RowMapping, reasons: tuple[Reason, ...]) -> StoredEvent:
     return StoredEvent(
         event=ConversationEvent(
             event_id=row["event_id"],
@@ -1245,19 +1288,32 @@ def _stored_event(row: RowMapping) -> StoredEvent:
         received_at=row["received_at"],
         score=row["score"],
         level=row["level"],
-        reasons=reasons_from_json(row["reasons"]),
+        reasons=reasons,
         decision=Decision(row["decision"]) if row["decision"] is not None else None,
     )
 
 
 def transcript(*, session: Session, conversation_id: str) -> list[StoredEvent]:
-    """Every event of the conversation, by timestamp then arrival, with the verdicts."""
+    """Every event of the conversation, by timestamp then arrival, with the verdicts.
+
+    Read in the order they were stored (assessed), where a verdict without reasons has those
+    of the one before it (`EventRows`), then put in time order.
+    """
     result = connection(session).execute(
-        select(_events)
-        .where(_events.c.conversation_id == conversation_id)
-        .order_by(_events.c.timestamp, _events.c.pk)
+        select(_events).where(_events.c.conversation_id == conversation_id).order_by(_events.c.pk)
     )
-    return [_stored_event(row) for row in result.mappings()]
+    stored: list[tuple[datetime, int, StoredEvent]] = []
+    before: tuple[Reason, ...] = ()
+    for row in result.mappings():
+        reasons = row["reasons"]
+        if reasons is not None or row["score"] is None:
+            before = reasons_from_json(reasons)
+        stored.append((row["timestamp"], row["pk"], _stored_event(row, before)))
+    stored.sort(key=_time_then_arrival)
+    return [event for _, _, event in stored]
+
+
+_time_then_arrival = itemgetter(0, 1)
 
 
 def list_conversations(

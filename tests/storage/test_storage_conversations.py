@@ -174,6 +174,87 @@ def test_each_event_keeps_its_own_reasons_when_a_run_shares_them(database: Datab
     }
 
 
+def test_reasons_that_weigh_the_same_as_the_events_before_are_stored_once(
+    database: Database,
+) -> None:
+    # A loop rewords its reasons at every event (the turns, the counts) without changing their
+    # weights: only an event whose signals or points differ from the one before it in its post
+    # stores them; the others read back the reasons before them, in the order they were stored.
+    def loop(turns: str, *more: Reason) -> tuple[Reason, ...]:
+        return (Reason("repetition", 50.0, f"the bot repeated itself ({turns})", ("b",)), *more)
+
+    long = Reason("long_conversation", 10.0, "40 messages so far", ())
+    first_post = [
+        (message("e1", at=T0 + timedelta(seconds=1)), assessment("e1", reasons=loop("turns 1-2"))),
+        (message("e2", at=T0 + timedelta(seconds=2)), assessment("e2", reasons=loop("turns 1-3"))),
+        (message("e3", at=T0 + timedelta(seconds=3)), assessment("e3", reasons=loop("1-4", long))),
+        (message("e4", at=T0 + timedelta(seconds=4)), None),
+        (message("e5", at=T0 + timedelta(seconds=5)), assessment("e5", reasons=loop("1-4", long))),
+    ]
+    # A later post whose first event is older than all of the above.
+    second_post = [
+        (message("late", at=T0), assessment("late", reasons=loop("turns 7-8"))),
+        (message("e6", at=T0 + timedelta(seconds=6)), assessment("e6", reasons=loop("turns 7-9"))),
+    ]
+    with database.session() as session:
+        conversations.lock_conversation(session=session, conversation_id="c", meta=META, now=T0)
+        for rows in (first_post, second_post):
+            conversations.insert_events(
+                session=session, conversation_id="c", rows=rows, received_at=T0
+            )
+        stored = conversations.transcript(session=session, conversation_id="c")
+        kept = {
+            event_id: bool(stored)
+            for event_id, stored in session.connection().execute(
+                text("SELECT event_id, reasons IS NOT NULL FROM events WHERE conversation_id = 'c'")
+            )
+        }
+    assert kept == {
+        "e1": True,
+        "e2": False,
+        "e3": True,
+        "e4": False,  # no verdict
+        "e5": True,  # the event before it had no verdict
+        "late": True,  # the first of its post
+        "e6": False,
+    }
+    assert [item.event.event_id for item in stored] == ["late", "e1", "e2", "e3", "e4", "e5", "e6"]
+    by_id = {item.event.event_id: item for item in stored}
+    assert by_id["e2"].reasons == loop("turns 1-2")
+    assert by_id["e2"].score == 6.0
+    assert by_id["e3"].reasons == by_id["e5"].reasons == loop("1-4", long)
+    assert by_id["e4"].reasons == ()
+    assert by_id["e4"].score is None
+    # The reasons before e6 in the order stored are the late event's, not e5's (before it in time).
+    assert by_id["e6"].reasons == loop("turns 7-8")
+
+
+def test_reasons_are_as_before_only_with_the_same_signals_for_the_same_points() -> None:
+    def reason(signal: str, points: float, words: str = "") -> Reason:
+        return Reason(signal, points, words, ())
+
+    loop = (reason("repetition", 50.0, "turns 1-3"), reason("long_conversation", 10.0))
+    steps: list[tuple[tuple[Reason, ...] | None, bool]] = [
+        (loop, False),  # the first
+        (loop, True),  # the same tuple
+        ((reason("repetition", 50.0, "turns 1-4"), loop[1]), True),  # other words only
+        ((reason("repetition", 40.0), loop[1]), False),  # other points
+        ((reason("sentiment", 40.0), loop[1]), False),  # another signal, same points
+        ((loop[1], reason("sentiment", 40.0)), False),  # the same two, in another order
+        (None, False),  # no verdict
+        ((loop[1], reason("sentiment", 40.0)), False),  # after no verdict
+        ((), False),
+        ((), True),
+    ]
+    rows = [
+        (message(f"e{index}"), None if reasons is None else assessment(reasons=reasons))
+        for index, (reasons, _) in enumerate(steps)
+    ]
+    assert [as_before for _, _, as_before in conversations._weighed(rows)] == [
+        as_before for _, as_before in steps
+    ]
+
+
 def test_reasons_text_is_the_json_of_the_tuple_it_is_given() -> None:
     text_of = ReasonsText()
     first = (Reason("repetition", 2.0, "the customer repeated themselves", ("e1",)),)
@@ -374,6 +455,7 @@ _ZONE = timezone(timedelta(hours=-5))
             ).map(tuple),
         ),
     ),
+    as_before=st.booleans(),
     minute=st.integers(0, 59),
 )
 def test_the_sqlite_event_row_is_what_the_generic_conversions_give(
@@ -384,10 +466,12 @@ def test_the_sqlite_event_row_is_what_the_generic_conversions_give(
     fallback: bool | None,
     extra: dict[str, int],
     verdict: Assessment | None,
+    as_before: bool,
     minute: int,
 ) -> None:
     # The SQLite insert builds each event's row directly; it must be the row SQLAlchemy's own
-    # conversions of the column values give, reasons JSON included.
+    # conversions of the column values give, reasons JSON (or NULL, as the event before it)
+    # included.
     event = ConversationEvent(
         event_id="e1",
         type=kind,
@@ -402,8 +486,8 @@ def test_the_sqlite_event_row_is_what_the_generic_conversions_give(
     )
     inserting = prepared(conversations._INSERT_EVENTS, sqlite.dialect(), conversations._EVENT_KEYS)
     direct = conversations._SqliteEventRow.of(inserting)
-    values = conversations._event_values("c-1", event, verdict, T0)
-    assert direct("c-1", event, verdict, T0) == inserting.parameters(values)
+    values = conversations._event_values("c-1", event, verdict, T0, as_before)
+    assert direct("c-1", event, verdict, T0, as_before) == inserting.parameters(values)
 
 
 _maybe_text = st.one_of(st.none(), st.text(max_size=8))

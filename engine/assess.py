@@ -15,7 +15,7 @@ word it needs is present), and the reasons, which are rebuilt only when their in
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from itertools import islice
@@ -160,7 +160,7 @@ def _turns(first: int, last: int) -> str:
 
 
 # Builds a counting signal's reason from its live hits and its settings (one per signal).
-_CountingBuild = Callable[[list[Hit], Any], Reason | None]
+_CountingBuild = Callable[[Sequence[Hit], Any], Reason | None]
 
 
 class _Plan:
@@ -695,11 +695,6 @@ def _first_live(hits: deque[Hit], turns: int, memory: int) -> int:
     return start
 
 
-# A hit's fields, read in C (a loop over hits is rebuilt at nearly every event of a loop).
-_hit_event_id = attrgetter("event_id")
-_hit_what = attrgetter("what")
-
-
 @lru_cache(maxsize=256)
 def _who_repeated(customer: int, bot: int) -> str:
     """Who repeated themselves how often, in the repetition reason's words ("the customer
@@ -715,19 +710,25 @@ def _who_repeated(customer: int, bot: int) -> str:
     return " and ".join(parts)
 
 
-def _build_repetition_reason(hits: list[Hit], config: RepetitionSignal) -> Reason | None:
+@lru_cache(maxsize=256)
+def _repetition_points(weight: float, min_repeats: int, count: int) -> float:
+    # Full weight two repeats after the first that counts: a loop of three is enough alone.
+    return round(weight * min(1.0, count / (min_repeats + 2)), 1)
+
+
+def _build_repetition_reason(hits: Sequence[Hit], config: RepetitionSignal) -> Reason | None:
     count = len(hits)
     if not count or count < config.min_repeats:
         return None
-    customer = list(map(_hit_what, hits)).count("customer")
-    text = f"{_who_repeated(customer, count - customer)} ({_turns(hits[0].turn, hits[-1].turn)})"
-    # Full weight two repeats after the first that counts: a loop of three is enough alone.
-    strength = min(1.0, count / (config.min_repeats + 2))
-    ids = tuple(map(_hit_event_id, hits))
-    return Reason("repetition", round(config.weight * strength, 1), text, ids)
+    # The hits' turns, event ids and whos in one step (a loop rebuilds this at every event).
+    turns, ids, whats = zip(*hits, strict=False)  # (every hit has the three fields)
+    customer = whats.count("customer")
+    text = f"{_who_repeated(customer, count - customer)} ({_turns(turns[0], turns[-1])})"
+    points = _repetition_points(config.weight, config.min_repeats, count)
+    return Reason("repetition", points, text, ids)
 
 
-def _build_frustration_reason(hits: list[Hit], config: FrustrationSignal) -> Reason | None:
+def _build_frustration_reason(hits: Sequence[Hit], config: FrustrationSignal) -> Reason | None:
     if not hits:
         return None
     phrases = list(dict.fromkeys(hit.what for hit in hits))[:3]
@@ -742,7 +743,7 @@ def _times(count: int) -> str:
     return "" if count == 1 else f" {count} times"
 
 
-def _describe_corrections(hits: list[Hit]) -> str:
+def _describe_corrections(hits: Sequence[Hit]) -> str:
     # States stored before the phrase was kept say "correction" for a plain correction.
     phrases = (hit.what for hit in hits if hit.what and hit.what != "correction")
     quoted = list(dict.fromkeys(f'"{phrase}"' for phrase in phrases))[:3]
@@ -750,11 +751,11 @@ def _describe_corrections(hits: list[Hit]) -> str:
     return "the customer corrected the bot" + _times(len(hits)) + said
 
 
-def _describe_shouting(hits: list[Hit]) -> str:
+def _describe_shouting(hits: Sequence[Hit]) -> str:
     return f'shouting: "{hits[0].what}"' if len(hits) == 1 else f"shouting in {len(hits)} messages"
 
 
-def _describe_waits(hits: list[Hit]) -> str:
+def _describe_waits(hits: Sequence[Hit]) -> str:
     longest = max(int(hit.what) for hit in hits)
     if len(hits) == 1:
         return f"the customer waited {longest} min for a reply"
@@ -763,8 +764,8 @@ def _describe_waits(hits: list[Hit]) -> str:
 
 def _counted_reason(
     name: str,
-    describe: Callable[[list[Hit]], str],
-    live: list[Hit],
+    describe: Callable[[Sequence[Hit]], str],
+    live: Sequence[Hit],
     config: CorrectionSignal | ShoutingSignal | SlowReplySignal,
 ) -> Reason | None:
     """The reason of a signal that counts recent evidence: one hit 60%, two or more in full."""
@@ -776,15 +777,15 @@ def _counted_reason(
     return Reason(name, round(config.weight * strength, 1), text, ids)
 
 
-def _build_correction_reason(live: list[Hit], config: CorrectionSignal) -> Reason | None:
+def _build_correction_reason(live: Sequence[Hit], config: CorrectionSignal) -> Reason | None:
     return _counted_reason("correction", _describe_corrections, live, config)
 
 
-def _build_shouting_reason(live: list[Hit], config: ShoutingSignal) -> Reason | None:
+def _build_shouting_reason(live: Sequence[Hit], config: ShoutingSignal) -> Reason | None:
     return _counted_reason("shouting", _describe_shouting, live, config)
 
 
-def _build_slow_reply_reason(live: list[Hit], config: SlowReplySignal) -> Reason | None:
+def _build_slow_reply_reason(live: Sequence[Hit], config: SlowReplySignal) -> Reason | None:
     return _counted_reason("slow_reply", _describe_waits, live, config)
 
 
@@ -803,7 +804,7 @@ def _hits_reason(
     hits: deque[Hit],
     turns: int,
     config: _Config,
-    build: Callable[[list[Hit], _Config], Reason | None],
+    build: Callable[[Sequence[Hit], _Config], Reason | None],
 ) -> Reason | None:
     """The reason of a counting signal over its live hits, from `memo` while still valid."""
     last = hits[-1]
@@ -813,12 +814,20 @@ def _hits_reason(
     start = _first_live(hits, turns, memory)
     memo.last = last
     memo.until = hits[start].turn + memory if start < len(hits) else _NEVER
-    memo.reason = reason = build(list(hits)[start:], config)
+    # All of them as they are (the usual case), or a copy of the live ones.
+    memo.reason = reason = build(hits if not start else list(islice(hits, start, None)), config)
     return reason
 
 
 # A reason's points, read without a Python-level call (sorting calls the key once per reason).
 _points = attrgetter("points")
+
+
+@lru_cache(maxsize=1024)
+def _score(points: float) -> float:
+    """The score of reasons worth `points` in all. Kept: rounding a float to a decimal costs
+    more than the rest of a loop's scoring, and scores take few values."""
+    return round(min(100.0, points), 1)
 
 
 def _reasons(
@@ -931,7 +940,7 @@ def _reasons(
     ordered = found.copy()
     if len(ordered) > 1:
         ordered.sort(key=_points, reverse=True)
-    score = round(min(100.0, sum(map(_points, ordered))), 1)
+    score = _score(sum(map(_points, ordered)))
     derived.reasons = reasons = tuple(ordered)
     derived.score = score
     return reasons, score

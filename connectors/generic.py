@@ -137,13 +137,18 @@ def _parse_events(obj: Mapping[str, Any]) -> tuple[ConversationEvent, ...]:
         raise BadPayload(f"events: more than {MAX_EVENTS} events ({len(raw_events)})")
     events: dict[str, ConversationEvent] = {}
     for index, raw in enumerate(raw_events):
-        event = _parse_event(raw, at("events", index))
+        event = _parse_event(raw, _EVENT_PATHS[index])
         events.setdefault(event.event_id, event)
     return tuple(events.values())
 
 
+# Each event's path ("events[3]"), built once rather than for every event of every post.
+_EVENT_PATHS = tuple(at("events", index) for index in range(MAX_EVENTS))
+
+
 def _parse_event(raw: object, path: str) -> ConversationEvent:
-    # Every member's path (`events[3].text`) is built only for an error message.
+    # A member's path (`events[3].text`) is built only for an error message; the members a
+    # post usually leaves out cost one look-up each.
     obj = raw if type(raw) is dict else as_object(raw, path)
     event_id = req_id(obj, "id", path)
     type_name = req(obj, "type", path)
@@ -154,11 +159,10 @@ def _parse_event(raw: object, path: str) -> ConversationEvent:
         raise BadPayload(
             f"{at(path, 'type')}: unknown event type {type_name!r}; expected one of {_EVENT_TYPES}"
         )
-    timestamp = iso_time(req(obj, "timestamp", path), at(path, "timestamp"))
+    timestamp = iso_time(req(obj, "timestamp", path), path, "timestamp")
+    message = event_type is EventType.MESSAGE
     role: Role | None = None
-    role_name = opt_str(obj, "role", path)
-    if event_type is EventType.MESSAGE:
-        role_name = req_str(obj, "role", path)
+    role_name = req_str(obj, "role", path) if message else opt_str(obj, "role", path)
     if role_name is not None:
         role = _ROLE_BY_NAME.get(role_name)
         if role is None:
@@ -166,7 +170,7 @@ def _parse_event(raw: object, path: str) -> ConversationEvent:
                 f"{at(path, 'role')}: unknown role {role_name!r}; expected one of {_ROLES}"
             )
     text: str | None
-    if event_type is EventType.MESSAGE:
+    if message:
         text = req(obj, "text", path)
         if type(text) is not str:
             text = as_str(text, at(path, "text"))
@@ -174,17 +178,21 @@ def _parse_event(raw: object, path: str) -> ConversationEvent:
         text = opt_str(obj, "text", path)
     if text is not None and len(text) > MAX_TEXT_LENGTH:
         check_text(text, at(path, "text"))
-    score = obj.get("confidence")
+    get = obj.get
+    intent = None if get("intent") is None else opt_str(obj, "intent", path)
+    score = get("confidence")
+    fallback = None if get("fallback") is None else opt_bool(obj, "fallback", path)
+    outcome = None if get("outcome") is None else opt_str(obj, "outcome", path)
     return ConversationEvent(
-        event_id=event_id,
-        type=event_type,
-        timestamp=timestamp,
-        role=role,
-        text=text,
-        intent=opt_str(obj, "intent", path),
-        confidence=None if score is None else confidence(score, at(path, "confidence")),
-        fallback=opt_bool(obj, "fallback", path),
-        outcome=opt_str(obj, "outcome", path),
+        event_id,
+        event_type,
+        timestamp,
+        role,
+        text,
+        intent,
+        None if score is None else confidence(score, at(path, "confidence")),
+        fallback,
+        outcome,
     )
 
 

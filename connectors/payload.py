@@ -272,8 +272,19 @@ def confidence(value: object, path: str) -> float | None:
 _ISO_DATE_START = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 
 
-def iso_time(value: object, path: str) -> datetime:
-    """An ISO 8601 time with a zone (Z or an offset), converted to aware UTC."""
+def iso_time(value: object, path: str, key: str | None = None) -> datetime:
+    """An ISO 8601 time with a zone (Z or an offset), converted to aware UTC. With `key`, the
+    value is member `key` of `path` (that path is built only for an error)."""
+    if type(value) is str and _ISO_DATE_START.match(value):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed.astimezone(UTC)
+    if key is not None:
+        path = at(path, key)
     text = as_str(value, path)
     try:
         if not _ISO_DATE_START.match(text):

@@ -49,6 +49,18 @@ def sqlite_utc_text(value: datetime) -> str:
     two conversions (a format string filled from a dict) cost more than SQLite's own work.
     Naive datetimes are refused, as there.
     """
+    if value.tzinfo is UTC:  # the usual case: connectors convert every time to UTC
+        # Printf-style formatting: half the cost of `isoformat`, which reads the offset first,
+        # and of an f-string's per-field format calls.
+        return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+        )
     offset = value.utcoffset()
     if offset is None:
         raise ValueError(f"naive datetime {value!r}: storage needs timezone-aware datetimes")

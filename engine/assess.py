@@ -316,6 +316,10 @@ def _plan_for(rules: Rules) -> _Plan:
 
 _NEVER = 1 << 62
 
+# A named tuple built from a tuple of all its fields in order, in C: calling the class runs its
+# Python-level `__new__` (twice the cost). For the few built at every event.
+_new = tuple.__new__
+
 
 class _HitsMemo:
     """A counting signal's reason, valid while its newest hit is `last` and the turn count is
@@ -440,7 +444,7 @@ def _on_customer(
         if sarcasm is not None and plan.frustration_on:
             state.frustrations.append(Hit(turn, event.event_id, f"{sarcasm} (sarcastic)"))
         sentiments = state.sentiments
-        sentiments.append(SentimentPoint(turn, event.event_id, compound))
+        sentiments.append(_new(SentimentPoint, (turn, event.event_id, compound)))
         window = plan.sentiment_window
         count = len(sentiments)
         # The same additions in the same order as summing the last `window` points.
@@ -484,7 +488,7 @@ def _on_customer(
         if plan.repetition_on:
             previous = _last(state.customer_tokens, plan.repetition_lookback)
             if most_similar(tokens, previous) >= plan.repetition_similarity:
-                state.repeats.append(Hit(turn, event.event_id, "customer"))
+                state.repeats.append(_new(Hit, (turn, event.event_id, "customer")))
                 repeated = True
         state.customer_tokens.append(tokens)
 
@@ -592,7 +596,7 @@ def _on_bot(
         if plan.repetition_on:
             previous = _last(state.bot_tokens, plan.repetition_lookback)
             if most_similar(tokens, previous) >= plan.bot_loop_similarity:
-                state.repeats.append(Hit(turn, event.event_id, "bot"))
+                state.repeats.append(_new(Hit, (turn, event.event_id, "bot")))
         state.bot_tokens.append(tokens)
     return False
 
@@ -606,14 +610,8 @@ def _remember_message(
     found: Iterable[str] | None = None,
 ) -> None:
     """Keep the message for the summary, with the identifiers in it (`found` when known)."""
-    state.recent.append(
-        RecentMessage(
-            role,
-            text if len(text) <= RECENT_CHARS else _clip(text, RECENT_CHARS),
-            event.timestamp,
-            event.event_id,
-        )
-    )
+    kept = text if len(text) <= RECENT_CHARS else _clip(text, RECENT_CHARS)
+    state.recent.append(_new(RecentMessage, (role, kept, event.timestamp, event.event_id)))
     identifiers = state.identifiers
     if len(identifiers) < MAX_IDENTIFIERS:
         for identifier in find_identifiers(text, words) if found is None else found:
@@ -725,7 +723,7 @@ def _build_repetition_reason(hits: Sequence[Hit], config: RepetitionSignal) -> R
     customer = whats.count("customer")
     text = f"{_who_repeated(customer, count - customer)} ({_turns(turns[0], turns[-1])})"
     points = _repetition_points(config.weight, config.min_repeats, count)
-    return Reason("repetition", points, text, ids)
+    return _new(Reason, ("repetition", points, text, ids))
 
 
 def _build_frustration_reason(hits: Sequence[Hit], config: FrustrationSignal) -> Reason | None:
@@ -882,7 +880,9 @@ def _reasons(
     long_turns = plan.long_turns
     if long_turns is not None and turns >= long_turns:
         if turns != derived.long_turns:
-            derived.long = Reason("long_conversation", plan.long_points, f"{turns} messages so far")
+            derived.long = _new(
+                Reason, ("long_conversation", plan.long_points, f"{turns} messages so far", ())
+            )
             derived.long_turns = turns
         append(cast("Reason", derived.long))
     duration_minutes = plan.duration_minutes
@@ -1071,7 +1071,9 @@ def assess(
     state.score = score
 
     if level is None:
-        return state, Assessment(event.event_id, score, None, False, reasons, None, decision, None)
+        return state, _new(
+            Assessment, (event.event_id, score, None, False, reasons, None, decision, None)
+        )
     name = level.name
     teams = derived.teams
     team = (
@@ -1079,6 +1081,7 @@ def assess(
         if meta is derived.team_meta and name in teams
         else _team_for(derived, meta, name)
     )
-    return state, Assessment(
-        event.event_id, score, name, level.notify, reasons, team, decision, level.mention
+    return state, _new(
+        Assessment,
+        (event.event_id, score, name, level.notify, reasons, team, decision, level.mention),
     )

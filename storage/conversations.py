@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, ClassVar, Self, cast
 
+import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -503,6 +508,44 @@ def _converted(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
     return converted
 
 
+class _TextArray(bytes):
+    """A text[] value already in PostgreSQL's binary array format (`_text_array`)."""
+
+
+class _TextArrayDumper(Dumper):
+    """Sends a `_TextArray` as it is. psycopg's own list dumper looks through the list for its
+    element type at every statement and dumps the elements one Python call each."""
+
+    format = Format.BINARY
+    oid = 1009  # text[]
+
+    def dump(self, obj: Any) -> Buffer:
+        return cast("bytes", obj)
+
+
+psycopg.adapters.register_dumper(_TextArray, _TextArrayDumper)
+
+_ARRAY_HEADER = struct.Struct(">iiiii")  # dimensions, has NULLs, element type, length, start
+_LENGTH = struct.Struct(">i").pack
+_NULL_ELEMENT = _LENGTH(-1)
+_TEXT_OID = 25
+
+
+def _text_array(values: Sequence[str | None]) -> _TextArray:
+    """`values` as a one-dimensional text[] in PostgreSQL's binary format (array_send): the
+    header, then each element's length (-1 for NULL) and UTF-8 bytes."""
+    parts = [_ARRAY_HEADER.pack(1, None in values, _TEXT_OID, len(values), 1)]
+    append = parts.append
+    for value in values:
+        if value is None:
+            append(_NULL_ELEMENT)
+        else:
+            data = value.encode()
+            append(_LENGTH(len(data)))
+            append(data)
+    return _TextArray(b"".join(parts))
+
+
 class _Arrays:
     """A PostgreSQL statement taking its rows as one array per column (`unnest`).
 
@@ -522,7 +565,12 @@ class _Arrays:
     ) -> None:
         self.sql = sql
         self.columns = tuple(
-            (name, _array_conversion(column.type, dialect)) for name, column in columns
+            (
+                name,
+                _array_conversion(column.type, dialect),
+                _array_type(column.type, dialect) == "text[]",
+            )
+            for name, column in columns
         )
         self.results = Results(
             [column.key for column in returning], [column.type for column in returning], dialect
@@ -530,10 +578,12 @@ class _Arrays:
 
     def parameters(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         """The rows' values ({name: value} each) as one array per name, converted."""
-        parameters: dict[str, list[Any]] = {}
-        for name, process in self.columns:
+        parameters: dict[str, Any] = {}
+        for name, process, as_text in self.columns:
             values = [row[name] for row in rows]
-            parameters[name] = values if process is None else _converted(values, process)
+            if process is not None:
+                values = _converted(values, process)
+            parameters[name] = _text_array(values) if as_text else values
         return parameters
 
 

@@ -255,6 +255,30 @@ def test_reasons_are_as_before_only_with_the_same_signals_for_the_same_points() 
     ]
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["plain", "", None, "caf\u00e9 \U0001f620", "x" * 5000, "quote ' \" \\ {a,b} NULL", None],
+        [None, None],
+        ["one"],
+        ["NULL", "null"],
+    ],
+)
+def test_text_arrays_reach_postgresql_as_they_are(
+    postgres_database: Database, values: list[str | None]
+) -> None:
+    # The ingest statements send their text columns as arrays built in PostgreSQL's binary
+    # format; the server must read back each element, NULLs and the empty string apart.
+    with postgres_database.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        rows = driver.execute(
+            "SELECT value, ordinality FROM unnest(%(a)b::text[]) WITH ORDINALITY AS t(value)",
+            {"a": conversations._text_array(values)},
+        ).fetchall()
+    assert [value for value, _ in sorted(rows, key=lambda row: row[1])] == values
+
+
 def test_reasons_text_is_the_json_of_the_tuple_it_is_given() -> None:
     text_of = ReasonsText()
     first = (Reason("repetition", 2.0, "the customer repeated themselves", ("e1",)),)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 from engine import jsontext
@@ -95,11 +96,11 @@ class ConversationState:
     last_at: datetime | None = None
 
     # sentiment
-    sentiments: deque[SentimentPoint] = field(default_factory=lambda: deque(maxlen=MAX_SENTIMENTS))
+    sentiments: deque[SentimentPoint] = field(default_factory=partial(deque, maxlen=MAX_SENTIMENTS))
     sentiment_mean: float | None = None
     best_sentiment: float | None = None
     best_sentiment_turn: int = 0
-    sentiment_trend: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_TREND))
+    sentiment_trend: deque[float] = field(default_factory=partial(deque, maxlen=MAX_TREND))
 
     # explicit request for a human (sticky)
     human_requested_at: datetime | None = None
@@ -110,25 +111,25 @@ class ConversationState:
     fallback_streak: int = 0
     fallback_first_turn: int = 0
     fallback_last_turn: int = 0
-    fallback_events: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_FALLBACK_IDS))
+    fallback_events: deque[str] = field(default_factory=partial(deque, maxlen=MAX_FALLBACK_IDS))
     last_bot_fallback: bool = False
 
     # repetition: the last few substantive messages as token sets, and the repeats found
     customer_tokens: deque[frozenset[str]] = field(
-        default_factory=lambda: deque(maxlen=MAX_RECENT_TOKEN_SETS)
+        default_factory=partial(deque, maxlen=MAX_RECENT_TOKEN_SETS)
     )
     bot_tokens: deque[frozenset[str]] = field(
-        default_factory=lambda: deque(maxlen=MAX_RECENT_TOKEN_SETS)
+        default_factory=partial(deque, maxlen=MAX_RECENT_TOKEN_SETS)
     )
-    repeats: deque[Hit] = field(default_factory=lambda: deque(maxlen=MAX_HITS))
+    repeats: deque[Hit] = field(default_factory=partial(deque, maxlen=MAX_HITS))
 
     # frustration phrases
-    frustrations: deque[Hit] = field(default_factory=lambda: deque(maxlen=MAX_HITS))
+    frustrations: deque[Hit] = field(default_factory=partial(deque, maxlen=MAX_HITS))
 
     # corrections of bot answers, shouting, and customers left waiting for a reply
-    corrections: deque[Hit] = field(default_factory=lambda: deque(maxlen=MAX_HITS))
-    shouts: deque[Hit] = field(default_factory=lambda: deque(maxlen=MAX_HITS))
-    waits: deque[Hit] = field(default_factory=lambda: deque(maxlen=MAX_HITS))
+    corrections: deque[Hit] = field(default_factory=partial(deque, maxlen=MAX_HITS))
+    shouts: deque[Hit] = field(default_factory=partial(deque, maxlen=MAX_HITS))
+    waits: deque[Hit] = field(default_factory=partial(deque, maxlen=MAX_HITS))
     awaiting_reply_since: datetime | None = None
     # The previous message was a real bot answer (not a fallback) / that answer asked a question.
     after_bot_answer: bool = False
@@ -147,7 +148,7 @@ class ConversationState:
     # hand-off summary material
     wants: list[str] = field(default_factory=list)
     bot_tried: list[str] = field(default_factory=list)
-    recent: deque[RecentMessage] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_MESSAGES))
+    recent: deque[RecentMessage] = field(default_factory=partial(deque, maxlen=MAX_RECENT_MESSAGES))
     identifiers: list[str] = field(default_factory=list)
 
     # What the engine derived from the fields above (reasons, score, level, team), reused while

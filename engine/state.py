@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -63,7 +63,20 @@ def _dt(value: datetime | None) -> str | None:
 # writes for the value.
 def _json_time(value: datetime | None) -> str:
     # An ISO time is plain ASCII with nothing to escape.
-    return "null" if value is None else f'"{value.isoformat()}"'
+    if value is None:
+        return "null"
+    if value.tzinfo is UTC and not value.microsecond:  # what connectors give, most of the time
+        # `isoformat`'s text, printf-formatted from the fields: it costs isoformat twice as
+        # much to read and write the offset.
+        return '"%04d-%02d-%02dT%02d:%02d:%02d+00:00"' % (  # noqa: UP031
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+        )
+    return f'"{value.isoformat()}"'
 
 
 def _json_hits(hits: deque[Hit]) -> str:

@@ -494,7 +494,7 @@ def _array_conversion(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any]
     return process
 
 
-def _converted(values: list[Any], process: Callable[[Any], Any]) -> list[Any]:
+def _converted(values: Iterable[Any], process: Callable[[Any], Any]) -> list[Any]:
     """`process` applied to each value but None; a value repeated in a row (a batch's
     arrival time, the clock of a round) is converted once."""
     converted: list[Any] = []
@@ -576,14 +576,16 @@ class _Arrays:
             [column.key for column in returning], [column.type for column in returning], dialect
         )
 
-    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The rows' values ({name: value} each) as one array per name, converted."""
+        return self.from_columns([[row[name] for row in rows] for name, _, _ in self.columns])
+
+    def from_columns(self, values: Iterable[Sequence[Any]]) -> dict[str, Any]:
+        """Each column's values (in the order of `columns`) as its array, converted."""
         parameters: dict[str, Any] = {}
-        for name, process, as_text in self.columns:
-            values = [row[name] for row in rows]
-            if process is not None:
-                values = _converted(values, process)
-            parameters[name] = _text_array(values) if as_text else values
+        for (name, process, as_text), column in zip(self.columns, values, strict=True):
+            converted = list(column) if process is None else _converted(column, process)
+            parameters[name] = _text_array(converted) if as_text else converted
         return parameters
 
 
@@ -819,6 +821,42 @@ def known_event_ids_of(
     return found
 
 
+def _event_row(
+    conversation_id: str,
+    event: ConversationEvent,
+    assessment: Assessment | None,
+    received_at: datetime,
+    as_before: bool = False,
+) -> tuple[Any, ...]:
+    """An event's column values, unconverted, in the order of `_EVENT_KEYS`."""
+    event_id, kind, timestamp, role, text, intent, confidence, fallback, outcome, extra = event
+    if assessment is None:
+        score = level = reasons = decision = None
+    else:
+        score, level = assessment.score, assessment.level
+        # NULL: as the event before it (see `EventRows`).
+        reasons = None if as_before else reasons_to_json(assessment.reasons)
+        decision = _DECISION_TEXT[assessment.decision]
+    return (
+        conversation_id,
+        event_id,
+        _TYPE_TEXT[kind],
+        _ROLE_TEXT[role],
+        text,
+        intent,
+        confidence,
+        fallback,
+        outcome,
+        timestamp,
+        received_at,
+        dict(extra) if extra else None,
+        score,
+        level,
+        reasons,
+        decision,
+    )
+
+
 def _event_values(
     conversation_id: str,
     event: ConversationEvent,
@@ -826,27 +864,14 @@ def _event_values(
     received_at: datetime,
     as_before: bool = False,
 ) -> dict[str, Any]:
-    reasons = None
-    if assessment is not None and not as_before:  # (NULL: as before, see `EventRows`)
-        reasons = reasons_to_json(assessment.reasons)
-    return {
-        "conversation_id": conversation_id,
-        "event_id": event.event_id,
-        "type": _TYPE_TEXT[event.type],
-        "role": _ROLE_TEXT[event.role],
-        "text": event.text,
-        "intent": event.intent,
-        "confidence": event.confidence,
-        "fallback": event.fallback,
-        "outcome": event.outcome,
-        "timestamp": event.timestamp,
-        "received_at": received_at,
-        "extra": dict(event.extra) if event.extra else None,
-        "score": assessment.score if assessment is not None else None,
-        "level": assessment.level if assessment is not None else None,
-        "reasons": reasons,
-        "decision": _DECISION_TEXT[assessment.decision] if assessment is not None else None,
-    }
+    """An event's column values by name."""
+    return dict(
+        zip(
+            _EVENT_KEYS,
+            _event_row(conversation_id, event, assessment, received_at, as_before),
+            strict=True,
+        )
+    )
 
 
 # What each enum member is stored as: a dict lookup, where `.value` is a Python-level property
@@ -978,11 +1003,12 @@ def _store_postgres(
     statements = _postgres(conn.dialect)
     inserting, saving = statements.insert_events, statements.save_state
     rows = [
-        _event_values(batch.conversation_id, event, verdict, batch.received_at, as_before)
+        _event_row(batch.conversation_id, event, verdict, batch.received_at, as_before)
         for batch in events
         for event, verdict, as_before in _weighed(batch.rows)
     ]
-    event_parameters = inserting.parameters(rows) if rows else None
+    # The rows' columns in one step (in the statement's order, `_EVENT_KEYS`).
+    event_parameters = inserting.from_columns(zip(*rows, strict=True)) if rows else None
     state_parameters = [
         saving.parameters([_state_values(change) for change in changes])
         for changes in _rounds(states)

@@ -197,9 +197,10 @@ def lock_conversations(
     results: Results
     if conn.dialect.name == "postgresql":
         statement = _postgres(conn.dialect).lock
-        values = [_lock_values(request) for request in ordered]
+        requested_rows = [_lock_row(request) for request in ordered]
+        columns = zip(*requested_rows, strict=True)  # in the statement's order, `_LOCK_KEYS`
         with driver_connection(conn, statement.sql) as driver, driver.cursor() as cursor:
-            cursor.execute(statement.sql, statement.parameters(values))
+            cursor.execute(statement.sql, statement.from_columns(columns))
             rows = cursor.fetchall()
             description = cursor.description
         results = statement.results
@@ -338,24 +339,30 @@ def _new_record(request: LockRequest) -> ConversationRecord:
     )
 
 
-def _lock_values(request: LockRequest) -> dict[str, Any]:
+def _lock_row(request: LockRequest) -> tuple[Any, ...]:
+    """A lock request's column values, unconverted, in the order of `_LOCK_KEYS`."""
     meta = request.meta
     customer = meta.customer
-    return {
-        "id": request.conversation_id,
-        "platform": meta.platform,
-        "customer_id": customer.id,
-        "customer_name": customer.name,
-        "customer_tier": customer.tier,
-        "customer_email": customer.email,
-        "metadata": dict(meta.metadata),
-        "language": meta.language,
-        "link": meta.link,
-        "score": 0.0,
-        "status": "active",
-        "created_at": request.now,
-        "updated_at": request.now,
-    }
+    return (
+        request.conversation_id,
+        meta.platform,
+        customer.id,
+        customer.name,
+        customer.tier,
+        customer.email,
+        dict(meta.metadata),
+        meta.language,
+        meta.link,
+        0.0,
+        "active",
+        request.now,
+        request.now,
+    )
+
+
+def _lock_values(request: LockRequest) -> dict[str, Any]:
+    """A lock request's column values by name."""
+    return dict(zip(_LOCK_KEYS, _lock_row(request), strict=True))
 
 
 # The keys each prepared statement is compiled for (every caller passes all of them).

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, ClassVar, Self, cast
 
-import psycopg
-from psycopg.abc import Buffer
-from psycopg.adapt import Dumper
-from psycopg.pq import Format
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -44,6 +39,7 @@ from sqlmodel import Session
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
 from storage import tables
+from storage._pgarrays import text_array
 from storage._prepared import Prepared, Results, bind_processor, driver_connection, prepared
 from storage._sql import MAX_PARAMETERS, chunks, connection
 from storage.codec import ReasonsText, reasons_from_json, reasons_to_json, weights
@@ -515,44 +511,6 @@ def _converted(values: Iterable[Any], process: Callable[[Any], Any]) -> list[Any
     return converted
 
 
-class _TextArray(bytes):
-    """A text[] value already in PostgreSQL's binary array format (`_text_array`)."""
-
-
-class _TextArrayDumper(Dumper):
-    """Sends a `_TextArray` as it is. psycopg's own list dumper looks through the list for its
-    element type at every statement and dumps the elements one Python call each."""
-
-    format = Format.BINARY
-    oid = 1009  # text[]
-
-    def dump(self, obj: Any) -> Buffer:
-        return cast("bytes", obj)
-
-
-psycopg.adapters.register_dumper(_TextArray, _TextArrayDumper)
-
-_ARRAY_HEADER = struct.Struct(">iiiii")  # dimensions, has NULLs, element type, length, start
-_LENGTH = struct.Struct(">i").pack
-_NULL_ELEMENT = _LENGTH(-1)
-_TEXT_OID = 25
-
-
-def _text_array(values: Sequence[str | None]) -> _TextArray:
-    """`values` as a one-dimensional text[] in PostgreSQL's binary format (array_send): the
-    header, then each element's length (-1 for NULL) and UTF-8 bytes."""
-    parts = [_ARRAY_HEADER.pack(1, None in values, _TEXT_OID, len(values), 1)]
-    append = parts.append
-    for value in values:
-        if value is None:
-            append(_NULL_ELEMENT)
-        else:
-            data = value.encode()
-            append(_LENGTH(len(data)))
-            append(data)
-    return _TextArray(b"".join(parts))
-
-
 class _Arrays:
     """A PostgreSQL statement taking its rows as one array per column (`unnest`).
 
@@ -592,7 +550,7 @@ class _Arrays:
         parameters: dict[str, Any] = {}
         for (name, process, as_text), column in zip(self.columns, values, strict=True):
             converted = list(column) if process is None else _converted(column, process)
-            parameters[name] = _text_array(converted) if as_text else converted
+            parameters[name] = text_array(converted) if as_text else converted
         return parameters
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, SQLModel
 
-from storage import tables
+from storage import _pgarrays, tables
 from storage._prepared import driver_connection
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,11 @@ Migration = Callable[[Connection], None]
 
 def _mark_fresh(_dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
     record.info["fresh"] = True
+
+
+def _register_arrays(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # The ingest statements send their text arrays ready-made (`storage._pgarrays`).
+    _pgarrays.register(cast(Any, dbapi_connection))
 
 
 def _create_latest_schema(connection: Connection) -> None:
@@ -130,6 +135,7 @@ class Database:
             # SQLAlchemy's pool_pre_ping does, except in `session(ping=False)`.
             self.engine = create_engine(self.url, echo=echo)
             event.listen(self.engine, "connect", _mark_fresh)
+            event.listen(self.engine, "connect", _register_arrays)
             event.listen(self.engine, "checkout", self._ping_on_checkout)
         else:
             raise ValueError(f"unsupported database {redact_url(url)!r}: use sqlite or postgresql")

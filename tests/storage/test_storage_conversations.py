@@ -15,7 +15,7 @@ from sqlalchemy.dialects import sqlite
 
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
-from storage import conversations
+from storage import _pgarrays, conversations
 from storage._prepared import prepared
 from storage.codec import ReasonsText, reasons_to_json
 from storage.db import Database
@@ -274,7 +274,7 @@ def test_text_arrays_reach_postgresql_as_they_are(
         assert driver is not None
         rows = driver.execute(
             "SELECT value, ordinality FROM unnest(%(a)b::text[]) WITH ORDINALITY AS t(value)",
-            {"a": conversations._text_array(values)},
+            {"a": _pgarrays.text_array(values)},
         ).fetchall()
     assert [value for value, _ in sorted(rows, key=lambda row: row[1])] == values
 

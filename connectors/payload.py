@@ -275,26 +275,20 @@ _ISO_DATE_START = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 def iso_time(value: object, path: str, key: str | None = None) -> datetime:
     """An ISO 8601 time with a zone (Z or an offset), converted to aware UTC. With `key`, the
     value is member `key` of `path` (that path is built only for an error)."""
-    if type(value) is str and _ISO_DATE_START.match(value):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is not None:
-                return parsed.astimezone(UTC)
-    if key is not None:
-        path = at(path, key)
-    text = as_str(value, path)
+    text = value if type(value) is str else as_str(value, _member(path, key))
     try:
-        if not _ISO_DATE_START.match(text):
-            raise ValueError(text)
-        parsed = datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(text) if _ISO_DATE_START.match(text) else None
     except ValueError:
-        raise BadPayload(f"{path}: not an ISO 8601 time: {text!r}") from None
+        parsed = None
+    if parsed is None:
+        raise BadPayload(f"{_member(path, key)}: not an ISO 8601 time: {text!r}")
     if parsed.tzinfo is None:
-        raise BadPayload(f"{path}: no time zone (add Z or an offset): {text!r}")
+        raise BadPayload(f"{_member(path, key)}: no time zone (add Z or an offset): {text!r}")
     return parsed.astimezone(UTC)
+
+
+def _member(path: str, key: str | None) -> str:
+    return path if key is None else at(path, key)
 
 
 def epoch_time(value: object, path: str, *, milliseconds: bool = False) -> datetime:

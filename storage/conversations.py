@@ -1010,9 +1010,8 @@ def _weighed(
             yield event, verdict, False
             continue
         reasons = verdict.reasons
-        if previous is None:
+        if previous is None:  # (its weights are taken only if another row follows)
             as_before = False
-            before = None  # weighed only if another row follows (not for a lone event)
         elif reasons is previous:  # the engine's own tuple again: nothing changed
             as_before = True
         else:

@@ -93,17 +93,23 @@ class Results:
         self.dialect = dialect
         self.processors: tuple[Any, ...] | None = None
 
+    def prime(self, codes: Sequence[Any]) -> None:
+        """Work out each column's conversion from the driver's type codes (psycopg's oids;
+        SQLite has none)."""
+        codes = [*codes, *[None] * (len(self.types) - len(codes))]
+        self.processors = tuple(
+            kind.dialect_impl(self.dialect).result_processor(self.dialect, code)
+            for kind, code in zip(self.types, codes, strict=True)
+        )
+
     def row(self, returned: Sequence[Any], description: Any) -> dict[str, Any]:
-        """A RETURNING row as {column: value}, converted back."""
+        """A RETURNING row as {column: value}, converted back (`description`, the cursor's,
+        is read only for the first row, unless `prime` came first)."""
         processors = self.processors
         if processors is None:
-            # psycopg's type codes say which conversion a column needs (SQLite's are None).
-            codes = [column[1] for column in description] if description else []
-            codes += [None] * (len(self.types) - len(codes))
-            processors = self.processors = tuple(
-                kind.dialect_impl(self.dialect).result_processor(self.dialect, code)
-                for kind, code in zip(self.types, codes, strict=True)
-            )
+            self.prime([column[1] for column in description] if description else [])
+            processors = self.processors
+            assert processors is not None
         return {
             name: value if process is None or value is None else process(value)
             for name, value, process in zip(self.columns, returned, processors, strict=True)

@@ -38,7 +38,7 @@ from sqlmodel import Session
 
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
-from storage import tables
+from storage import _pgpipeline, tables
 from storage._pgarrays import text_array
 from storage._prepared import Prepared, Results, bind_processor, driver_connection, prepared
 from storage._sql import MAX_PARAMETERS, chunks, connection
@@ -190,29 +190,26 @@ def lock_conversations(
     if not ordered:
         return {}
     conn = connection(session)
-    results: Results
-    if conn.dialect.name == "postgresql":
-        statement = _postgres(conn.dialect).lock
-        requested_rows = [_lock_row(request) for request in ordered]
-        columns = zip(*requested_rows, strict=True)  # in the statement's order, `_LOCK_KEYS`
-        with driver_connection(conn, statement.sql) as driver, driver.cursor() as cursor:
-            cursor.execute(statement.sql, statement.from_columns(columns))
-            rows = cursor.fetchall()
-            description = cursor.description
-        results = statement.results
-    else:
+    if conn.dialect.name != "postgresql":
         return _lock_sqlite(conn, ordered).records
+    statement = _postgres(conn.dialect).lock
+    requested_rows = [_lock_row(request) for request in ordered]
+    columns = zip(*requested_rows, strict=True)  # in the statement's order, `_LOCK_KEYS`
+    # BEGIN and the statement in one round trip (`_pgpipeline`).
+    with driver_connection(conn, statement.sql) as driver:
+        (locked,) = _pgpipeline.run(driver, [statement.from_columns(columns)], commit=False)
+        rows = locked.rows()
+    results = statement.results
+    if results.processors is None:  # the conversions of the columns' types, worked out once
+        results.prime(locked.type_codes[:-1])
     # The last column says whether this statement created the row: ON CONFLICT DO UPDATE
     # leaves its row lock in the new version's xmax (also on a row an earlier statement of the
     # same transaction created), a row the statement inserted has none (0). A created row's
     # record is the request's, as on SQLite, without reading it back (its JSON comes back NULL).
-    description = description[:-1] if description else description
     requested = {request.conversation_id: request for request in ordered}
     id_at = results.columns.index("id")
     records = [
-        _new_record(requested[row[id_at]])
-        if row[-1]
-        else _record(results.row(row[:-1], description))
+        _new_record(requested[row[id_at]]) if row[-1] else _record(results.row(row[:-1], None))
         for row in rows
     ]
     return {record.id: record for record in records}
@@ -529,6 +526,7 @@ class _Arrays:
         returning: Sequence[Column[Any]] = (),
     ) -> None:
         self.sql = sql
+        self.command = sql.encode()  # as `_pgpipeline` sends it
         self.columns = tuple(
             (
                 name,
@@ -541,27 +539,29 @@ class _Arrays:
             [column.key for column in returning], [column.type for column in returning], dialect
         )
 
-    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """The rows' values ({name: value} each) as one array per name, converted."""
+    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> _pgpipeline.Statement:
+        """The statement with the rows' values ({name: value} each), one array per column."""
         return self.from_columns([[row[name] for row in rows] for name, _, _ in self.columns])
 
-    def from_columns(self, values: Iterable[Sequence[Any]]) -> dict[str, Any]:
-        """Each column's values (in the order of `columns`) as its array, converted."""
-        parameters: dict[str, Any] = {}
-        for (name, process, as_text), column in zip(self.columns, values, strict=True):
+    def from_columns(self, values: Iterable[Sequence[Any]]) -> _pgpipeline.Statement:
+        """The statement with each column's values (in the order of `columns`) as its array,
+        converted."""
+        parameters: list[Any] = []
+        for (_, process, as_text), column in zip(self.columns, values, strict=True):
             converted = list(column) if process is None else _converted(column, process)
-            parameters[name] = text_array(converted) if as_text else converted
-        return parameters
+            parameters.append(text_array(converted) if as_text else converted)
+        return self.command, parameters
 
 
 def _unnest(columns: Sequence[tuple[str, Column[Any]]], dialect: Dialect) -> str:
-    """`unnest(%(a)b::text[], ...)`: the arrays of `_Arrays.parameters`, a row per index.
+    """`unnest($1::text[], ...)`: the arrays of `_Arrays.parameters`, a row per index.
 
     The arrays travel in binary: psycopg writes the text form of an array in Python, escaping
     each element with a regular expression, which cost more than the statements per row did.
     """
     arrays = ", ".join(
-        f"%({name})b::{_array_type(column.type, dialect)}" for name, column in columns
+        f"${place}::{_array_type(column.type, dialect)}"
+        for place, (_, column) in enumerate(columns, start=1)
     )
     return f"unnest({arrays})"
 
@@ -965,8 +965,8 @@ def _store_postgres(
 ) -> int:
     """`store` on PostgreSQL: every event in one INSERT, every state in one UPDATE (one more
     per time a conversation is named again, see `_rounds`)."""
-    statements = _postgres(conn.dialect)
-    inserting, saving = statements.insert_events, statements.save_state
+    postgres = _postgres(conn.dialect)
+    inserting, saving = postgres.insert_events, postgres.save_state
     rows = [
         _event_row(batch.conversation_id, event, verdict, batch.received_at, as_before)
         for batch in events
@@ -978,23 +978,18 @@ def _store_postgres(
         saving.parameters([_state_values(change) for change in changes])
         for changes in _rounds(states)
     ]
-    if event_parameters is None and not state_parameters and not commit:
+    statements = [event_parameters] if event_parameters is not None else []
+    statements += state_parameters
+    if not statements and not commit:
         return 0
-    inserted = None
-    # psycopg sends every statement (and the COMMIT) and waits for the server once, when the
-    # pipeline ends. A failed statement aborts the rest, COMMIT included.
+    # Every statement and the COMMIT in one round trip (`_pgpipeline`); a failed statement
+    # fails the rest, COMMIT included.
     sql = inserting.sql if event_parameters is not None else saving.sql
-    with driver_connection(conn, sql) as driver, driver.pipeline():
-        if event_parameters is not None:
-            inserted = driver.cursor()
-            inserted.execute(inserting.sql, event_parameters)
-        for parameters in state_parameters:
-            driver.execute(saving.sql, parameters)
-        if commit:
-            driver.execute("COMMIT")
-    # Read once the pipeline has ended. Only the rows inserted count, not those ON CONFLICT
-    # skipped (an event id given twice is inserted once).
-    return int(inserted.rowcount) if inserted is not None else 0
+    with driver_connection(conn, sql) as driver:
+        results = _pgpipeline.run(driver, statements, commit=commit)
+    # Only the rows inserted count, not those ON CONFLICT skipped (an event id given twice is
+    # inserted once).
+    return results[0].rowcount if event_parameters is not None else 0
 
 
 def _weighed(

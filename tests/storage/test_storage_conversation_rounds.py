@@ -14,7 +14,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from engine.assessment import Assessment, Decision
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
-from storage import conversations
+from storage import _pgpipeline, conversations
 from storage.conversations import ConversationRecord, EventRows, LockRequest, StateUpdate
 from storage.db import Database
 from tests.storage.storage_helpers import META, T0, assessment, message, minutes
@@ -354,9 +354,8 @@ def test_the_lock_statement_itself_takes_the_rows_in_code_point_order(
         values = [conversations._lock_values(LockRequest(cid, META, T0)) for cid in ids]
         driver = conn.connection.driver_connection
         assert driver is not None
-        cursor = driver.cursor()
-        cursor.execute(statement.sql, statement.parameters(values))
-        locked = [row[0] for row in cursor.fetchall()]
+        (result,) = _pgpipeline.run(driver, [statement.parameters(values)], commit=False)
+        locked = [row[0] for row in result.rows()]
     assert locked == ["B", "Z", "a", "b", "e", "é"]
 
 

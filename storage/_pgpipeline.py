@@ -1,0 +1,149 @@
+"""The ingest writer's PostgreSQL statements, sent in one round trip through libpq's pipeline.
+
+A group's transaction runs two batches of statements: BEGIN and the lock of its conversations,
+then the events, the states and COMMIT. Through psycopg's cursor the BEGIN that psycopg opens a
+transaction with was a round trip of its own, and psycopg's Python machinery around each
+statement (its pipeline above all) cost the writer more than the rows did: on the benchmarks'
+machine a statement and a COMMIT in psycopg's pipeline took about 140 µs of CPU, the same sent
+through libpq directly about 30 µs.
+
+`run` sends the statements on the connection's libpq handle as one pipeline, opening the
+transaction first as psycopg would, waits for the server once (the interpreter released while it
+waits) and gives back each statement's result. The values go through the connection's own
+dumpers, and rows come back through its loaders, so what is stored and read is what psycopg's
+cursor would store and read. A failed statement raises psycopg's error for it, as the cursor
+would; the server skips the statements after it, COMMIT included, and the transaction is left
+failed for the caller to roll back.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Sequence
+from typing import Any
+
+from psycopg import Connection, errors, pq
+from psycopg.abc import Buffer
+from psycopg.abc import Transformer as TransformerType
+from psycopg.adapt import PyFormat, Transformer
+
+__all__ = ["Result", "run"]
+
+_SYNC = pq.ExecStatus.PIPELINE_SYNC
+_FAILED = pq.ExecStatus.FATAL_ERROR
+_IDLE = pq.TransactionStatus.IDLE
+_COMMIT = (b"COMMIT", None, None, None)
+_READ = select.POLLIN
+_READ_OR_WRITE = select.POLLIN | select.POLLOUT
+
+# A statement's SQL (with `$1`, `$2`, ... placeholders) and its values in that order.
+Statement = tuple[bytes, Sequence[Any]]
+
+
+class Result:
+    """One statement's result: the rows it returned and the rows it changed."""
+
+    __slots__ = ("_result", "_transformer")
+
+    def __init__(self, result: pq.abc.PGresult, transformer: TransformerType) -> None:
+        self._result = result
+        self._transformer = transformer
+
+    @property
+    def rowcount(self) -> int:
+        """The rows the statement inserted, updated or returned."""
+        count = self._result.command_tuples
+        return -1 if count is None else count
+
+    @property
+    def type_codes(self) -> list[int]:
+        """The type (oid) of each column returned."""
+        return [self._result.ftype(index) for index in range(self._result.nfields)]
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The rows returned, each value loaded as psycopg's cursor would load it."""
+        self._transformer.set_pgresult(self._result)
+        return self._transformer.load_rows(0, self._result.ntuples, tuple)
+
+
+def run(driver: Connection[Any], statements: Sequence[Statement], *, commit: bool) -> list[Result]:
+    """Run `statements` in the connection's transaction, in one round trip; with `commit`,
+    commit the transaction after them. A transaction is opened first when none is. (In
+    autocommit the statements are still one transaction: PostgreSQL runs everything up to a
+    pipeline's end as one.) Returns each statement's result, in order."""
+    pgconn = driver.pgconn
+    transformer: TransformerType = Transformer(driver)
+    in_transaction = pgconn.transaction_status != _IDLE
+    commands: list[
+        tuple[bytes, Sequence[Buffer | None] | None, Sequence[int] | None, Sequence[Any] | None]
+    ] = []
+    if statements and not in_transaction and not driver.autocommit:
+        commands.append((_begin(driver), None, None, None))
+        in_transaction = True
+    for sql, values in statements:
+        dumped = transformer.dump_sequence(values, [PyFormat.BINARY] * len(values))
+        commands.append((sql, dumped, transformer.types, transformer.formats))
+    if commit and in_transaction:
+        commands.append(_COMMIT)
+    if not commands:
+        return []
+    answered = _exchange(pgconn, commands)
+    for result in answered:
+        if result.status == _FAILED:  # the first failure: the server skipped what followed
+            raise errors.error_from_result(result, encoding=transformer.encoding)
+    first = len(commands) - len(statements) - (commands[-1] is _COMMIT)
+    return [Result(result, transformer) for result in answered[first : first + len(statements)]]
+
+
+def _begin(driver: Connection[Any]) -> bytes:
+    """The BEGIN psycopg would open a transaction with on this connection."""
+    parts = [b"BEGIN"]
+    if driver.isolation_level is not None:
+        parts += [b"ISOLATION LEVEL", driver.isolation_level.name.replace("_", " ").encode()]
+    if driver.read_only is not None:
+        parts.append(b"READ ONLY" if driver.read_only else b"READ WRITE")
+    if driver.deferrable is not None:
+        parts.append(b"DEFERRABLE" if driver.deferrable else b"NOT DEFERRABLE")
+    return b" ".join(parts)
+
+
+def _exchange(
+    pgconn: pq.abc.PGconn,
+    commands: Sequence[
+        tuple[bytes, Sequence[Buffer | None] | None, Sequence[int] | None, Sequence[Any] | None]
+    ],
+) -> list[pq.abc.PGresult]:
+    """Send the commands as one pipeline and read every command's result (an aborted one's too)
+    up to the pipeline's end. A connection left in the middle of it (lost, or interrupted) is
+    closed: it could not be used again."""
+    pgconn.enter_pipeline_mode()
+    try:
+        for sql, values, types, formats in commands:
+            pgconn.send_query_params(sql, values, types, formats)
+        pgconn.pipeline_sync()
+        poller = select.poll()
+        fileno = pgconn.socket
+        poller.register(fileno, _READ_OR_WRITE)
+        # Send everything; results that come back meanwhile are read in, so that the server is
+        # never kept waiting on a full socket while this side is still sending.
+        while pgconn.flush():
+            if any(events & _READ for _, events in poller.poll()):
+                pgconn.consume_input()
+        poller.modify(fileno, _READ)
+        results: list[pq.abc.PGresult] = []
+        while True:
+            if pgconn.is_busy():
+                poller.poll()
+                pgconn.consume_input()
+                continue
+            result = pgconn.get_result()
+            if result is None:  # the end of one command's results
+                continue
+            if result.status == _SYNC:
+                break
+            results.append(result)
+        pgconn.exit_pipeline_mode()
+    except BaseException:
+        pgconn.finish()
+        raise
+    return results

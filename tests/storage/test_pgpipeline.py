@@ -1,0 +1,184 @@
+"""The ingest writer's one-round-trip statements on PostgreSQL (`storage._pgpipeline`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import errors, pq
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from storage import _pgarrays, _pgpipeline
+from storage.db import Database
+
+pytestmark = pytest.mark.postgres
+
+_CREATE = "CREATE TABLE pipeline_probe (id int PRIMARY KEY, note text)"
+_INSERT = b"INSERT INTO pipeline_probe SELECT * FROM unnest($1::int[], $2::text[])"
+_COUNT = b"SELECT count(*) FROM pipeline_probe WHERE id = ANY($1::int[])"
+
+
+@pytest.fixture
+def driver(postgres_database: Database) -> Iterator[psycopg.Connection[Any]]:
+    """A psycopg connection of the database's pool, with an empty probe table."""
+    with postgres_database.engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS pipeline_probe"))
+        connection.execute(text(_CREATE))
+    with postgres_database.engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        yield raw
+        if not raw.closed:
+            raw.rollback()
+    with postgres_database.engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS pipeline_probe"))
+
+
+def _insert(ids: list[int], notes: list[str | None]) -> _pgpipeline.Statement:
+    return _INSERT, [ids, _pgarrays.text_array(notes)]
+
+
+def _stored(database: Database) -> list[tuple[int, str | None]]:
+    with database.engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, note FROM pipeline_probe ORDER BY id"))
+        return [(row[0], row[1]) for row in rows]
+
+
+def test_the_statements_open_a_transaction_and_commit_it_in_one_go(
+    driver: psycopg.Connection[Any], postgres_database: Database
+) -> None:
+    assert driver.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    inserted, counted = _pgpipeline.run(
+        driver, [_insert([1, 2], ["a", None]), (_COUNT, [[1, 2, 3]])], commit=True
+    )
+    # The second statement saw the first (the same transaction), and the rows are committed.
+    assert inserted.rowcount == 2
+    assert counted.rows() == [(2,)]
+    assert driver.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    assert _stored(postgres_database) == [(1, "a"), (2, None)]
+
+
+def test_without_commit_the_transaction_stays_open_for_the_caller(
+    driver: psycopg.Connection[Any], postgres_database: Database
+) -> None:
+    _pgpipeline.run(driver, [_insert([1], ["kept open"])], commit=False)
+    assert driver.pgconn.transaction_status == pq.TransactionStatus.INTRANS
+    # A second call joins the open transaction (no second BEGIN) and its rollback undoes both.
+    _pgpipeline.run(driver, [_insert([2], ["also"])], commit=False)
+    driver.rollback()
+    assert _stored(postgres_database) == []
+
+
+def test_a_failed_statement_raises_its_error_and_runs_nothing_after_it(
+    driver: psycopg.Connection[Any], postgres_database: Database
+) -> None:
+    with pytest.raises(errors.UniqueViolation, match="pipeline_probe_pkey"):
+        _pgpipeline.run(
+            driver,
+            [_insert([1], ["first"]), _insert([1], ["again"]), _insert([5], ["after"])],
+            commit=True,
+        )
+    # Nothing was committed; the transaction is left failed for the caller to roll back, and
+    # the connection works on afterwards.
+    assert driver.pgconn.transaction_status == pq.TransactionStatus.INERROR
+    driver.rollback()
+    assert _stored(postgres_database) == []
+    _pgpipeline.run(driver, [_insert([7], ["then"])], commit=True)
+    assert _stored(postgres_database) == [(7, "then")]
+
+
+def test_a_value_psycopg_cannot_send_fails_before_anything_is_sent(
+    driver: psycopg.Connection[Any], postgres_database: Database
+) -> None:
+    with pytest.raises(psycopg.ProgrammingError, match="cannot adapt"):
+        _pgpipeline.run(driver, [(_INSERT, [[object()], _pgarrays.text_array(["x"])])], commit=True)
+    assert driver.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    _pgpipeline.run(driver, [_insert([3], ["still usable"])], commit=True)
+    assert _stored(postgres_database) == [(3, "still usable")]
+
+
+def test_in_autocommit_the_statements_are_still_one_transaction(
+    driver: psycopg.Connection[Any], postgres_database: Database
+) -> None:
+    # PostgreSQL runs everything up to a pipeline's end as one implicit transaction.
+    driver.autocommit = True
+    try:
+        with pytest.raises(errors.UniqueViolation):
+            _pgpipeline.run(driver, [_insert([1], ["kept"]), _insert([1], ["again"])], commit=True)
+    finally:
+        driver.autocommit = False
+    assert _stored(postgres_database) == []
+    driver.autocommit = True
+    try:
+        _pgpipeline.run(driver, [_insert([1], ["kept"])], commit=True)
+        assert driver.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    finally:
+        driver.autocommit = False
+    assert _stored(postgres_database) == [(1, "kept")]
+
+
+def test_rows_come_back_as_psycopgs_cursor_loads_them(driver: psycopg.Connection[Any]) -> None:
+    when = datetime(2026, 3, 2, 9, 30, 15, 250, tzinfo=UTC)
+    query = (
+        "SELECT $1::timestamptz, $2::jsonb, $3::float8, $4::boolean, $5::text, NULL::text, "
+        "$6::numeric"
+    )
+    values = [when, '{"a": [1, "é"], "b": null}', 0.125, True, "caf\u00e9 \U0001f620", 1.5]
+    (result,) = _pgpipeline.run(driver, [(query.encode(), values)], commit=False)
+    expected = driver.execute(
+        "SELECT %s::timestamptz, %s::jsonb, %s::float8, %s::boolean, %s::text, NULL::text, "
+        "%s::numeric",
+        values,
+    ).fetchall()
+    assert result.rows() == expected
+    assert result.rows()[0][0] == when
+    assert result.type_codes[:4] == [1184, 3802, 701, 16]
+
+
+def test_a_pipeline_larger_than_the_socket_buffers_goes_through(
+    driver: psycopg.Connection[Any], postgres_database: Database
+) -> None:
+    # About 12 MB each way: sending must go on while the server's answers come back.
+    count = 3000
+    notes: list[str | None] = [f"{index:05d}" + "x" * 4000 for index in range(count)]
+    statements = [_insert(list(range(count)), notes), (_COUNT, [list(range(count))])]
+    inserted, counted = _pgpipeline.run(driver, statements, commit=True)
+    assert inserted.rowcount == count
+    assert counted.rows() == [(count,)]
+    stored = _stored(postgres_database)
+    assert len(stored) == count
+    assert stored[-1] == (count - 1, notes[-1])
+
+
+def test_a_connection_lost_on_the_way_is_closed_and_its_error_raised(
+    driver: psycopg.Connection[Any], postgres_database: Database
+) -> None:
+    pid = driver.info.backend_pid
+    killer = create_engine(postgres_database.url, poolclass=NullPool)
+    try:
+        with killer.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            other.commit()
+            while other.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar_one():
+                other.rollback()
+    finally:
+        killer.dispose()
+    with pytest.raises(psycopg.OperationalError):
+        _pgpipeline.run(driver, [_insert([1], ["lost"])], commit=True)
+    assert driver.closed
+    assert _stored(postgres_database) == []
+
+
+def test_nothing_to_run_sends_nothing(driver: psycopg.Connection[Any]) -> None:
+    assert _pgpipeline.run(driver, [], commit=True) == []
+    assert driver.pgconn.transaction_status == pq.TransactionStatus.IDLE
+    _pgpipeline.run(driver, [(_COUNT, [[1]])], commit=False)
+    # A bare COMMIT ends a transaction left open.
+    assert _pgpipeline.run(driver, [], commit=True) == []
+    assert driver.pgconn.transaction_status == pq.TransactionStatus.IDLE

@@ -182,3 +182,16 @@ def test_nothing_to_run_sends_nothing(driver: psycopg.Connection[Any]) -> None:
     # A bare COMMIT ends a transaction left open.
     assert _pgpipeline.run(driver, [], commit=True) == []
     assert driver.pgconn.transaction_status == pq.TransactionStatus.IDLE
+
+
+def test_the_statements_are_planned_afresh_each_time_not_prepared(
+    driver: psycopg.Connection[Any],
+) -> None:
+    # A plan PostgreSQL keeps for a prepared statement is made once, from the statistics of
+    # that moment: on a new database the state's UPDATE got a hash join over a sequential scan
+    # of conversations, and kept it, every group reading the whole table, until the next
+    # analyze. Unnamed statements are planned with the statistics of the day.
+    for number in range(12):
+        _pgpipeline.run(driver, [_insert([number], ["n"]), (_COUNT, [[number]])], commit=True)
+    prepared = driver.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+    assert prepared == (0,)

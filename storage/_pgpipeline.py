@@ -45,6 +45,8 @@ _READ_OR_WRITE = select.POLLIN | select.POLLOUT
 
 # A statement's SQL (with `$1`, `$2`, ... placeholders) and its values in that order.
 Statement = tuple[bytes, Sequence[Any]]
+# What `_exchange` sends: SQL, its values in the server's form, their types and formats.
+_Command = tuple[bytes, Sequence[Buffer | None] | None, Sequence[int] | None, Sequence[Any] | None]
 
 
 class Result:
@@ -81,12 +83,11 @@ def run(driver: Connection[Any], statements: Sequence[Statement], *, commit: boo
     pgconn = driver.pgconn
     transformer: TransformerType = Transformer(driver)
     in_transaction = pgconn.transaction_status != _IDLE
-    commands: list[
-        tuple[bytes, Sequence[Buffer | None] | None, Sequence[int] | None, Sequence[Any] | None]
-    ] = []
+    commands: list[_Command] = []
     if statements and not in_transaction and not driver.autocommit:
         commands.append((_begin(driver), None, None, None))
         in_transaction = True
+    first = len(commands)  # the first statement's command (after BEGIN, if sent)
     for sql, values in statements:
         dumped = transformer.dump_sequence(values, [PyFormat.BINARY] * len(values))
         commands.append((sql, dumped, transformer.types, transformer.formats))
@@ -98,7 +99,6 @@ def run(driver: Connection[Any], statements: Sequence[Statement], *, commit: boo
     for result in answered:
         if result.status == _FAILED:  # the first failure: the server skipped what followed
             raise errors.error_from_result(result, encoding=transformer.encoding)
-    first = len(commands) - len(statements) - (commands[-1] is _COMMIT)
     return [Result(result, transformer) for result in answered[first : first + len(statements)]]
 
 
@@ -114,12 +114,7 @@ def _begin(driver: Connection[Any]) -> bytes:
     return b" ".join(parts)
 
 
-def _exchange(
-    pgconn: pq.abc.PGconn,
-    commands: Sequence[
-        tuple[bytes, Sequence[Buffer | None] | None, Sequence[int] | None, Sequence[Any] | None]
-    ],
-) -> list[pq.abc.PGresult]:
+def _exchange(pgconn: pq.abc.PGconn, commands: Sequence[_Command]) -> list[pq.abc.PGresult]:
     """Send the commands as one pipeline and read every command's result (an aborted one's too)
     up to the pipeline's end. A connection left in the middle of it (lost, or interrupted) is
     closed: it could not be used again."""

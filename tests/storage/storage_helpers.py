@@ -124,11 +124,19 @@ def kill_pooled_connection(database: Database) -> None:
     """Leave the pool holding one connection, whose server side has ended (as after a server
     restart), having waited until the server let it go."""
     database.dispose()
+    with database.engine.connect() as victim:
+        pid = victim.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        victim.commit()
+        end_backend(database, pid)
+    assert cast(QueuePool, database.engine.pool).checkedin() == 1
+
+
+def end_backend(database: Database, pid: int) -> None:
+    """End the server side of the connection whose backend is `pid`, and wait until the
+    server has let it go."""
     killer = create_engine(database.url, poolclass=NullPool)
     try:
-        with database.engine.connect() as victim, killer.connect() as other:
-            pid = victim.execute(text("SELECT pg_backend_pid()")).scalar_one()
-            victim.commit()
+        with killer.connect() as other:
             other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             other.commit()
             while other.execute(
@@ -137,4 +145,3 @@ def kill_pooled_connection(database: Database) -> None:
                 other.rollback()
     finally:
         killer.dispose()
-    assert cast(QueuePool, database.engine.pool).checkedin() == 1

@@ -9,11 +9,11 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import errors, pq
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
 
 from storage import _pgarrays, _pgpipeline
 from storage.db import Database
+from tests.storage.storage_helpers import end_backend
 
 pytestmark = pytest.mark.postgres
 
@@ -157,18 +157,7 @@ def test_a_pipeline_larger_than_the_socket_buffers_goes_through(
 def test_a_connection_lost_on_the_way_is_closed_and_its_error_raised(
     driver: psycopg.Connection[Any], postgres_database: Database
 ) -> None:
-    pid = driver.info.backend_pid
-    killer = create_engine(postgres_database.url, poolclass=NullPool)
-    try:
-        with killer.connect() as other:
-            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            other.commit()
-            while other.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-            ).scalar_one():
-                other.rollback()
-    finally:
-        killer.dispose()
+    end_backend(postgres_database, driver.info.backend_pid)
     with pytest.raises(psycopg.OperationalError):
         _pgpipeline.run(driver, [_insert([1], ["lost"])], commit=True)
     assert driver.closed

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.reliability.harness import (
+    WAIT_LIMIT_SECONDS,
     ChatPlatform,
     ServiceProcess,
     angry_events,
@@ -70,6 +71,7 @@ async def test_after_kill_9_every_acknowledged_event_is_stored_and_every_escalat
     # Slack is slow: card posts are in flight (sent, not answered) when the process dies.
     slack.hold()
     acknowledged: set[tuple[str, str]] = set()
+    first_acknowledged = asyncio.Event()
     started: list[str] = []
     killed = False
 
@@ -84,10 +86,15 @@ async def test_after_kill_9_every_acknowledged_event_is_stored_and_every_escalat
                     return
                 if 200 <= status < 300:
                     acknowledged.add((cid, event["id"]))
+                    first_acknowledged.set()
 
     async def killer() -> None:
         nonlocal killed
-        # Cards are being posted (held by the slow Slack) while posts keep arriving.
+        # Cards are being posted (held by the slow Slack) while posts keep arriving. A call the
+        # service made for itself while starting can be held before any post, so a post must
+        # have been acknowledged too.
+        async with asyncio.timeout(WAIT_LIMIT_SECONDS):
+            await first_acknowledged.wait()
         await slack.wait_until(lambda platform: platform.held >= 1)
         first.kill()
         killed = True

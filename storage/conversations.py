@@ -192,12 +192,22 @@ def lock_conversations(
     conn = connection(session)
     if conn.dialect.name != "postgresql":
         return _lock_sqlite(conn, ordered).records
+    records, _ = _lock_postgres(conn, ordered)
+    return records
+
+
+def _lock_postgres(
+    conn: Connection, ordered: Sequence[LockRequest], also: Sequence[_pgpipeline.Statement] = ()
+) -> tuple[dict[str, ConversationRecord], list[_pgpipeline.Result]]:
+    """The lock on PostgreSQL, with BEGIN before it and `also` (statements that read) after it,
+    in one round trip (`_pgpipeline`); the records, and the results of `also`."""
     statement = _postgres(conn.dialect).lock
     requested_rows = [_lock_row(request) for request in ordered]
     columns = zip(*requested_rows, strict=True)  # in the statement's order, `_LOCK_KEYS`
-    # BEGIN and the statement in one round trip (`_pgpipeline`).
     with driver_connection(conn, statement.sql) as driver:
-        (locked,) = _pgpipeline.run(driver, [statement.from_columns(columns)], commit=False)
+        locked, *others = _pgpipeline.run(
+            driver, [statement.from_columns(columns), *also], commit=False
+        )
         rows = locked.rows()
     results = statement.results
     if results.processors is None:  # the conversions of the columns' types, worked out once
@@ -212,7 +222,7 @@ def lock_conversations(
         _new_record(requested[row[id_at]]) if row[-1] else _record(results.row(row[:-1], None))
         for row in rows
     ]
-    return {record.id: record for record in records}
+    return {record.id: record for record in records}, others
 
 
 def lock_for_store(*, session: Session, requests: Sequence[LockRequest]) -> Locked:
@@ -232,8 +242,54 @@ def lock_for_store(*, session: Session, requests: Sequence[LockRequest]) -> Lock
         return Locked({}, {})
     conn = connection(session)
     if conn.dialect.name == "postgresql":
-        return Locked(lock_conversations(session=session, requests=ordered), {})
+        return Locked(_lock_postgres(conn, ordered)[0], {})
     return _lock_sqlite(conn, ordered, insert_new=False)
+
+
+def lock_for_store_reading(
+    *, session: Session, requests: Sequence[LockRequest], also: Sequence[_pgpipeline.Statement]
+) -> tuple[Locked, list[_pgpipeline.Result]]:
+    """`lock_for_store` on PostgreSQL, with statements that read (`also`) sent in the same
+    round trip, after the lock; their results, in order."""
+    ordered = _in_id_order(requests)
+    conn = connection(session)
+    if conn.dialect.name != "postgresql":
+        raise ValueError("lock_for_store_reading is for PostgreSQL; SQLite reads in process")
+    records, results = _lock_postgres(conn, ordered, also)
+    return Locked(records, {}), results
+
+
+_KNOWN_PAIRS_POSTGRES = b"""
+    SELECT e.conversation_id, e.event_id
+    FROM events AS e
+    JOIN unnest($1::text[], $2::text[]) AS v(conversation_id, event_id)
+        ON e.conversation_id = v.conversation_id AND e.event_id = v.event_id
+"""
+
+
+def known_event_ids_statement(event_ids: Mapping[str, Iterable[str]]) -> _pgpipeline.Statement:
+    """`known_event_ids_of` as a PostgreSQL statement for `_pgpipeline` (read its result with
+    `known_event_ids_from`)."""
+    pairs = list(
+        dict.fromkeys(
+            (conversation_id, event_id)
+            for conversation_id, ids in event_ids.items()
+            for event_id in ids
+        )
+    )
+    conversation_ids = [pair[0] for pair in pairs]
+    ids = [pair[1] for pair in pairs]
+    return _KNOWN_PAIRS_POSTGRES, [text_array(conversation_ids), text_array(ids)]
+
+
+def known_event_ids_from(
+    result: _pgpipeline.Result, conversation_ids: Iterable[str]
+) -> dict[str, set[str]]:
+    """The answer of `known_event_ids_statement`, as `known_event_ids_of` gives it."""
+    found: dict[str, set[str]] = {conversation_id: set() for conversation_id in conversation_ids}
+    for conversation_id, event_id in result.rows():
+        found[conversation_id].add(event_id)
+    return found
 
 
 def create_unstored(*, session: Session, requests: Sequence[LockRequest]) -> None:

@@ -8,7 +8,7 @@ so two concurrent clicks cannot both win on either database, and each one writes
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,7 +18,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Executable,
-    RowMapping,
     and_,
     bindparam,
     func,
@@ -28,11 +27,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Reason
-from storage import tables
-from storage._prepared import execute
+from storage import _pgpipeline, tables
+from storage._pgarrays import text_array
+from storage._prepared import Results, execute
 from storage._sql import MAX_PARAMETERS, chunks, connection, upsert
 from storage.codec import reasons_from_json, reasons_to_json
 from storage.tables import ACTIVE_ESCALATION_STATUSES
@@ -228,7 +229,7 @@ def _for_dialect(statements: dict[str, Executable], conn: Connection) -> Executa
     return statements["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
 
 
-def _record(row: RowMapping) -> EscalationRecord:
+def _record(row: Mapping[Any, Any]) -> EscalationRecord:
     return EscalationRecord(
         id=row["id"],
         conversation_id=row["conversation_id"],
@@ -390,6 +391,57 @@ def active_escalations(
             record = _record(row)
             found[record.conversation_id] = record
     return found
+
+
+def active_escalations_statement(
+    dialect: Dialect, conversation_ids: Sequence[str]
+) -> _pgpipeline.Statement:
+    """`active_escalations` as a PostgreSQL statement for `_pgpipeline` (read its result with
+    `active_escalations_from`)."""
+    return _active_postgres(dialect).command, [text_array(list(dict.fromkeys(conversation_ids)))]
+
+
+def active_escalations_from(
+    dialect: Dialect, result: _pgpipeline.Result
+) -> dict[str, EscalationRecord]:
+    """The answer of `active_escalations_statement`, as `active_escalations` gives it."""
+    statement = _active_postgres(dialect)
+    if statement.results.processors is None:
+        statement.results.prime(result.type_codes)
+    found: dict[str, EscalationRecord] = {}
+    for row in result.rows():
+        record = _record(statement.results.row(row, None))
+        found[record.conversation_id] = record
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _ActiveStatement:
+    command: bytes
+    results: Results
+
+
+_ACTIVE_POSTGRES: dict[str, _ActiveStatement] = {}
+
+
+def _active_postgres(dialect: Dialect) -> _ActiveStatement:
+    """The open and claimed escalations of an array of conversations, every column in the
+    table's order (built once per driver)."""
+    statement = _ACTIVE_POSTGRES.get(dialect.driver)
+    if statement is None:
+        quote = dialect.identifier_preparer.quote
+        columns = list(_escalations.c)
+        names = ", ".join(quote(column.name) for column in columns)
+        statuses = ", ".join(f"'{status}'" for status in ACTIVE_ESCALATION_STATUSES)
+        sql = (
+            f"SELECT {names} FROM escalations "  # noqa: S608 - the schema's names only
+            f"WHERE conversation_id = ANY($1::text[]) AND status IN ({statuses})"
+        )
+        statement = _ACTIVE_POSTGRES[dialect.driver] = _ActiveStatement(
+            sql.encode(),
+            Results([column.key for column in columns], [c.type for c in columns], dialect),
+        )
+    return statement
 
 
 def upgrade_escalation(

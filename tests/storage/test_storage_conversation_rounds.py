@@ -14,10 +14,17 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from engine.assessment import Assessment, Decision
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
-from storage import _pgpipeline, conversations
+from storage import _pgpipeline, conversations, escalations
 from storage.conversations import ConversationRecord, EventRows, LockRequest, StateUpdate
 from storage.db import Database
-from tests.storage.storage_helpers import META, T0, assessment, message, minutes
+from tests.storage.storage_helpers import (
+    META,
+    T0,
+    assessment,
+    create_escalation,
+    message,
+    minutes,
+)
 
 LATER = T0 + minutes(5)
 SAO_PAULO = timezone(timedelta(hours=-3))
@@ -471,3 +478,53 @@ def test_a_state_creates_only_its_own_conversation_and_only_on_sqlite(database: 
             right = StateUpdate("a", {}, 0.0, None, "active", T0, create=LockRequest("a", META, T0))
             with pytest.raises(ValueError, match=r"StateUpdate\.create is for SQLite"):
                 conversations.store(session=session, events=(), states=[right])
+
+
+@pytest.mark.postgres
+def test_the_reads_sent_with_the_lock_answer_as_the_reads_on_their_own(
+    postgres_database: Database,
+) -> None:
+    # The ingest writer reads a round's stored event ids and active escalations in the lock's
+    # round trip on PostgreSQL; they must give what the separate look-ups give.
+    escalated = create_escalation(postgres_database, "c-escalated")
+    with postgres_database.session() as session:
+        for cid in ("c-escalated", "c-calm"):
+            conversations.lock_conversation(session=session, conversation_id=cid, meta=META, now=T0)
+            conversations.insert_events(
+                session=session,
+                conversation_id=cid,
+                rows=[(message("e1"), None), (message("e2"), None)],
+                received_at=T0,
+            )
+    event_ids = {
+        "c-calm": ["e2", "e3", "e2"],
+        "c-escalated": ["e1", "e9"],
+        "c-new": ["e1"],
+    }
+    requests = [LockRequest(cid, META, T0) for cid in event_ids]
+    with postgres_database.session() as session:
+        dialect = session.connection().dialect
+        locked, (known_result, active_result) = conversations.lock_for_store_reading(
+            session=session,
+            requests=requests,
+            also=[
+                conversations.known_event_ids_statement(event_ids),
+                escalations.active_escalations_statement(dialect, list(event_ids)),
+            ],
+        )
+        known = conversations.known_event_ids_from(known_result, event_ids)
+        active = escalations.active_escalations_from(dialect, active_result)
+        assert sorted(locked.records) == ["c-calm", "c-escalated", "c-new"]
+        assert known == conversations.known_event_ids_of(session=session, event_ids=event_ids)
+        assert known == {"c-calm": {"e2"}, "c-escalated": {"e1"}, "c-new": set()}
+        assert active == escalations.active_escalations(
+            session=session, conversation_ids=list(event_ids)
+        )
+        assert active == {"c-escalated": escalated}
+
+
+def test_the_reads_with_the_lock_are_for_postgresql_only(sqlite_database: Database) -> None:
+    with sqlite_database.session() as session, pytest.raises(ValueError, match="PostgreSQL"):
+        conversations.lock_for_store_reading(
+            session=session, requests=[LockRequest("c", META, T0)], also=[]
+        )

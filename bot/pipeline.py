@@ -150,36 +150,13 @@ class Ingestor:
             item.batch.conversation_id: [event.event_id for event in item.batch.events]
             for item in work
         }
-        connection = session.connection()
-        if connection.dialect.name == "postgresql":
-            # The stored events and active escalations are read in the lock's round trip, for
-            # every conversation of the round (a new one has none).
-            locked, (known_result, active_result) = conversations.lock_for_store_reading(
-                session=session,
-                requests=requests,
-                also=[
-                    conversations.known_event_ids_statement(event_ids),
-                    escalations.active_escalations_statement(connection.dialect, list(event_ids)),
-                ],
-            )
-            known = conversations.known_event_ids_from(known_result, event_ids)
-            active = escalations.active_escalations_from(connection.dialect, active_result)
-        else:
-            locked = conversations.lock_for_store(session=session, requests=requests)
-            # A conversation the engine has never seen (no state yet) has no stored events and
-            # no escalation: its first post skips both look-ups.
-            seen = {
-                cid: ids for cid, ids in event_ids.items() if locked.records[cid].state is not None
-            }
-            known = (
-                conversations.known_event_ids_of(session=session, event_ids=seen) if seen else {}
-            )
-            # Their open or claimed escalations, kept current as decisions open and close them.
-            active = (
-                escalations.active_escalations(session=session, conversation_ids=list(seen))
-                if seen
-                else {}
-            )
+        locked = conversations.lock_for_store(session=session, requests=requests)
+        # A conversation the engine has never seen (no state yet) has no stored events and no
+        # escalation: its first post skips both look-ups.
+        seen = {cid: ids for cid, ids in event_ids.items() if locked.records[cid].state is not None}
+        # Their stored event ids, and their open or claimed escalations (kept current as
+        # decisions open and close them): one round trip on PostgreSQL.
+        known, active = escalations.known_and_active(session=session, event_ids=seen)
         records, unstored = locked.records, locked.unstored
         events: list[conversations.EventRows] = []
         states: list[conversations.StateUpdate] = []

@@ -192,22 +192,18 @@ def lock_conversations(
     conn = connection(session)
     if conn.dialect.name != "postgresql":
         return _lock_sqlite(conn, ordered).records
-    records, _ = _lock_postgres(conn, ordered)
-    return records
+    return _lock_postgres(conn, ordered)
 
 
 def _lock_postgres(
-    conn: Connection, ordered: Sequence[LockRequest], also: Sequence[_pgpipeline.Statement] = ()
-) -> tuple[dict[str, ConversationRecord], list[_pgpipeline.Result]]:
-    """The lock on PostgreSQL, with BEGIN before it and `also` (statements that read) after it,
-    in one round trip (`_pgpipeline`); the records, and the results of `also`."""
+    conn: Connection, ordered: Sequence[LockRequest]
+) -> dict[str, ConversationRecord]:
+    """The lock on PostgreSQL, with BEGIN before it, in one round trip (`_pgpipeline`)."""
     statement = _postgres(conn.dialect).lock
     requested_rows = [_lock_row(request) for request in ordered]
     columns = zip(*requested_rows, strict=True)  # in the statement's order, `_LOCK_KEYS`
     with driver_connection(conn, statement.sql) as driver:
-        locked, *others = _pgpipeline.run(
-            driver, [statement.from_columns(columns), *also], commit=False
-        )
+        (locked,) = _pgpipeline.run(driver, [statement.from_columns(columns)], commit=False)
         rows = locked.rows()
     results = statement.results
     if results.processors is None:  # the conversions of the columns' types, worked out once
@@ -222,7 +218,7 @@ def _lock_postgres(
         _new_record(requested[row[id_at]]) if row[-1] else _record(results.row(row[:-1], None))
         for row in rows
     ]
-    return {record.id: record for record in records}, others
+    return {record.id: record for record in records}
 
 
 def lock_for_store(*, session: Session, requests: Sequence[LockRequest]) -> Locked:
@@ -242,21 +238,20 @@ def lock_for_store(*, session: Session, requests: Sequence[LockRequest]) -> Lock
         return Locked({}, {})
     conn = connection(session)
     if conn.dialect.name == "postgresql":
-        return Locked(_lock_postgres(conn, ordered)[0], {})
+        return Locked(_lock_postgres(conn, ordered), {})
     return _lock_sqlite(conn, ordered, insert_new=False)
 
 
-def lock_for_store_reading(
-    *, session: Session, requests: Sequence[LockRequest], also: Sequence[_pgpipeline.Statement]
-) -> tuple[Locked, list[_pgpipeline.Result]]:
-    """`lock_for_store` on PostgreSQL, with statements that read (`also`) sent in the same
-    round trip, after the lock; their results, in order."""
-    ordered = _in_id_order(requests)
+def read_postgres(
+    *, session: Session, statements: Sequence[_pgpipeline.Statement]
+) -> list[_pgpipeline.Result]:
+    """Statements that read (`known_event_ids_statement`, ...), sent together in one round trip
+    on PostgreSQL, inside the session's transaction; their results, in order."""
     conn = connection(session)
     if conn.dialect.name != "postgresql":
-        raise ValueError("lock_for_store_reading is for PostgreSQL; SQLite reads in process")
-    records, results = _lock_postgres(conn, ordered, also)
-    return Locked(records, {}), results
+        raise ValueError("read_postgres is for PostgreSQL; on SQLite each read is in process")
+    with driver_connection(conn, statements[0][0].decode() if statements else "") as driver:
+        return _pgpipeline.run(driver, statements, commit=False)
 
 
 _KNOWN_PAIRS_POSTGRES = b"""

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Reason
-from storage import _pgpipeline, tables
+from storage import _pgpipeline, conversations, tables
 from storage._pgarrays import text_array
 from storage._prepared import Results, execute
 from storage._sql import MAX_PARAMETERS, chunks, connection, upsert
@@ -391,6 +391,31 @@ def active_escalations(
             record = _record(row)
             found[record.conversation_id] = record
     return found
+
+
+def known_and_active(
+    *, session: Session, event_ids: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, set[str]], dict[str, EscalationRecord]]:
+    """For the conversations of `event_ids` ({conversation id: event ids}): those event ids
+    already stored (`conversations.known_event_ids_of`) and the open or claimed escalations
+    (`active_escalations`). On PostgreSQL both are read in one round trip."""
+    if not event_ids:
+        return {}, {}
+    dialect = connection(session).dialect
+    if dialect.name != "postgresql":
+        known = conversations.known_event_ids_of(session=session, event_ids=event_ids)
+        return known, active_escalations(session=session, conversation_ids=list(event_ids))
+    known_result, active_result = conversations.read_postgres(
+        session=session,
+        statements=[
+            conversations.known_event_ids_statement(event_ids),
+            active_escalations_statement(dialect, list(event_ids)),
+        ],
+    )
+    return (
+        conversations.known_event_ids_from(known_result, event_ids),
+        active_escalations_from(dialect, active_result),
+    )
 
 
 def active_escalations_statement(

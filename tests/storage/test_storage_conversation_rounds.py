@@ -480,14 +480,13 @@ def test_a_state_creates_only_its_own_conversation_and_only_on_sqlite(database: 
                 conversations.store(session=session, events=(), states=[right])
 
 
-@pytest.mark.postgres
-def test_the_reads_sent_with_the_lock_answer_as_the_reads_on_their_own(
-    postgres_database: Database,
+def test_the_reads_sent_together_answer_as_the_reads_on_their_own(
+    database: Database,
 ) -> None:
-    # The ingest writer reads a round's stored event ids and active escalations in the lock's
-    # round trip on PostgreSQL; they must give what the separate look-ups give.
-    escalated = create_escalation(postgres_database, "c-escalated")
-    with postgres_database.session() as session:
+    # The ingest writer reads a round's stored event ids and active escalations in one round
+    # trip on PostgreSQL (`known_and_active`); they must give what the separate look-ups give.
+    escalated = create_escalation(database, "c-escalated")
+    with database.session() as session:
         for cid in ("c-escalated", "c-calm"):
             conversations.lock_conversation(session=session, conversation_id=cid, meta=META, now=T0)
             conversations.insert_events(
@@ -501,20 +500,8 @@ def test_the_reads_sent_with_the_lock_answer_as_the_reads_on_their_own(
         "c-escalated": ["e1", "e9"],
         "c-new": ["e1"],
     }
-    requests = [LockRequest(cid, META, T0) for cid in event_ids]
-    with postgres_database.session() as session:
-        dialect = session.connection().dialect
-        locked, (known_result, active_result) = conversations.lock_for_store_reading(
-            session=session,
-            requests=requests,
-            also=[
-                conversations.known_event_ids_statement(event_ids),
-                escalations.active_escalations_statement(dialect, list(event_ids)),
-            ],
-        )
-        known = conversations.known_event_ids_from(known_result, event_ids)
-        active = escalations.active_escalations_from(dialect, active_result)
-        assert sorted(locked.records) == ["c-calm", "c-escalated", "c-new"]
+    with database.session() as session:
+        known, active = escalations.known_and_active(session=session, event_ids=event_ids)
         assert known == conversations.known_event_ids_of(session=session, event_ids=event_ids)
         assert known == {"c-calm": {"e2"}, "c-escalated": {"e1"}, "c-new": set()}
         assert active == escalations.active_escalations(
@@ -523,8 +510,6 @@ def test_the_reads_sent_with_the_lock_answer_as_the_reads_on_their_own(
         assert active == {"c-escalated": escalated}
 
 
-def test_the_reads_with_the_lock_are_for_postgresql_only(sqlite_database: Database) -> None:
+def test_reads_sent_together_are_for_postgresql_only(sqlite_database: Database) -> None:
     with sqlite_database.session() as session, pytest.raises(ValueError, match="PostgreSQL"):
-        conversations.lock_for_store_reading(
-            session=session, requests=[LockRequest("c", META, T0)], also=[]
-        )
+        conversations.read_postgres(session=session, statements=[])

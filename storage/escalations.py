@@ -409,27 +409,23 @@ def known_and_active(
         session=session,
         statements=[
             conversations.known_event_ids_statement(event_ids),
-            active_escalations_statement(dialect, list(event_ids)),
+            _active_statement(dialect, list(event_ids)),
         ],
     )
     return (
         conversations.known_event_ids_from(known_result, event_ids),
-        active_escalations_from(dialect, active_result),
+        _active_from(dialect, active_result),
     )
 
 
-def active_escalations_statement(
-    dialect: Dialect, conversation_ids: Sequence[str]
-) -> _pgpipeline.Statement:
+def _active_statement(dialect: Dialect, conversation_ids: Sequence[str]) -> _pgpipeline.Statement:
     """`active_escalations` as a PostgreSQL statement for `_pgpipeline` (read its result with
-    `active_escalations_from`)."""
+    `_active_from`)."""
     return _active_postgres(dialect).command, [text_array(list(dict.fromkeys(conversation_ids)))]
 
 
-def active_escalations_from(
-    dialect: Dialect, result: _pgpipeline.Result
-) -> dict[str, EscalationRecord]:
-    """The answer of `active_escalations_statement`, as `active_escalations` gives it."""
+def _active_from(dialect: Dialect, result: _pgpipeline.Result) -> dict[str, EscalationRecord]:
+    """The answer of `_active_statement`, as `active_escalations` gives it."""
     statement = _active_postgres(dialect)
     if statement.results.processors is None:
         statement.results.prime(result.type_codes)

@@ -265,13 +265,7 @@ _KNOWN_PAIRS_POSTGRES = b"""
 def known_event_ids_statement(event_ids: Mapping[str, Iterable[str]]) -> _pgpipeline.Statement:
     """`known_event_ids_of` as a PostgreSQL statement for `_pgpipeline` (read its result with
     `known_event_ids_from`)."""
-    pairs = list(
-        dict.fromkeys(
-            (conversation_id, event_id)
-            for conversation_id, ids in event_ids.items()
-            for event_id in ids
-        )
-    )
+    pairs = _event_pairs(event_ids)
     conversation_ids = [pair[0] for pair in pairs]
     ids = [pair[1] for pair in pairs]
     return _KNOWN_PAIRS_POSTGRES, [text_array(conversation_ids), text_array(ids)]
@@ -281,10 +275,7 @@ def known_event_ids_from(
     result: _pgpipeline.Result, conversation_ids: Iterable[str]
 ) -> dict[str, set[str]]:
     """The answer of `known_event_ids_statement`, as `known_event_ids_of` gives it."""
-    found: dict[str, set[str]] = {conversation_id: set() for conversation_id in conversation_ids}
-    for conversation_id, event_id in result.rows():
-        found[conversation_id].add(event_id)
-    return found
+    return _known_by_conversation(conversation_ids, result.rows())
 
 
 def create_unstored(*, session: Session, requests: Sequence[LockRequest]) -> None:
@@ -822,19 +813,34 @@ def known_event_ids_of(
 ) -> dict[str, set[str]]:
     """`known_event_ids` for several conversations ({conversation id: event ids}) at once:
     one statement (per 15,000 ids) instead of one per conversation."""
-    found: dict[str, set[str]] = {conversation_id: set() for conversation_id in event_ids}
-    pairs = list(
+    conn = connection(session)
+    found = (
+        (conversation_id, event_id)
+        for chunk in chunks(_event_pairs(event_ids), MAX_PARAMETERS // 2)
+        for conversation_id, event_id in conn.execute(_KNOWN_PAIRS, {"pairs": list(chunk)})
+    )
+    return _known_by_conversation(event_ids, found)
+
+
+def _event_pairs(event_ids: Mapping[str, Iterable[str]]) -> list[tuple[str, str]]:
+    """The (conversation id, event id) pairs of `event_ids`, each once, in order."""
+    return list(
         dict.fromkeys(
             (conversation_id, event_id)
             for conversation_id, ids in event_ids.items()
             for event_id in ids
         )
     )
-    conn = connection(session)
-    for chunk in chunks(pairs, MAX_PARAMETERS // 2):
-        for conversation_id, event_id in conn.execute(_KNOWN_PAIRS, {"pairs": list(chunk)}):
-            found[conversation_id].add(event_id)
-    return found
+
+
+def _known_by_conversation(
+    conversation_ids: Iterable[str], found: Iterable[tuple[str, str]]
+) -> dict[str, set[str]]:
+    """The stored pairs `found`, as {conversation id: event ids} for every conversation asked."""
+    known: dict[str, set[str]] = {conversation_id: set() for conversation_id in conversation_ids}
+    for conversation_id, event_id in found:
+        known[conversation_id].add(event_id)
+    return known
 
 
 def _event_row(

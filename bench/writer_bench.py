@@ -71,9 +71,11 @@ def _child(args: argparse.Namespace) -> None:
     try:
         store(posts("warm", WARM_UP_POSTS))
         measured = posts("post", args.posts)
+        server = _server_cpu(database)
         wall, cpu = time.perf_counter(), time.process_time()
         operator.call(store, measured)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        server = {pid: spent - server.get(pid, 0) for pid, spent in _server_cpu(database).items()}
         with database.session() as session:  # what was stored, so a run that stored nothing shows
             conn = session.connection()
             counts = {
@@ -82,7 +84,33 @@ def _child(args: argparse.Namespace) -> None:
             }
     finally:
         database.dispose()
-    print(json.dumps({"cpu_seconds": cpu, "wall_seconds": wall, "posts": args.posts, **counts}))
+    figures = {"cpu_seconds": cpu, "wall_seconds": wall, "posts": args.posts, **counts}
+    if server:
+        figures["server_cpu_seconds"] = sum(server.values()) / 1e9
+    print(json.dumps(figures))
+
+
+def _server_cpu(database: Any) -> dict[int, int]:
+    """The CPU time (ns) spent so far by each PostgreSQL backend serving the benchmark's database,
+    when the server runs on this machine (read from /proc); {} on SQLite or a remote server."""
+    if database.dialect != "postgresql":
+        return {}
+    from sqlalchemy import text
+
+    with database.session() as session:
+        pids = session.connection().execute(
+            text(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND backend_type = 'client backend'"
+            )
+        )
+        spent: dict[int, int] = {}
+        for (pid,) in pids:
+            try:  # schedstat's first field: nanoseconds on a CPU
+                spent[pid] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                return {}
+    return spent
 
 
 @contextlib.contextmanager
@@ -158,6 +186,16 @@ def run(argv: list[str] | None = None) -> _proc.Report:
     cpu = [figures["cpu_seconds"] / args.posts * 1e6 for figures in runs]
     listed = ", ".join(f"{value:,.0f}" for value in cpu)
     out.add("CPU per post", f"{statistics.median(cpu):,.1f} µs (runs: {listed})")
+    wall = [figures["wall_seconds"] / args.posts * 1e6 for figures in runs]
+    out.add("wall time per post", f"{statistics.median(wall):,.1f} µs")
+    server = [
+        figures["server_cpu_seconds"] / args.posts * 1e6
+        for figures in runs
+        if "server_cpu_seconds" in figures
+    ]
+    if server:
+        listed = ", ".join(f"{value:,.0f}" for value in server)
+        out.add("server CPU per post", f"{statistics.median(server):,.1f} µs (runs: {listed})")
     if args.instructions:
         counts = [figures["instructions"] / args.posts for figures in runs]
         out.add("instructions per post", f"{statistics.median(counts):,.0f}")

@@ -89,12 +89,22 @@ def test_growth_bench_compares_a_late_event_with_event_ten() -> None:
 
 def test_writer_bench_stores_every_post_through_the_ingestor() -> None:
     report = writer_bench.run(["--quick", "--posts", "60", "--events-per-post", "3", "--angry"])
-    assert _names(report) == ["CPU per post"]
+    assert _names(report) == ["CPU per post", "wall time per post"]
     (figures,) = report.raw["runs"]
     assert figures["conversations"] == writer_bench.WARM_UP_POSTS + 60
     assert figures["events"] == 3 * figures["conversations"]
     assert figures["escalations"] > 0  # the angry mix escalates
     assert figures["cpu_seconds"] > 0
+    assert "server_cpu_seconds" not in figures  # (SQLite: no server)
+
+
+@pytest.mark.postgres
+def test_writer_bench_on_postgres_also_reports_the_servers_cpu() -> None:
+    report = writer_bench.run(["--quick", "--posts", "40", "--database", "postgres"])
+    assert _names(report) == ["CPU per post", "wall time per post", "server CPU per post"]
+    (figures,) = report.raw["runs"]
+    assert figures["conversations"] == writer_bench.WARM_UP_POSTS + 40
+    assert figures["server_cpu_seconds"] > 0
 
 
 def test_parse_bench_verifies_and_parses_every_post_of_both_sizes() -> None:

@@ -15,38 +15,75 @@ cursor would store and read. A failed statement raises psycopg's error for it, a
 would; the server skips the statements after it, COMMIT included, and the transaction is left
 failed for the caller to roll back.
 
-The statements are not prepared: the server plans each one afresh. A prepared statement's plan
-is kept once made, from the statistics of that moment, and psycopg's cursor prepared these after
-five runs: on a new database the state's UPDATE kept a hash join over a sequential scan of
-conversations, every group reading the whole table until the next analyze (the benchmark's
-PostgreSQL figure moved between two levels from one run to the next with it). Parsing and
-planning cost the server about a fifth of its work on these statements instead (perf, 1 event/post).
+A statement is planned afresh each time unless its SQL was given to `keep_plan`. A prepared
+statement's plan is kept once made, from the statistics of that moment, and psycopg's cursor
+prepared every statement after five runs: on a new database the state's UPDATE kept a hash join
+over a sequential scan of conversations, every group reading the whole table until the next
+analyze (the benchmark's PostgreSQL figure moved between two levels from one run to the next
+with it). Parsing and planning cost the server about a fifth of its work on these statements,
+so those with one possible plan (an INSERT from `unnest`, nothing joined) are kept: each is
+prepared once per connection, under a name of its own, and executed by name after (the server's
+CPU per post in groups of 20: 111 -> 89 µs, `bench.writer_bench`). psycopg itself prepares
+nothing on the database's connections (`storage.db`): it would drop these at every rollback.
+A connection whose statements were dropped anyway (DISCARD ALL) fails one run, and prepares them
+again on the next.
 """
 
 from __future__ import annotations
 
+import hashlib
 import select
+import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import Connection, errors, pq
 from psycopg.abc import Buffer
 from psycopg.abc import Transformer as TransformerType
 from psycopg.adapt import PyFormat, Transformer
 
-__all__ = ["Result", "run"]
+__all__ = ["Result", "keep_plan", "run"]
 
 _SYNC = pq.ExecStatus.PIPELINE_SYNC
 _FAILED = pq.ExecStatus.FATAL_ERROR
 _IDLE = pq.TransactionStatus.IDLE
-_COMMIT = (b"COMMIT", None, None, None)
+_COMMAND_OK = pq.ExecStatus.COMMAND_OK
 _READ = select.POLLIN
 _READ_OR_WRITE = select.POLLIN | select.POLLOUT
 
 # A statement's SQL (with `$1`, `$2`, ... placeholders) and its values in that order.
 Statement = tuple[bytes, Sequence[Any]]
-# What `_exchange` sends: SQL, its values in the server's form, their types and formats.
-_Command = tuple[bytes, Sequence[Buffer | None] | None, Sequence[int] | None, Sequence[Any] | None]
+_QUERY, _PREPARE, _EXECUTE = range(3)
+
+
+class _Command(NamedTuple):
+    """What `_exchange` sends: a statement with its values (`_QUERY`), a statement to prepare
+    under `name` (`_PREPARE`), or a prepared statement, named by `sql`, to run (`_EXECUTE`)."""
+
+    kind: int
+    sql: bytes
+    values: Sequence[Buffer | None] | None = None  # in the server's form
+    types: Sequence[int] | None = None
+    formats: Sequence[Any] | None = None
+    name: bytes = b""
+
+
+_COMMIT = _Command(_QUERY, b"COMMIT")
+
+# The SQL of the statements whose plans are kept (`keep_plan`).
+_KEPT: set[bytes] = set()
+# The statements prepared on each connection, by (SQL, parameter types).
+_PREPARED: weakref.WeakKeyDictionary[Connection[Any], dict[tuple[bytes, tuple[int, ...]], bytes]]
+_PREPARED = weakref.WeakKeyDictionary()
+
+
+def keep_plan(sql: bytes) -> bytes:
+    """Have `run` prepare the statement `sql` once per connection and execute it by name after,
+    its plan kept (only for a statement that has one good plan whatever the data: see above).
+    Returns `sql`."""
+    _KEPT.add(sql)
+    return sql
+    return sql
 
 
 class Result:
@@ -85,21 +122,48 @@ def run(driver: Connection[Any], statements: Sequence[Statement], *, commit: boo
     in_transaction = pgconn.transaction_status != _IDLE
     commands: list[_Command] = []
     if statements and not in_transaction and not driver.autocommit:
-        commands.append((_begin(driver), None, None, None))
+        commands.append(_Command(_QUERY, _begin(driver)))
         in_transaction = True
-    first = len(commands)  # the first statement's command (after BEGIN, if sent)
+    at: list[int] = []  # each statement's command
+    preparing: dict[tuple[bytes, tuple[int, ...]], tuple[int, bytes]] = {}  # {key: (at, name)}
+    prepared = _PREPARED.get(driver) if _KEPT else None
     for sql, values in statements:
         dumped = transformer.dump_sequence(values, [PyFormat.BINARY] * len(values))
-        commands.append((sql, dumped, transformer.types, transformer.formats))
+        types, formats = transformer.types, transformer.formats
+        if sql in _KEPT:
+            if prepared is None:
+                prepared = _PREPARED.setdefault(driver, {})
+            # Prepared for the types its values were dumped as: values dumped as other types
+            # (a list of NULLs) make a statement of their own.
+            key = (sql, tuple(types or ()))
+            name = prepared.get(key) or preparing.get(key, (0, b""))[1]
+            if not name:
+                digest = hashlib.blake2b(repr(key).encode(), digest_size=8).hexdigest()
+                name = f"escalations_{digest}".encode()
+                preparing[key] = (len(commands), name)
+                commands.append(_Command(_PREPARE, sql, types=types, name=name))
+            at.append(len(commands))
+            commands.append(_Command(_EXECUTE, name, dumped, formats=formats))
+        else:
+            at.append(len(commands))
+            commands.append(_Command(_QUERY, sql, dumped, types, formats))
     if commit and in_transaction:
         commands.append(_COMMIT)
     if not commands:
         return []
     answered = _exchange(pgconn, commands)
+    for key, (index, name) in preparing.items():
+        if answered[index].status == _COMMAND_OK and prepared is not None:
+            prepared[key] = name
     for result in answered:
         if result.status == _FAILED:  # the first failure: the server skipped what followed
-            raise errors.error_from_result(result, encoding=transformer.encoding)
-    return [Result(result, transformer) for result in answered[first : first + len(statements)]]
+            error = errors.error_from_result(result, encoding=transformer.encoding)
+            if isinstance(error, errors.InvalidSqlStatementName):
+                # Its prepared statements were dropped behind our back (DEALLOCATE, DISCARD):
+                # they are prepared again next time.
+                _PREPARED.pop(driver, None)
+            raise error
+    return [Result(answered[index], transformer) for index in at]
 
 
 def _begin(driver: Connection[Any]) -> bytes:
@@ -120,8 +184,13 @@ def _exchange(pgconn: pq.abc.PGconn, commands: Sequence[_Command]) -> list[pq.ab
     closed: it could not be used again."""
     pgconn.enter_pipeline_mode()
     try:
-        for sql, values, types, formats in commands:
-            pgconn.send_query_params(sql, values, types, formats)
+        for kind, sql, values, types, formats, name in commands:
+            if kind == _QUERY:
+                pgconn.send_query_params(sql, values, types, formats)
+            elif kind == _EXECUTE:
+                pgconn.send_query_prepared(sql, values, formats)
+            else:
+                pgconn.send_prepare(name, sql, types)
         pgconn.pipeline_sync()
         poller = select.poll()
         fileno = pgconn.socket

@@ -566,9 +566,13 @@ class _Arrays:
         columns: Sequence[tuple[str, Column[Any]]],
         dialect: Dialect,
         returning: Sequence[Column[Any]] = (),
+        *,
+        keep_plan: bool = False,
     ) -> None:
         self.sql = sql
         self.command = sql.encode()  # as `_pgpipeline` sends it
+        if keep_plan:  # prepared once per connection (`_pgpipeline.keep_plan`)
+            _pgpipeline.keep_plan(self.command)
         self.columns = tuple(
             (
                 name,
@@ -680,7 +684,8 @@ def _lock_arrays(dialect: Dialect) -> _Arrays:
             updated_at = excluded.updated_at
         RETURNING {returning}, conversations.xmax = 0
     """  # noqa: S608 - only the schema's column names are interpolated
-    return _Arrays(sql, columns, dialect, returning=list(_conversations.c))
+    # Its one plan (the arrays' rows sorted, then inserted) is kept: `_pgpipeline`.
+    return _Arrays(sql, columns, dialect, returning=list(_conversations.c), keep_plan=True)
 
 
 def _insert_events_arrays(dialect: Dialect) -> _Arrays:
@@ -694,7 +699,7 @@ def _insert_events_arrays(dialect: Dialect) -> _Arrays:
         ORDER BY v.ord
         ON CONFLICT (conversation_id, event_id) DO NOTHING
     """  # noqa: S608 - only the schema's column names are interpolated
-    return _Arrays(sql, columns, dialect)
+    return _Arrays(sql, columns, dialect, keep_plan=True)  # one plan, as the lock's
 
 
 def _save_state_arrays(dialect: Dialect) -> _Arrays:

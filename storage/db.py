@@ -133,7 +133,13 @@ class Database:
         elif self.dialect == "postgresql":
             # A pooled connection is checked (a ping, one round trip) before each use, as
             # SQLAlchemy's pool_pre_ping does, except in `session(ping=False)`.
-            self.engine = create_engine(self.url, echo=echo)
+            # psycopg does not prepare statements by itself: it would keep whatever plan the
+            # statistics of the moment gave (the ingest's statements choose which plans to keep,
+            # `storage._pgpipeline`), and it drops every prepared statement of its connection
+            # (DEALLOCATE ALL) at each rollback once it has prepared one, the ingest's included.
+            self.engine = create_engine(
+                self.url, echo=echo, connect_args={"prepare_threshold": None}
+            )
             event.listen(self.engine, "connect", _mark_fresh)
             event.listen(self.engine, "connect", _register_arrays)
             event.listen(self.engine, "checkout", self._ping_on_checkout)

@@ -182,5 +182,96 @@ def test_the_statements_are_planned_afresh_each_time_not_prepared(
     # analyze. Unnamed statements are planned with the statistics of the day.
     for number in range(12):
         _pgpipeline.run(driver, [_insert([number], ["n"]), (_COUNT, [[number]])], commit=True)
-    prepared = driver.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
-    assert prepared == (0,)
+    assert _prepared(driver) == []
+
+
+# Statements whose plans are kept (each test's own SQL, so that no test finds another's prepared).
+_KEPT_INSERT = _pgpipeline.keep_plan(_INSERT + b" -- kept")
+_KEPT_COUNT = _pgpipeline.keep_plan(
+    b"SELECT count(*) FROM unnest($1::int[]) AS v(id) WHERE v.id IS NOT NULL -- kept"
+)
+
+
+def _prepared(driver: psycopg.Connection[Any]) -> list[tuple[str, int]]:
+    """The statements prepared on the connection: (SQL, times executed generically or not)."""
+    rows = driver.execute(
+        "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements"
+        " ORDER BY statement"
+    ).fetchall()
+    return [(row[0], row[1]) for row in rows]
+
+
+def test_a_kept_statement_is_prepared_once_per_connection_and_run_by_name(
+    driver: psycopg.Connection[Any], postgres_database: Database
+) -> None:
+    for number in range(8):
+        (inserted,) = _pgpipeline.run(
+            driver, [(_KEPT_INSERT, [[number, number + 100], ["a", None]])], commit=True
+        )
+        assert inserted.rowcount == 2
+    # One statement, prepared on the first run and executed by every run; the unkept ones
+    # beside it are still planned afresh.
+    _pgpipeline.run(driver, [(_COUNT, [[1]])], commit=True)
+    assert _prepared(driver) == [(_KEPT_INSERT.decode(), 8)]
+    assert len(_stored(postgres_database)) == 16
+    # Another connection prepares it for itself.
+    with postgres_database.engine.connect() as connection:
+        other = connection.connection.driver_connection
+        assert isinstance(other, psycopg.Connection) and other is not driver
+        _pgpipeline.run(other, [(_KEPT_INSERT, [[500], ["b"]])], commit=True)
+        assert _prepared(other) == [(_KEPT_INSERT.decode(), 1)]
+    assert _prepared(driver) == [(_KEPT_INSERT.decode(), 8)]
+
+
+def test_a_kept_statement_named_twice_in_one_run_is_prepared_once(
+    driver: psycopg.Connection[Any],
+) -> None:
+    first, second = _pgpipeline.run(
+        driver, [(_KEPT_COUNT, [[1, 2]]), (_KEPT_COUNT, [[3, None, 4, 5]])], commit=True
+    )
+    assert (first.rows(), second.rows()) == ([(2,)], [(3,)])
+    assert _prepared(driver) == [(_KEPT_COUNT.decode(), 2)]
+
+
+def test_values_dumped_as_other_types_get_a_statement_of_their_own(
+    driver: psycopg.Connection[Any],
+) -> None:
+    # A list of integers is sent as an integer array, a list of NULLs as psycopg's default:
+    # a statement prepared for the one could not read the other.
+    (counted,) = _pgpipeline.run(driver, [(_KEPT_COUNT, [[1, 2]])], commit=True)
+    (nulls,) = _pgpipeline.run(driver, [(_KEPT_COUNT, [[None, None]])], commit=True)
+    (again,) = _pgpipeline.run(driver, [(_KEPT_COUNT, [[7]])], commit=True)
+    assert (counted.rows(), nulls.rows(), again.rows()) == ([(2,)], [(0,)], [(1,)])
+    assert sorted(count for _, count in _prepared(driver)) == [1, 2]
+
+
+def test_a_kept_statement_skipped_by_a_failure_is_prepared_next_time(
+    driver: psycopg.Connection[Any], postgres_database: Database
+) -> None:
+    # The duplicate key fails the pipeline before the kept statement's preparation, which the
+    # server skips: it is not taken as prepared.
+    with pytest.raises(errors.UniqueViolation):
+        _pgpipeline.run(
+            driver,
+            [_insert([1], ["x"]), _insert([1], ["x"]), (_KEPT_INSERT, [[2], ["y"]])],
+            commit=True,
+        )
+    driver.rollback()
+    assert _prepared(driver) == []
+    _pgpipeline.run(driver, [(_KEPT_INSERT, [[2], ["y"]])], commit=True)
+    assert _stored(postgres_database) == [(2, "y")]
+    assert _prepared(driver) == [(_KEPT_INSERT.decode(), 1)]
+
+
+def test_statements_dropped_behind_its_back_are_prepared_again(
+    driver: psycopg.Connection[Any], postgres_database: Database
+) -> None:
+    _pgpipeline.run(driver, [(_KEPT_INSERT, [[1], ["before"]])], commit=True)
+    driver.execute("DEALLOCATE ALL")
+    # The first run after fails (the server no longer knows the name) and nothing of it is
+    # stored; the next prepares the statement again.
+    with pytest.raises(errors.InvalidSqlStatementName):
+        _pgpipeline.run(driver, [(_KEPT_INSERT, [[2], ["lost"]])], commit=True)
+    driver.rollback()
+    _pgpipeline.run(driver, [(_KEPT_INSERT, [[3], ["after"]])], commit=True)
+    assert _stored(postgres_database) == [(1, "before"), (3, "after")]

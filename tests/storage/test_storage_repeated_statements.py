@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sqlmodel import Session
 
 from engine.assessment import Assessment, Decision
 from engine.events import ConversationMeta
 from storage import conversations, escalations, outbox
 from storage.db import Database
+from tests.storage.storage_helpers import message
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 ASSESSMENT = Assessment(
@@ -63,3 +65,72 @@ def test_opening_many_escalations_on_one_connection_keeps_working(
                 )
         assert len(outbox.pending(session=session)) == 30
         assert len(escalations.list_escalations(session=session, limit=100)) == 30
+
+
+@pytest.mark.postgres
+def test_the_ingest_keeps_the_plans_of_its_inserts_and_plans_the_state_afresh(
+    postgres_database: Database,
+) -> None:
+    # The lock and the events' INSERT have one plan whatever the data, and are prepared once per
+    # connection; the state's UPDATE joins conversations, whose kept plan could be a sequential
+    # scan made while the table was small, so it is planned each time (`storage._pgpipeline`).
+    with postgres_database.session() as session:
+        for number in range(8):
+            cid = f"c-{number}"
+            conversations.lock_conversations(
+                session=session, requests=[conversations.LockRequest(cid, ConversationMeta(), NOW)]
+            )
+            stored = conversations.store(
+                session=session,
+                events=[conversations.EventRows(cid, [(message(f"e{number}"), None)], NOW)],
+                states=[conversations.StateUpdate(cid, {"n": number}, 1.0, None, "active", NOW)],
+                commit=True,
+            )
+            assert stored == 1
+        prepared = session.connection().exec_driver_sql(
+            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements"
+        )
+        runs = {statement.split("(")[0].split()[-1]: count for statement, count in prepared}
+        # (psycopg prepares what SQLAlchemy sends five times: none of the ingest's statements.)
+        assert runs == {"conversations": 8, "events": 8}
+        assert (
+            session.connection()
+            .exec_driver_sql("SELECT count(*) FROM conversations WHERE state IS NOT NULL")
+            .scalar_one()
+            == 8
+        )
+
+
+@pytest.mark.postgres
+def test_a_rollback_keeps_the_ingests_prepared_statements(postgres_database: Database) -> None:
+    # psycopg, once it has prepared a statement of its own (any statement run five times),
+    # drops every prepared statement of the connection at each rollback: the database's
+    # connections do not let it prepare any.
+    def store(session: Session, number: int) -> None:
+        cid = f"r-{number}"
+        conversations.lock_conversations(
+            session=session, requests=[conversations.LockRequest(cid, ConversationMeta(), NOW)]
+        )
+        conversations.store(
+            session=session,
+            events=[conversations.EventRows(cid, [(message(f"e{number}"), None)], NOW)],
+            states=[conversations.StateUpdate(cid, {"n": number}, 1.0, None, "active", NOW)],
+        )
+
+    with postgres_database.session() as session:
+        for number in range(3):
+            store(session, number)
+            for _ in range(6):
+                conversations.get_conversation(session=session, conversation_id="r-0")
+            session.rollback()  # (the first rollback drops what psycopg prepared, if it did)
+        store(session, 9)
+        session.commit()
+        prepared = (
+            session.connection()
+            .exec_driver_sql(
+                "SELECT count(*), sum(generic_plans + custom_plans) FROM pg_prepared_statements"
+            )
+            .one()
+        )
+        assert tuple(prepared) == (2, 8)  # the lock and the events' INSERT, each run 4 times
+        assert conversations.get_conversation(session=session, conversation_id="r-9") is not None

@@ -217,7 +217,8 @@ def test_a_kept_statement_is_prepared_once_per_connection_and_run_by_name(
     # Another connection prepares it for itself.
     with postgres_database.engine.connect() as connection:
         other = connection.connection.driver_connection
-        assert isinstance(other, psycopg.Connection) and other is not driver
+        assert isinstance(other, psycopg.Connection)
+        assert other is not driver
         _pgpipeline.run(other, [(_KEPT_INSERT, [[500], ["b"]])], commit=True)
         assert _prepared(other) == [(_KEPT_INSERT.decode(), 1)]
     assert _prepared(driver) == [(_KEPT_INSERT.decode(), 8)]

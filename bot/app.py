@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.admin import admin_routes
-from bot.config import Settings, SettingsError
+from bot.config import Settings
 from bot.console import ConsoleNotifier
 from bot.conversation_status import status_routes
 from bot.delivery import DeliveryPolicy, DeliveryWorker
@@ -108,13 +108,8 @@ def build_service(
     ingestor = Ingestor(rules.current, surfaces, clock)
     writers = settings.ingest_writers
     if writers is None:
-        # SQLite: one writer at a time anyway, and on the loop's own thread (see IngestPipeline).
-        writers = 2 if database.dialect == "postgresql" else 0
-    elif writers == 0 and database.dialect != "sqlite":
-        raise SettingsError(
-            "ESCALATIONS_INGEST_WRITERS: 0 (commit on the event loop's thread) is for SQLite; "
-            "PostgreSQL needs at least 1 writer thread"
-        )
+        # Groups committed on the loop's own thread, on both databases (see IngestPipeline).
+        writers = 0
     pipeline = IngestPipeline(database, ingestor, writers=writers, on_commit=delivery.wake)
     service = Service(
         settings=settings,

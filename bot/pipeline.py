@@ -32,6 +32,7 @@ from storage import conversations, escalations, outbox
 from storage.codec import summary_to_json
 from storage.db import Database, WriteLockBusy
 from storage.escalations import EscalationRecord
+from storage.loopwait import run_on_loop
 
 log = logging.getLogger(__name__)
 
@@ -409,20 +410,30 @@ class IngestPipeline:
     """Async front of the ingestor: group commit, on the event loop's thread or on writer
     threads.
 
-    With `writers=0` (SQLite only, its default) each group is committed on the event loop's own
-    thread, between two turns of the loop. On one core a thread gains nothing: the interpreter
-    runs one of them at a time, and SQLite hands the interpreter back and forth at every row,
-    so a writer thread cost 5-10% of the throughput. The loop waits for each group's commit
-    instead; a group is kept to `max_group_events` events (unless a single post has more) so
-    that the wait stays short (under 40 ms for a full group on the benchmarks' machine; about
-    100 ms for the rare commit that also checkpoints SQLite's WAL). The loop
-    never waits for another writer: when the database's write lock is taken (a delivery, a
-    claim, another process), that group is committed on a writer thread, which waits its turn.
+    With `writers=0` (the service's default, on both databases) each group is committed on the
+    event loop's own thread. On one core a thread gains nothing: the interpreter runs one of them
+    at a time, and every hand-off between the loop and a thread costs (the interpreter's lock
+    passed back and forth, a future completed across threads, the loop woken through its pipe).
+    On SQLite, which hands the interpreter back and forth at every row, a writer thread cost
+    5-10% of the throughput. On PostgreSQL two writer threads left 8% of the service's core idle,
+    all of them waiting, where the loop alone uses 93% of it: 5% more posts a second (the median
+    of 7 paired runs, 1 event/post, 64 connections; -5% to +7%), and about 2% fewer when 1 post
+    in 6 escalates (its statements hold the loop, below).
 
-    With `writers >= 1` groups are committed on that many threads. On PostgreSQL a group spends
-    part of its time waiting for the server (the round trips and the commit's WAL flush), and
-    a second writer works the next group meanwhile; the database keeps them apart as it keeps
-    replicas apart (conversations locked in id order, a failed group redone post by post).
+    - On SQLite the loop waits for each group's commit, between two of its turns; a group is kept
+      to `max_group_events` events (unless a single post has more) so that the wait stays short
+      (under 40 ms for a full group on the benchmarks' machine; about 100 ms for the rare commit
+      that also checkpoints SQLite's WAL). The loop never waits for another writer: when the
+      database's write lock is taken (a delivery, a claim, another process), that group is
+      committed on a writer thread, which waits its turn.
+    - On PostgreSQL a group is run as a greenlet on the loop's thread (`storage.loopwait`):
+      while it waits for the server (its round trips, the commit's WAL flush) the loop serves
+      requests and works the next group, up to `loop_groups` groups at once. The database keeps
+      them apart as it keeps replicas apart (conversations locked in id order, a failed group
+      redone post by post). Only the ingest's own round trips (`storage._pgpipeline`) give the
+      loop back: the statements of an escalation, rarer, hold it for their round trip.
+
+    With `writers >= 1` groups are committed on that many threads instead.
     """
 
     def __init__(
@@ -433,15 +444,13 @@ class IngestPipeline:
         max_group: int = 256,
         max_group_events: int = 1000,
         writers: int = 1,
+        loop_groups: int = 2,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         if writers < 0:
             raise ValueError(f"writers must be at least 0, got {writers}")
-        if writers == 0 and database.dialect != "sqlite":
-            raise ValueError(
-                "writers=0 (groups committed on the event loop's thread) is for SQLite; "
-                f"{database.dialect} needs at least one writer thread"
-            )
+        if loop_groups < 1:
+            raise ValueError(f"loop_groups must be at least 1, got {loop_groups}")
         if max_group < 1 or max_group_events < 1:
             raise ValueError(
                 f"a group needs room for a post, got max_group={max_group}, "
@@ -453,6 +462,9 @@ class IngestPipeline:
         self._max_group_events = max_group_events
         self._writers = writers
         self._on_commit = on_commit
+        # With writers=0, the groups worked at once on the loop's thread (one on SQLite, which
+        # holds the loop for the whole commit).
+        self._loop_groups = 1 if database.dialect == "sqlite" else loop_groups
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         # With writers=0, the thread of the groups that find the write lock taken (started
         # only when first needed).
@@ -493,7 +505,7 @@ class IngestPipeline:
     async def _run(self) -> None:
         # A group is gathered only once a writer is free, so that the posts arriving while every
         # writer is busy make one group, not one each.
-        free = asyncio.Semaphore(self._writers or 1)
+        free = asyncio.Semaphore(self._writers or self._loop_groups)
         queue, max_group, max_events = self._queue, self._max_group, self._max_group_events
         while True:
             await free.acquire()
@@ -515,7 +527,10 @@ class IngestPipeline:
     async def _commit_and_answer(self, group: list[_Pending]) -> None:
         outcomes: list[IngestResult | BaseException] | None = None
         try:
-            if not self._writers:  # on this thread: the loop waits for the commit
+            if not self._writers and self._database.dialect != "sqlite":
+                # On this thread, the loop running while the group waits for the server.
+                outcomes = await run_on_loop(self._commit_group, group)
+            elif not self._writers:  # on this thread: the loop waits for the commit
                 # Another writer holds the lock, or the database failed the group: nothing was
                 # committed, and a writer thread does the group again (waiting for the lock,
                 # redoing a failed group post by post).

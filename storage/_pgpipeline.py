@@ -32,7 +32,6 @@ again on the next.
 from __future__ import annotations
 
 import hashlib
-import select
 import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -42,14 +41,14 @@ from psycopg.abc import Buffer
 from psycopg.abc import Transformer as TransformerType
 from psycopg.adapt import PyFormat, Transformer
 
+from storage.loopwait import READ, WRITE, wait_socket
+
 __all__ = ["Result", "keep_plan", "run"]
 
 _SYNC = pq.ExecStatus.PIPELINE_SYNC
 _FAILED = pq.ExecStatus.FATAL_ERROR
 _IDLE = pq.TransactionStatus.IDLE
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
-_READ = select.POLLIN
-_READ_OR_WRITE = select.POLLIN | select.POLLOUT
 
 # A statement's SQL (with `$1`, `$2`, ... placeholders) and its values in that order.
 Statement = tuple[bytes, Sequence[Any]]
@@ -192,19 +191,16 @@ def _exchange(pgconn: pq.abc.PGconn, commands: Sequence[_Command]) -> list[pq.ab
             else:
                 pgconn.send_prepare(name, sql, types)
         pgconn.pipeline_sync()
-        poller = select.poll()
         fileno = pgconn.socket
-        poller.register(fileno, _READ_OR_WRITE)
         # Send everything; results that come back meanwhile are read in, so that the server is
         # never kept waiting on a full socket while this side is still sending.
         while pgconn.flush():
-            if any(events & _READ for _, events in poller.poll()):
+            if wait_socket(fileno, READ | WRITE) & READ:
                 pgconn.consume_input()
-        poller.modify(fileno, _READ)
         results: list[pq.abc.PGresult] = []
         while True:
             if pgconn.is_busy():
-                poller.poll()
+                wait_socket(fileno, READ)
                 pgconn.consume_input()
                 continue
             result = pgconn.get_result()

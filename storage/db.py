@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -23,6 +24,10 @@ from storage import _pgarrays, tables
 from storage._prepared import driver_connection
 
 log = logging.getLogger(__name__)
+
+# The database whose `session(ping=False)` is open, in this thread, task or greenlet (the ingest
+# runs groups as greenlets on the loop's thread: a thread-local would be shared by them).
+_UNPINGED: ContextVar[Database | None] = ContextVar("unpinged", default=None)
 
 DATABASE_URL_ENV = "ESCALATIONS_DATABASE_URL"
 DEFAULT_SQLITE_PATH = Path("var") / "escalations.db"
@@ -126,7 +131,6 @@ class Database:
         self.url = make_url(normalize_url(url))
         self.dialect = self.url.get_backend_name()
         self._write_lock: threading.RLock | None = None
-        self._unpinged = threading.local()  # `active` while a session(ping=False) is open
         if self.dialect == "sqlite":
             self.engine = self._sqlite_engine(echo=echo)
             self._write_lock = threading.RLock()
@@ -205,7 +209,7 @@ class Database:
         # As pool_pre_ping: a connection just made is not pinged; a lost one makes the pool
         # drop every connection made before it and check out a new one.
         fresh = record.info.pop("fresh", False)
-        if fresh or getattr(self._unpinged, "active", False):
+        if fresh or _UNPINGED.get() is self:
             return
         dialect = self.engine.dialect
         try:
@@ -243,9 +247,7 @@ class Database:
                 raise WriteLockBusy("another thread of this process is writing to the database")
             else:
                 locked = True
-        unpinged = not ping and not getattr(self._unpinged, "active", False)
-        if unpinged:
-            self._unpinged.active = True
+        unpinged = _UNPINGED.set(self) if not ping and _UNPINGED.get() is not self else None
         try:
             with Session(self.engine, expire_on_commit=False) as session:
                 if read_only:
@@ -259,8 +261,8 @@ class Database:
                     session.rollback()
                     raise
         finally:
-            if unpinged:
-                self._unpinged.active = False
+            if unpinged is not None:
+                _UNPINGED.reset(unpinged)
             if locked:
                 assert self._write_lock is not None
                 self._write_lock.release()

@@ -1,5 +1,6 @@
-"""Ingest writers: on PostgreSQL two groups commit at once, and store what one writer would; on
-SQLite groups are committed on the event loop's own thread, a few events at a time."""
+"""Ingest writers: groups are committed on the event loop's own thread (on SQLite a few events at
+a time, the loop waiting; on PostgreSQL the loop working a second group while the first waits for
+the server), or on writer threads, two groups at once storing what one writer would."""
 
 from __future__ import annotations
 
@@ -328,25 +329,117 @@ def test_the_writer_count_is_left_to_the_database_unless_set() -> None:
     assert Settings.from_env({"ESCALATIONS_INGEST_WRITERS": "0"}).ingest_writers == 0
 
 
-async def test_the_service_runs_two_writers_on_postgres_and_the_loop_commits_on_sqlite(
+async def test_the_service_commits_on_the_loops_thread_unless_told_otherwise(
     database: Database, make_service: Callable[..., AsyncIterator[Running]]
 ) -> None:
-    expected = 2 if database.dialect == "postgresql" else 0
     async for running in make_service():
-        assert running.service.pipeline.writers == expected
+        assert running.service.pipeline.writers == 0
         status, answer = await running.post(
             conversation("c-1", message("m1", "customer", "hello", 0))
         )
         assert (status, answer["stored"]) == (200, 1)
     async for running in make_service(ESCALATIONS_INGEST_WRITERS="3"):
         assert running.service.pipeline.writers == 3
-    if database.dialect == "postgresql":
+        status, answer = await running.post(
+            conversation("c-1", message("m2", "customer", "hello again", 5))
+        )
+        assert (status, answer["stored"]) == (200, 1)
 
-        async def start_without_writer_threads() -> None:
-            async for _ in make_service(ESCALATIONS_INGEST_WRITERS="0"):
-                pytest.fail("the service started")
 
-        with pytest.raises(SettingsError, match=r"ESCALATIONS_INGEST_WRITERS: 0 .* is for SQLite"):
-            await start_without_writer_threads()
-        with pytest.raises(ValueError, match=r"writers=0 .* is for SQLite"):
-            IngestPipeline(database, Ingestor(lambda: RULES, frozenset, lambda: T0), writers=0)
+def test_a_pipeline_refuses_no_room_for_a_group_on_the_loop(sqlite_database: Database) -> None:
+    with pytest.raises(ValueError, match="loop_groups must be at least 1, got 0"):
+        IngestPipeline(
+            sqlite_database, Ingestor(lambda: RULES, frozenset, lambda: T0), loop_groups=0
+        )
+
+
+class _Threads(Ingestor):
+    """Records the thread that applied each group."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: RULES, frozenset, lambda: T0)
+        self.threads: list[str] = []
+
+    def apply_group(
+        self, session: Session, posts: Sequence[Sequence[InboundBatch]], *, commit: bool = False
+    ) -> list[IngestResult]:
+        self.threads.append(threading.current_thread().name)
+        return super().apply_group(session, posts, commit=commit)
+
+
+async def _waiting_for_a_lock(database: Database, deadline: float) -> bool:
+    """Whether a connection of the database waits for a row lock (the held group)."""
+    while asyncio.get_running_loop().time() < deadline:
+        with database.session() as session:
+            waiting = session.connection().exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if waiting.scalar_one():
+                return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+@pytest.mark.postgres
+async def test_on_postgres_the_loop_works_a_second_group_while_the_first_waits_for_the_server(
+    postgres_database: Database,
+) -> None:
+    database = postgres_database
+    ingestor = _Threads()
+    pipeline = IngestPipeline(database, ingestor, writers=0)
+    await pipeline.start()
+    try:
+        assert (await pipeline.submit(_post("held", "h1", 0))).events_stored == 1
+        # Another program holds the conversation's row: the next group waits for it at the
+        # server, in its lock's round trip.
+        with database.session() as holder:
+            holder.connection().exec_driver_sql(
+                "SELECT id FROM conversations WHERE id = 'held' FOR UPDATE"
+            )
+            held = asyncio.ensure_future(pipeline.submit(_post("held", "h2", 10)))
+            loop = asyncio.get_running_loop()
+            assert await _waiting_for_a_lock(database, loop.time() + WAIT_S)
+            # Meanwhile the loop answers, and a second group is worked and committed.
+            free = await asyncio.wait_for(pipeline.submit(_post("free", "f1", 0)), WAIT_S)
+            assert free.events_stored == 1
+            assert not held.done()
+            holder.rollback()  # the row is let go: the first group goes on
+        assert (await asyncio.wait_for(held, WAIT_S)).events_stored == 1
+    finally:
+        await pipeline.stop()
+    # Every group on the loop's own thread.
+    assert ingestor.threads == [threading.current_thread().name] * 3
+    with database.session() as session:
+        record = conversations.get_conversation(session=session, conversation_id="held")
+        stored = conversations.transcript(session=session, conversation_id="held")
+    assert [item.event.event_id for item in stored] == ["h1", "h2"]
+    assert record is not None
+    assert record.state is not None
+    assert record.state["turns"] == 2
+
+
+@pytest.mark.postgres
+async def test_on_postgres_a_group_on_the_loop_that_fails_is_redone_post_by_post(
+    postgres_database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = postgres_database
+    ingestor = _Threads()
+    pipeline = IngestPipeline(database, ingestor, writers=0)
+    # Queued before the pipeline starts: one group, whose second post names a conversation id
+    # longer than its column: the server refuses the group's lock, and with it the group.
+    good = _post("good", "g1", 0)
+    bad = [replace(_post("bad", "b1", 0)[0], conversation_id="x" * 300)]
+    tasks = [asyncio.ensure_future(pipeline.submit(post)) for post in (good, bad)]
+    await asyncio.sleep(0)
+    await pipeline.start()
+    try:
+        answers = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await pipeline.stop()
+    assert isinstance(answers[0], IngestResult)
+    assert answers[0].events_stored == 1
+    assert isinstance(answers[1], Exception)
+    assert "retrying one by one" in caplog.text
+    with database.session() as session:
+        assert conversations.get_conversation(session=session, conversation_id="good")

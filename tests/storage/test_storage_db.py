@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from greenlet import getcurrent, greenlet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, inspect, select, text
@@ -400,6 +402,43 @@ def test_without_the_ping_a_dropped_connection_fails_once_then_is_replaced(
         conversations.lock_conversation(session=session, conversation_id="c1", meta=META, now=T0)
     with postgres_database.session() as session:
         assert conversations.get_conversation(session=session, conversation_id="c1")
+
+
+@pytest.mark.postgres
+def test_a_session_without_the_ping_leaves_the_others_of_its_thread_pinged(
+    postgres_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The ingest runs its groups as greenlets on the loop's thread: one group's session(ping=False)
+    # must not spare the ping of a session opened meanwhile on the same thread.
+    database = postgres_database
+    pings: list[str] = []
+    ping = database.engine.dialect.do_ping
+
+    def counted_ping(connection: Any) -> bool:
+        pings.append("ping")
+        return ping(connection)
+
+    monkeypatch.setattr(database.engine.dialect, "do_ping", counted_ping)
+    with database.session() as session, database.session() as other:  # two pooled connections
+        session.execute(text("SELECT 1"))
+        other.execute(text("SELECT 1"))
+    pings.clear()
+
+    def unpinged_group() -> None:
+        with database.session(ping=False) as session:
+            session.execute(text("SELECT 1"))
+            getcurrent().parent.switch()  # waits, as a group waits for the server
+            session.execute(text("SELECT 2"))
+
+    group = greenlet(unpinged_group)
+    group.switch()
+    assert pings == []
+    with database.session() as session:  # meanwhile, on the same thread
+        session.execute(text("SELECT 1"))
+    assert pings == ["ping"]
+    group.switch()
+    assert group.dead
+    assert pings == ["ping"]
 
 
 _TIMELINE_INDEX = "ix_events_conversation_timestamp"

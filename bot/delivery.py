@@ -178,9 +178,13 @@ class DeliveryWorker:
         await self._bring_forward_recovered()
         return len(items)
 
-    async def _db(self, work: Callable[[Session], T]) -> T:
+    async def _db(self, work: Callable[[Session], T], *, read_only: bool = False) -> T:
+        """`work` in a session of its own, on a thread. A `read_only` one (it must not write)
+        leaves SQLite's write lock to the ingest: a group that finds the lock taken is
+        handed to a writer thread, which costs the loop a switch of threads."""
+
         def in_thread() -> T:
-            with self._database.session() as session:
+            with self._database.session(read_only=read_only) as session:
                 return work(session)
 
         return await asyncio.to_thread(in_thread)
@@ -198,11 +202,12 @@ class DeliveryWorker:
             record = escalations.get_escalation(session=session, escalation_id=escalation_id)
             return build_card(session, record, self._base_url) if record else None
 
-        return await self._db(work)
+        return await self._db(work, read_only=True)
 
     async def _refs(self, escalation_id: int, surface: str) -> list[MessageRef]:
         rows = await self._db(
-            lambda s: escalations.card_messages(session=s, escalation_id=escalation_id)
+            lambda s: escalations.card_messages(session=s, escalation_id=escalation_id),
+            read_only=True,
         )
         return [
             MessageRef(row.surface, row.channel, row.message_id)
@@ -320,7 +325,8 @@ class DeliveryWorker:
         if not isinstance(notifier, FindsPostedCards):
             return None
         history = await self._db(
-            lambda s: escalations.handoff_history(session=s, escalation_id=card.escalation_id)
+            lambda s: escalations.handoff_history(session=s, escalation_id=card.escalation_id),
+            read_only=True,
         )
         since = min(
             (
@@ -481,7 +487,8 @@ class DeliveryWorker:
 
     async def _already_posted(self, escalation_id: int, surface: str, channel: str) -> bool:
         history = await self._db(
-            lambda s: escalations.handoff_history(session=s, escalation_id=escalation_id)
+            lambda s: escalations.handoff_history(session=s, escalation_id=escalation_id),
+            read_only=True,
         )
         return any(
             event.kind == CARD_POSTED
@@ -491,7 +498,9 @@ class DeliveryWorker:
         )
 
     async def _post_pending(self, escalation_id: int, surface: str) -> bool:
-        rows = await self._db(lambda s: outbox.pending(session=s, escalation_id=escalation_id))
+        rows = await self._db(
+            lambda s: outbox.pending(session=s, escalation_id=escalation_id), read_only=True
+        )
         return any(row.kind == "post_card" and row.surface == surface for row in rows)
 
     async def _complete(self, item: OutboxItem) -> None:

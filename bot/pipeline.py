@@ -36,6 +36,10 @@ from storage.loopwait import run_on_loop
 
 log = logging.getLogger(__name__)
 
+# Enum members read at every event, as globals (the enum class's look-up costs more: engine.assess).
+_MESSAGE, _SESSION_END, _CUSTOMER = EventType.MESSAGE, EventType.SESSION_END, Role.CUSTOMER
+_NO_DECISION = Decision.NONE
+
 Clock = Callable[[], datetime]
 _timestamp = attrgetter("timestamp")
 
@@ -227,10 +231,10 @@ class Ingestor:
             state, assessment = assess(state, event, rules, meta)
             rows.append((event, assessment))
             last = assessment
-            if event.type is EventType.SESSION_END:
+            if event.type is _SESSION_END:
                 ended = True
             decision = assessment.decision
-            if decision is not Decision.NONE:  # (no decision changes nothing: no call)
+            if decision is not _NO_DECISION:  # (no decision changes nothing: no call)
                 if create is not None:
                     # The decision writes rows that name the conversation: it is stored first.
                     conversations.create_unstored(session=session, requests=[create])
@@ -241,8 +245,8 @@ class Ingestor:
                 )
             elif (
                 active is not None
-                and event.type is EventType.MESSAGE
-                and event.role is Role.CUSTOMER
+                and event.type is _MESSAGE
+                and event.role is _CUSTOMER
                 and event.text
             ):
                 replies.setdefault(active.id, (active, []))[1].append(

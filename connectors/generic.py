@@ -52,6 +52,7 @@ _ROLES = ", ".join(role.value for role in Role)
 # By value: what EventType(name) and Role(name) find, without Enum's lookup machinery.
 _EVENT_TYPE_BY_NAME = {event_type.value: event_type for event_type in EventType}
 _ROLE_BY_NAME = {role.value: role for role in Role}
+_MESSAGE = EventType.MESSAGE  # (a global: the enum class's look-up costs more, at every event)
 
 
 def parse_generic_object(obj: object, where: str = "") -> InboundBatch:
@@ -160,7 +161,7 @@ def _parse_event(raw: object, path: str) -> ConversationEvent:
             f"{at(path, 'type')}: unknown event type {type_name!r}; expected one of {_EVENT_TYPES}"
         )
     timestamp = iso_time(req(obj, "timestamp", path), path, "timestamp")
-    message = event_type is EventType.MESSAGE
+    message = event_type is _MESSAGE
     role: Role | None = None
     role_name = req_str(obj, "role", path) if message else opt_str(obj, "role", path)
     if role_name is not None:

@@ -61,7 +61,11 @@ def _dt(value: datetime | None) -> str | None:
 
 
 # `to_json`'s pieces (`engine.jsontext` for plain values): each gives exactly what `json.dumps`
-# writes for the value.
+# writes for the value. Each role as its JSON string (`.value` is a Python-level property on
+# CPython 3.11):
+_ROLE_JSON = {role: jsontext.quote(role.value) for role in Role}
+
+
 def _json_time(value: datetime | None) -> str:
     # An ISO time is plain ASCII with nothing to escape.
     if value is None:
@@ -244,7 +248,7 @@ class ConversationState:
             for point in self.sentiments
         )
         recent = ", ".join(
-            f"[{jsontext.quote(message.role.value)}, {jsontext.quote(message.text)}, "
+            f"[{_ROLE_JSON[message.role]}, {jsontext.quote(message.text)}, "
             f"{last_text if message.timestamp is last else _json_time(message.timestamp)}, "
             f"{jsontext.quote(message.event_id)}]"
             for message in self.recent

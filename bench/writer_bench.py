@@ -1,6 +1,8 @@
 """The ingest writer alone: what one group commit costs per post, without HTTP or threads.
 
-Posts like the load generator's (new conversations, calm by default) are parsed up front, then
+Posts like the load generator's (new conversations, calm by default; with `--seen` the next post
+to each of them, as most real traffic is: its state read back, its stored events looked up, the
+engine going on from where it was) are parsed up front, then
 stored in groups through the service's own `Ingestor.apply_group`, one transaction per group, as
 the writer thread does. Each run is a fresh process with a fresh database; a warm-up group of
 posts is stored before the measured ones.
@@ -13,6 +15,7 @@ under valgrind's callgrind: the same count on every run, so two versions compare
     python -m bench.writer_bench                       # CPU µs/post, median of 5 runs
     python -m bench.writer_bench --instructions --runs 1
     python -m bench.writer_bench --angry --events-per-post 100 --group 4
+    python -m bench.writer_bench --seen --database postgres   # posts to conversations seen before
     BENCH_SERVICE_ROOT=/path/to/other/checkout python -m bench.writer_bench --instructions
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import operator
 import os
@@ -39,7 +43,7 @@ WARM_UP_POSTS = 96
 
 def _child(args: argparse.Namespace) -> None:
     """Store the posts in this process; print one JSON line of figures."""
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import func, select
 
@@ -56,12 +60,29 @@ def _child(args: argparse.Namespace) -> None:
     database = Database(args.database_url)
     database.migrate()
 
-    def posts(prefix: str, count: int) -> list[list[InboundBatch]]:
+    def posts(prefix: str, count: int, *, later: bool = False) -> list[list[InboundBatch]]:
+        """The load generator's posts; `later`, the next post to each of their conversations
+        (new event ids, an hour on)."""
         bodies = (
             post_body(prefix, number, args.events_per_post, plain=not args.angry)
             for number in range(count)
         )
-        return [[parse_generic_object(json.loads(body))] for body in bodies]
+        batches = [parse_generic_object(json.loads(body)) for body in bodies]
+        if later:
+            batches = [
+                dataclasses.replace(
+                    batch,
+                    events=tuple(
+                        event._replace(
+                            event_id=f"next-{event.event_id}",
+                            timestamp=event.timestamp + timedelta(hours=1),
+                        )
+                        for event in batch.events
+                    ),
+                )
+                for batch in batches
+            ]
+        return [[batch] for batch in batches]
 
     def store(group: list[list[InboundBatch]]) -> None:
         for start in range(0, len(group), args.group):
@@ -70,7 +91,9 @@ def _child(args: argparse.Namespace) -> None:
 
     try:
         store(posts("warm", WARM_UP_POSTS))
-        measured = posts("post", args.posts)
+        if args.seen:  # their first posts, not measured
+            store(posts("post", args.posts))
+        measured = posts("post", args.posts, later=args.seen)
         server = _server_cpu(database)
         wall, cpu = time.perf_counter(), time.process_time()
         operator.call(store, measured)
@@ -144,6 +167,7 @@ def _one_run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "--group",
             str(args.group),
             *(["--angry"] if args.angry else []),
+            *(["--seen"] if args.seen else []),
         ]
         return _proc.run_child(command, root, instructions=args.instructions, what="writer")
 
@@ -158,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument(
         "--angry", action="store_true", help="the load generator's mix: 1 post in 6 escalates"
+    )
+    parser.add_argument(
+        "--seen",
+        action="store_true",
+        help="each measured post is the second to its conversation (stored before, unmeasured)",
     )
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions under callgrind"
@@ -179,8 +208,9 @@ def run(argv: list[str] | None = None) -> _proc.Report:
     root = Path(os.environ.get(_proc.SERVICE_ROOT_ENV) or _proc.REPO)
     runs = [_one_run(args, root) for _ in range(args.runs)]
     mix = "1 in 6 escalating" if args.angry else "calm"
+    conversations = "conversations already seen" if args.seen else "new conversations"
     out = _proc.Report(
-        f"ingest writer, {args.database}, {args.events_per_post} event(s)/post, "
+        f"ingest writer, {args.database}, {args.events_per_post} event(s)/post to {conversations}, "
         f"groups of {args.group}, {mix} ({args.runs} runs of {args.posts} posts)"
     )
     cpu = [figures["cpu_seconds"] / args.posts * 1e6 for figures in runs]

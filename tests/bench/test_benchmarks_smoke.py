@@ -98,6 +98,15 @@ def test_writer_bench_stores_every_post_through_the_ingestor() -> None:
     assert "server_cpu_seconds" not in figures  # (SQLite: no server)
 
 
+def test_writer_bench_can_post_to_conversations_already_seen() -> None:
+    report = writer_bench.run(["--quick", "--posts", "30", "--seen"])
+    assert "conversations already seen" in report.title
+    (figures,) = report.raw["runs"]
+    # The measured posts are each conversation's second: no new conversation, twice the events.
+    assert figures["conversations"] == writer_bench.WARM_UP_POSTS + 30
+    assert figures["events"] == writer_bench.WARM_UP_POSTS + 2 * 30
+
+
 @pytest.mark.postgres
 def test_writer_bench_on_postgres_also_reports_the_servers_cpu() -> None:
     report = writer_bench.run(["--quick", "--posts", "40", "--database", "postgres"])

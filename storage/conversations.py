@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, ClassVar, Self, cast
 
@@ -819,12 +820,37 @@ def known_event_ids_of(
     """`known_event_ids` for several conversations ({conversation id: event ids}) at once:
     one statement (per 15,000 ids) instead of one per conversation."""
     conn = connection(session)
-    found = (
-        (conversation_id, event_id)
-        for chunk in chunks(_event_pairs(event_ids), MAX_PARAMETERS // 2)
-        for conversation_id, event_id in conn.execute(_KNOWN_PAIRS, {"pairs": list(chunk)})
-    )
+    pairs = chunks(_event_pairs(event_ids), MAX_PARAMETERS // 2)
+    found: Iterable[tuple[str, str]]
+    if conn.dialect.name == "sqlite":
+        found = (
+            (conversation_id, event_id)
+            for chunk in pairs
+            for conversation_id, event_id in conn.exec_driver_sql(
+                _known_pairs_sqlite(len(chunk)), tuple(itertools.chain.from_iterable(chunk))
+            )
+        )
+    else:
+        found = (
+            (conversation_id, event_id)
+            for chunk in pairs
+            for conversation_id, event_id in conn.execute(_KNOWN_PAIRS, {"pairs": list(chunk)})
+        )
     return _known_by_conversation(event_ids, found)
+
+
+@lru_cache(maxsize=64)
+def _known_pairs_sqlite(count: int) -> str:
+    """`_KNOWN_PAIRS` for `count` pairs on SQLite, as a join that looks each pair up in the events'
+    unique index. SQLite reads `(conversation_id, event_id) IN (VALUES ...)` by scanning the
+    whole index (EXPLAIN QUERY PLAN: SCAN events): a post to a conversation already seen cost
+    a read of every stored event (6.8 ms at 100,000 events, 4 µs joined), more as the table grew.
+    CROSS JOIN keeps the pairs as the outer loop."""
+    rows = ", ".join(["(?, ?)"] * count)
+    return (
+        f"SELECT e.conversation_id, e.event_id FROM (VALUES {rows}) AS v "  # noqa: S608 - placeholders only
+        "CROSS JOIN events AS e ON e.conversation_id = v.column1 AND e.event_id = v.column2"
+    )
 
 
 def _event_pairs(event_ids: Mapping[str, Iterable[str]]) -> list[tuple[str, str]]:

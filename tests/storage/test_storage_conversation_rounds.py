@@ -513,3 +513,29 @@ def test_the_reads_sent_together_answer_as_the_reads_on_their_own(
 def test_reads_sent_together_are_for_postgresql_only(sqlite_database: Database) -> None:
     with sqlite_database.session() as session, pytest.raises(ValueError, match="PostgreSQL"):
         conversations.read_postgres(session=session, statements=[])
+
+
+def test_on_sqlite_the_stored_event_ids_are_looked_up_in_the_index(
+    sqlite_database: Database,
+) -> None:
+    # SQLite reads `(conversation_id, event_id) IN (VALUES ...)` by scanning every stored event;
+    # the look-up is a join that searches the unique index for each pair.
+    with sqlite_database.session() as session:
+        for cid in ("a", "b"):
+            conversations.lock_conversation(session=session, conversation_id=cid, meta=META, now=T0)
+            conversations.insert_events(
+                session=session,
+                conversation_id=cid,
+                rows=[(message(f"e{number}"), None) for number in range(30)],
+                received_at=T0,
+            )
+        conn = session.connection()
+        conn.exec_driver_sql("ANALYZE")
+        sql = conversations._known_pairs_sqlite(3)
+        plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", ("a",) * 6)]
+        assert any(step.startswith("SEARCH e USING") for step in plan), plan
+        assert not any(step.startswith(("SCAN e ", "SCAN events")) for step in plan), plan
+        known = conversations.known_event_ids_of(
+            session=session, event_ids={"a": ["e1", "e40", "e29"], "b": ["e0"], "c": ["e1"]}
+        )
+    assert known == {"a": {"e1", "e29"}, "b": {"e0"}, "c": set()}

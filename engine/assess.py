@@ -215,6 +215,7 @@ class _Plan:
         "signals",
         "slow_reply_minutes",
         "slow_reply_on",
+        "teams",
         "tier",
         "tier_on",
     )
@@ -222,6 +223,8 @@ class _Plan:
     def __init__(self, rules: Rules) -> None:
         signals = rules.signals
         self.rules = rules
+        # The first team routed to, by the facts routing reads (`_team_for`).
+        self.teams: dict[tuple[Any, ...], str | None] = {}
         self.signals = signals
         self.sentiment = signals.sentiment
         self.sentiment_on = signals.sentiment.enabled
@@ -307,6 +310,7 @@ class _Plan:
 # each entry keeps its Rules alive, so an id cannot be reused while its entry exists.
 _PLANS: dict[int, _Plan] = {}
 _MAX_PLANS = 16
+_MAX_ROUTED = 4096  # routings kept per plan
 
 
 def _plan_for(rules: Rules) -> _Plan:
@@ -1007,15 +1011,35 @@ def _team_for(derived: _Derived, meta: ConversationMeta, level: str) -> str | No
     teams = derived.teams
     if level in teams:
         return teams[level]
-    routed = route_for(
-        derived.plan.rules,
-        customer_tier=meta.customer.tier,
-        platform=meta.platform,
-        language=meta.language,
-        metadata=meta.metadata,
-        level=level,
+    # A conversation read back from the database starts a new `_Derived` at each post: the
+    # routing of the same facts is kept with the rules' plan (the routing tree walked again cost
+    # a post to a conversation already seen about as much as the rest of its engine).
+    plan = derived.plan
+    metadata = meta.metadata
+    key = (
+        meta.customer.tier,
+        meta.platform,
+        meta.language,
+        tuple(metadata.items()) if metadata else (),
+        level,
     )
-    team = teams[level] = routed[0] if routed else None
+    routed_teams = plan.teams
+    if key in routed_teams:
+        team = routed_teams[key]
+    else:
+        routed = route_for(
+            plan.rules,
+            customer_tier=meta.customer.tier,
+            platform=meta.platform,
+            language=meta.language,
+            metadata=metadata,
+            level=level,
+        )
+        team = routed[0] if routed else None
+        if len(routed_teams) >= _MAX_ROUTED:  # (facts as many as the metadata can vary)
+            routed_teams.clear()
+        routed_teams[key] = team
+    teams[level] = team
     return team
 
 

@@ -187,9 +187,12 @@ class EscalationStats:
 # other values start with `b_` so that none is taken for a column.
 _LOG_STEP = insert(_handoff_events).returning(_handoff_events.c.id)
 _BY_ID = select(_escalations).where(_escalations.c.id == bindparam("b_id"))
+# The active escalations of conversations are read with the one-active index's own predicate,
+# in its words: SQLite uses a partial index only for a query whose WHERE names the index's
+# condition (literals, not parameters), and otherwise read every open or claimed escalation
+# through the status index (EXPLAIN QUERY PLAN), at every post to a conversation already seen.
 _ACTIVE_OF = select(_escalations).where(
-    _escalations.c.conversation_id == bindparam("b_conversation_id"),
-    _escalations.c.status.in_(ACTIVE_ESCALATION_STATUSES),
+    _escalations.c.conversation_id == bindparam("b_conversation_id"), tables.ACTIVE_PREDICATE
 )
 _UPGRADE = (
     update(_escalations)
@@ -383,8 +386,7 @@ def active_escalations(
     for chunk in chunks(list(dict.fromkeys(conversation_ids)), MAX_PARAMETERS):
         rows = connection(session).execute(
             select(_escalations).where(
-                _escalations.c.conversation_id.in_(chunk),
-                _escalations.c.status.in_(ACTIVE_ESCALATION_STATUSES),
+                _escalations.c.conversation_id.in_(chunk), tables.ACTIVE_PREDICATE
             )
         )
         for row in rows.mappings():

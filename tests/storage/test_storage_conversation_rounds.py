@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DataError, IntegrityError
 
 from engine.assessment import Assessment, Decision
@@ -539,3 +540,30 @@ def test_on_sqlite_the_stored_event_ids_are_looked_up_in_the_index(
             session=session, event_ids={"a": ["e1", "e40", "e29"], "b": ["e0"], "c": ["e1"]}
         )
     assert known == {"a": {"e1", "e29"}, "b": {"e0"}, "c": set()}
+
+
+def test_on_sqlite_the_active_escalations_are_read_through_the_one_active_index(
+    sqlite_database: Database,
+) -> None:
+    # SQLite uses the partial index only when the query names its condition in the same words.
+    escalated = create_escalation(sqlite_database, "c-escalated")
+    with sqlite_database.session() as session:
+        conn = session.connection()
+        sent: list[tuple[str, Any]] = []
+
+        def record(*args: Any) -> None:
+            sent.append((args[2], args[3]))
+
+        event.listen(conn, "before_cursor_execute", record)
+        active = escalations.active_escalations(
+            session=session, conversation_ids=["c-escalated", "c-none"]
+        )
+        one = escalations.active_escalation(session=session, conversation_id="c-escalated")
+        event.remove(conn, "before_cursor_execute", record)
+        assert active == {"c-escalated": escalated}
+        assert one == escalated
+        for sql, parameters in sent:
+            plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters)]
+            assert plan == [
+                "SEARCH escalations USING INDEX uq_escalations_one_active (conversation_id=?)"
+            ]

@@ -5,6 +5,7 @@ one conversation at a time would, on both backends."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -481,21 +482,26 @@ def test_a_state_creates_only_its_own_conversation_and_only_on_sqlite(database: 
                 conversations.store(session=session, events=(), states=[right])
 
 
+def _with_events(database: Database, cids: Sequence[str], event_ids: Sequence[str]) -> None:
+    """Conversations `cids`, each with the messages `event_ids` stored."""
+    with database.session() as session:
+        for cid in cids:
+            conversations.lock_conversation(session=session, conversation_id=cid, meta=META, now=T0)
+            conversations.insert_events(
+                session=session,
+                conversation_id=cid,
+                rows=[(message(event_id), None) for event_id in event_ids],
+                received_at=T0,
+            )
+
+
 def test_the_reads_sent_together_answer_as_the_reads_on_their_own(
     database: Database,
 ) -> None:
     # The ingest writer reads a round's stored event ids and active escalations in one round
     # trip on PostgreSQL (`known_and_active`); they must give what the separate look-ups give.
     escalated = create_escalation(database, "c-escalated")
-    with database.session() as session:
-        for cid in ("c-escalated", "c-calm"):
-            conversations.lock_conversation(session=session, conversation_id=cid, meta=META, now=T0)
-            conversations.insert_events(
-                session=session,
-                conversation_id=cid,
-                rows=[(message("e1"), None), (message("e2"), None)],
-                received_at=T0,
-            )
+    _with_events(database, ("c-escalated", "c-calm"), ["e1", "e2"])
     event_ids = {
         "c-calm": ["e2", "e3", "e2"],
         "c-escalated": ["e1", "e9"],
@@ -521,15 +527,8 @@ def test_on_sqlite_the_stored_event_ids_are_looked_up_in_the_index(
 ) -> None:
     # SQLite reads `(conversation_id, event_id) IN (VALUES ...)` by scanning every stored event;
     # the look-up is a join that searches the unique index for each pair.
+    _with_events(sqlite_database, ("a", "b"), [f"e{number}" for number in range(30)])
     with sqlite_database.session() as session:
-        for cid in ("a", "b"):
-            conversations.lock_conversation(session=session, conversation_id=cid, meta=META, now=T0)
-            conversations.insert_events(
-                session=session,
-                conversation_id=cid,
-                rows=[(message(f"e{number}"), None) for number in range(30)],
-                received_at=T0,
-            )
         conn = session.connection()
         conn.exec_driver_sql("ANALYZE")
         sql = conversations._known_pairs_sqlite(3)

@@ -67,6 +67,19 @@ def test_opening_many_escalations_on_one_connection_keeps_working(
         assert len(escalations.list_escalations(session=session, limit=100)) == 30
 
 
+def _store_one(session: Session, cid: str, *, commit: bool = False) -> int:
+    """A new conversation with one event and its state, as the ingest writer stores it."""
+    conversations.lock_conversations(
+        session=session, requests=[conversations.LockRequest(cid, ConversationMeta(), NOW)]
+    )
+    return conversations.store(
+        session=session,
+        events=[conversations.EventRows(cid, [(message(f"{cid}-e1"), None)], NOW)],
+        states=[conversations.StateUpdate(cid, {"n": 1}, 1.0, None, "active", NOW)],
+        commit=commit,
+    )
+
+
 @pytest.mark.postgres
 def test_the_ingest_keeps_the_plans_of_its_inserts_and_plans_the_state_afresh(
     postgres_database: Database,
@@ -76,22 +89,12 @@ def test_the_ingest_keeps_the_plans_of_its_inserts_and_plans_the_state_afresh(
     # scan made while the table was small, so it is planned each time (`storage._pgpipeline`).
     with postgres_database.session() as session:
         for number in range(8):
-            cid = f"c-{number}"
-            conversations.lock_conversations(
-                session=session, requests=[conversations.LockRequest(cid, ConversationMeta(), NOW)]
-            )
-            stored = conversations.store(
-                session=session,
-                events=[conversations.EventRows(cid, [(message(f"e{number}"), None)], NOW)],
-                states=[conversations.StateUpdate(cid, {"n": number}, 1.0, None, "active", NOW)],
-                commit=True,
-            )
-            assert stored == 1
+            assert _store_one(session, f"c-{number}", commit=True) == 1
         prepared = session.connection().exec_driver_sql(
             "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements"
         )
         runs = {statement.split("(")[0].split()[-1]: count for statement, count in prepared}
-        # (psycopg prepares what SQLAlchemy sends five times: none of the ingest's statements.)
+        # (psycopg itself prepares nothing on the database's connections: `storage.db`.)
         assert runs == {"conversations": 8, "events": 8}
         assert (
             session.connection()
@@ -106,24 +109,13 @@ def test_a_rollback_keeps_the_ingests_prepared_statements(postgres_database: Dat
     # psycopg, once it has prepared a statement of its own (any statement run five times),
     # drops every prepared statement of the connection at each rollback: the database's
     # connections do not let it prepare any.
-    def store(session: Session, number: int) -> None:
-        cid = f"r-{number}"
-        conversations.lock_conversations(
-            session=session, requests=[conversations.LockRequest(cid, ConversationMeta(), NOW)]
-        )
-        conversations.store(
-            session=session,
-            events=[conversations.EventRows(cid, [(message(f"e{number}"), None)], NOW)],
-            states=[conversations.StateUpdate(cid, {"n": number}, 1.0, None, "active", NOW)],
-        )
-
     with postgres_database.session() as session:
         for number in range(3):
-            store(session, number)
+            _store_one(session, f"r-{number}")
             for _ in range(6):
                 conversations.get_conversation(session=session, conversation_id="r-0")
             session.rollback()  # (the first rollback drops what psycopg prepared, if it did)
-        store(session, 9)
+        _store_one(session, "r-9")
         session.commit()
         prepared = (
             session.connection()

@@ -25,8 +25,8 @@ so those with one possible plan (an INSERT from `unnest`, nothing joined) are ke
 prepared once per connection, under a name of its own, and executed by name after (the server's
 CPU per post in groups of 20: 111 -> 89 µs, `bench.writer_bench`). psycopg itself prepares
 nothing on the database's connections (`storage.db`): it would drop these at every rollback.
-A connection whose statements were dropped anyway (DISCARD ALL) fails one run, and prepares them
-again on the next.
+A connection whose statements were dropped anyway (DISCARD ALL), or that has one this module
+lost count of, fails one run, and goes on from the next.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ _SYNC = pq.ExecStatus.PIPELINE_SYNC
 _FAILED = pq.ExecStatus.FATAL_ERROR
 _IDLE = pq.TransactionStatus.IDLE
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
+_SQLSTATE = pq.DiagnosticField.SQLSTATE
+_ALREADY_PREPARED = b"42P05"  # duplicate_prepared_statement
 
 # A statement's SQL (with `$1`, `$2`, ... placeholders) and its values in that order.
 Statement = tuple[bytes, Sequence[Any]]
@@ -81,7 +83,6 @@ def keep_plan(sql: bytes) -> bytes:
     its plan kept (only for a statement that has one good plan whatever the data: see above).
     Returns `sql`."""
     _KEPT.add(sql)
-    return sql
     return sql
 
 
@@ -152,7 +153,12 @@ def run(driver: Connection[Any], statements: Sequence[Statement], *, commit: boo
         return []
     answered = _exchange(pgconn, commands)
     for key, (index, name) in preparing.items():
-        if answered[index].status == _COMMAND_OK and prepared is not None:
+        # Prepared now, or already there under its name (the name stands for the SQL and its
+        # types): a record of ours lost while the server kept the statement fails one run.
+        done = answered[index]
+        if prepared is not None and (
+            done.status == _COMMAND_OK or done.error_field(_SQLSTATE) == _ALREADY_PREPARED
+        ):
             prepared[key] = name
     for result in answered:
         if result.status == _FAILED:  # the first failure: the server skipped what followed

@@ -276,3 +276,17 @@ def test_statements_dropped_behind_its_back_are_prepared_again(
     driver.rollback()
     _pgpipeline.run(driver, [(_KEPT_INSERT, [[3], ["after"]])], commit=True)
     assert _stored(postgres_database) == [(1, "before"), (3, "after")]
+
+
+def test_a_statement_the_server_kept_but_this_side_forgot_fails_one_run(
+    driver: psycopg.Connection[Any], postgres_database: Database
+) -> None:
+    _pgpipeline.run(driver, [(_KEPT_INSERT, [[1], ["before"]])], commit=True)
+    _pgpipeline._PREPARED.pop(driver)  # (as if its record had been lost)
+    # Preparing it again fails (the server has it), and the run with it; it is known again.
+    with pytest.raises(errors.DuplicatePreparedStatement):
+        _pgpipeline.run(driver, [(_KEPT_INSERT, [[2], ["lost"]])], commit=True)
+    driver.rollback()
+    _pgpipeline.run(driver, [(_KEPT_INSERT, [[3], ["after"]])], commit=True)
+    assert _stored(postgres_database) == [(1, "before"), (3, "after")]
+    assert _prepared(driver) == [(_KEPT_INSERT.decode(), 2)]

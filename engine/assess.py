@@ -1012,8 +1012,8 @@ def _team_for(derived: _Derived, meta: ConversationMeta, level: str) -> str | No
     if level in teams:
         return teams[level]
     # A conversation read back from the database starts a new `_Derived` at each post: the
-    # routing of the same facts is kept with the rules' plan (the routing tree walked again cost
-    # a post to a conversation already seen about as much as the rest of its engine).
+    # routing of the same facts is kept with the rules' plan (walking the routing tree again cost
+    # a post to a conversation already seen 2.8% of its instructions, `writer_bench --seen`).
     plan = derived.plan
     metadata = meta.metadata
     key = (

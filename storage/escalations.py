@@ -455,10 +455,9 @@ def _active_postgres(dialect: Dialect) -> _ActiveStatement:
         quote = dialect.identifier_preparer.quote
         columns = list(_escalations.c)
         names = ", ".join(quote(column.name) for column in columns)
-        statuses = ", ".join(f"'{status}'" for status in ACTIVE_ESCALATION_STATUSES)
         sql = (
             f"SELECT {names} FROM escalations "  # noqa: S608 - the schema's names only
-            f"WHERE conversation_id = ANY($1::text[]) AND status IN ({statuses})"
+            f"WHERE conversation_id = ANY($1::text[]) AND {tables.ACTIVE_PREDICATE.text}"
         )
         statement = _ACTIVE_POSTGRES[dialect.driver] = _ActiveStatement(
             sql.encode(),

@@ -441,5 +441,7 @@ async def test_on_postgres_a_group_on_the_loop_that_fails_is_redone_post_by_post
     assert answers[0].events_stored == 1
     assert isinstance(answers[1], Exception)
     assert "retrying one by one" in caplog.text
+    # The group, then each of its posts again, all on the loop's own thread.
+    assert ingestor.threads == [threading.current_thread().name] * 3
     with database.session() as session:
         assert conversations.get_conversation(session=session, conversation_id="good")

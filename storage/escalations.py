@@ -36,7 +36,6 @@ from storage._pgarrays import text_array
 from storage._prepared import Results, execute
 from storage._sql import MAX_PARAMETERS, chunks, connection, upsert
 from storage.codec import reasons_from_json, reasons_to_json
-from storage.tables import ACTIVE_ESCALATION_STATUSES
 
 _escalations = tables.escalations
 _handoff_events = tables.handoff_events
@@ -187,6 +186,7 @@ class EscalationStats:
 # other values start with `b_` so that none is taken for a column.
 _LOG_STEP = insert(_handoff_events).returning(_handoff_events.c.id)
 _BY_ID = select(_escalations).where(_escalations.c.id == bindparam("b_id"))
+_LEVEL_OF = select(_escalations.c.level).where(_escalations.c.id == bindparam("b_id"))
 # The active escalations of conversations are read with the one-active index's own predicate,
 # in its words: SQLite uses a partial index only for a query whose WHERE names the index's
 # condition (literals, not parameters), and otherwise read every open or claimed escalation
@@ -194,12 +194,10 @@ _BY_ID = select(_escalations).where(_escalations.c.id == bindparam("b_id"))
 _ACTIVE_OF = select(_escalations).where(
     _escalations.c.conversation_id == bindparam("b_conversation_id"), tables.ACTIVE_PREDICATE
 )
+# (The active condition as literals: an expanding IN would not compile to fixed placeholders.)
 _UPGRADE = (
     update(_escalations)
-    .where(
-        _escalations.c.id == bindparam("b_id"),
-        _escalations.c.status.in_(ACTIVE_ESCALATION_STATUSES),
-    )
+    .where(_escalations.c.id == bindparam("b_id"), tables.ACTIVE_PREDICATE)
     .returning(*_escalations.c)
 )
 _CLOSE_UNCLAIMED = (
@@ -475,7 +473,11 @@ def upgrade_escalation(
     now: datetime,
 ) -> EscalationRecord | None:
     """Raise an active escalation to the assessment's level; None when it is no longer active."""
-    before = get_escalation(session=session, escalation_id=escalation_id)
+    # Straight on the driver (`execute`): a conversation that escalates mostly goes on rising,
+    # and SQLAlchemy's per-execution work, with a whole row read back to learn one column,
+    # cost more than the rest of the post's escalation.
+    conn = connection(session)
+    before = execute(conn, _LEVEL_OF, {"b_id": escalation_id})
     values: dict[str, Any] = {
         "b_id": escalation_id,
         "score": assessment.score,
@@ -488,10 +490,10 @@ def upgrade_escalation(
         values["level"] = assessment.level
     if assessment.mention is not None:
         values["mention"] = assessment.mention
-    row = connection(session).execute(_UPGRADE, values).mappings().one_or_none()
-    if row is None:
+    rows = execute(conn, _UPGRADE, values)
+    if not rows:
         return None
-    record = _record(row)
+    record = _record(rows[0])
     record_handoff_event(
         session=session,
         escalation_id=escalation_id,
@@ -500,7 +502,7 @@ def upgrade_escalation(
         from_status=record.status.value,
         to_status=record.status.value,
         detail={
-            "from_level": before.level if before is not None else None,
+            "from_level": before[0]["level"] if before else None,
             "to_level": record.level,
             "score": record.score,
             "event_id": assessment.event_id,

@@ -31,7 +31,7 @@ from engine.rules import Rules
 from storage import conversations, escalations, outbox
 from storage.codec import summary_to_json
 from storage.db import Database, WriteLockBusy
-from storage.escalations import EscalationRecord
+from storage.escalations import ActiveEscalation
 from storage.loopwait import run_on_loop
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class Ingestor:
         item: _Work,
         record: conversations.ConversationRecord,
         known: set[str],
-        active: EscalationRecord | None,
+        active: ActiveEscalation | None,
         create: conversations.LockRequest | None,
         events: list[conversations.EventRows],
         states: list[conversations.StateUpdate],
@@ -226,7 +226,7 @@ class Ingestor:
         meta = record.meta
         # Customer messages for the cards' threads: one outbox row per card and post, not per
         # message (a chatty customer posting a batch costs one row, and one thread message).
-        replies: dict[int, tuple[EscalationRecord, list[dict[str, str]]]] = {}
+        replies: dict[int, tuple[ActiveEscalation, list[dict[str, str]]]] = {}
         for event in ordered:
             state, assessment = assess(state, event, rules, meta)
             rows.append((event, assessment))
@@ -284,11 +284,11 @@ class Ingestor:
         event: ConversationEvent,
         assessment: Assessment,
         state: ConversationState,
-        active: EscalationRecord | None,
+        active: ActiveEscalation | None,
         rules: Rules,
         now: datetime,
         result: IngestResult,
-    ) -> tuple[ConversationState, EscalationRecord | None]:
+    ) -> tuple[ConversationState, ActiveEscalation | None]:
         decision = assessment.decision
         if decision is Decision.OPEN:
             if active is None:
@@ -332,7 +332,7 @@ class Ingestor:
         state: ConversationState,
         rules: Rules,
         now: datetime,
-    ) -> EscalationRecord:
+    ) -> ActiveEscalation:
         team = assessment.team or rules.routes.team or "default"
         team_config = rules.teams.get(team)
         snapshot: dict[str, Any] = {
@@ -358,7 +358,7 @@ class Ingestor:
                 due_at=now,
                 dedupe_key=f"post:{record.id}:{surface}:{channel}",
             )
-        return record
+        return ActiveEscalation.of(record)
 
     def _enqueue_update(
         self, session: Session, escalation_id: int, now: datetime, result: IngestResult
@@ -376,7 +376,7 @@ class Ingestor:
     def _enqueue_thread_messages(
         self,
         session: Session,
-        escalation: EscalationRecord,
+        escalation: ActiveEscalation,
         messages: list[dict[str, str]],
         rules: Rules,
         now: datetime,

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -27,13 +28,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Reason
 from storage import _pgpipeline, conversations, tables
 from storage._pgarrays import text_array
-from storage._prepared import Results, execute
+from storage._prepared import driver_connection, execute
 from storage._sql import MAX_PARAMETERS, chunks, connection, upsert
 from storage.codec import reasons_from_json, reasons_to_json
 
@@ -94,6 +94,24 @@ class EscalationRecord:
     def active(self) -> bool:
         """Whether it still waits for, or is with, a human."""
         return self.status in (EscalationStatus.OPEN, EscalationStatus.CLAIMED)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveEscalation:
+    """What ingest needs of a conversation's open or claimed escalation: which one it is, whose
+    channels show its card, and its level. Read at every post to a conversation already seen,
+    where the whole row (its summary, reasons and snapshot decoded from JSON) cost a tenth of
+    the post."""
+
+    id: int
+    conversation_id: str
+    team: str | None
+    level: str
+
+    @classmethod
+    def of(cls, record: EscalationRecord) -> ActiveEscalation:
+        """The parts of a whole escalation that ingest keeps."""
+        return cls(record.id, record.conversation_id, record.team, record.level)
 
 
 class Refusal(StrEnum):
@@ -377,25 +395,41 @@ def active_escalation(*, session: Session, conversation_id: str) -> EscalationRe
 
 def active_escalations(
     *, session: Session, conversation_ids: Sequence[str]
-) -> dict[str, EscalationRecord]:
-    """`active_escalation` for several conversations in one statement (per 30,000 ids):
-    the open or claimed escalations, by conversation id (none: not in the answer)."""
-    found: dict[str, EscalationRecord] = {}
-    for chunk in chunks(list(dict.fromkeys(conversation_ids)), MAX_PARAMETERS):
-        rows = connection(session).execute(
-            select(_escalations).where(
-                _escalations.c.conversation_id.in_(chunk), tables.ACTIVE_PREDICATE
-            )
+) -> dict[str, ActiveEscalation]:
+    """The open or claimed escalations of several conversations in one statement (per 30,000
+    ids), as ingest keeps them, by conversation id (none: not in the answer)."""
+    conn = connection(session)
+    if conn.dialect.name == "postgresql":
+        (result,) = conversations.read_postgres(
+            session=session, statements=[_active_statement(list(conversation_ids))]
         )
-        for row in rows.mappings():
-            record = _record(row)
-            found[record.conversation_id] = record
+        return _active_from(result)
+    found: dict[str, ActiveEscalation] = {}
+    for chunk in chunks(list(dict.fromkeys(conversation_ids)), MAX_PARAMETERS):
+        sql = _active_sqlite(len(chunk))
+        with driver_connection(conn, sql) as driver:
+            for row in driver.execute(sql, chunk).fetchall():
+                found[row[1]] = ActiveEscalation(*row)
     return found
+
+
+# The columns of an `ActiveEscalation`, in its order.
+_ACTIVE_COLUMNS = "id, conversation_id, team, level"
+
+
+@lru_cache(maxsize=64)
+def _active_sqlite(count: int) -> str:
+    """`active_escalations`' statement on SQLite for `count` conversation ids."""
+    marks = ", ".join(["?"] * count)
+    return (
+        f"SELECT {_ACTIVE_COLUMNS} FROM escalations "  # noqa: S608 - placeholders only
+        f"WHERE conversation_id IN ({marks}) AND {tables.ACTIVE_PREDICATE.text}"
+    )
 
 
 def known_and_active(
     *, session: Session, event_ids: Mapping[str, Sequence[str]]
-) -> tuple[dict[str, set[str]], dict[str, EscalationRecord]]:
+) -> tuple[dict[str, set[str]], dict[str, ActiveEscalation]]:
     """For the conversations of `event_ids` ({conversation id: event ids}): those event ids
     already stored (`conversations.known_event_ids_of`) and the open or claimed escalations
     (`active_escalations`). On PostgreSQL both are read in one round trip."""
@@ -409,59 +443,32 @@ def known_and_active(
         session=session,
         statements=[
             conversations.known_event_ids_statement(event_ids),
-            _active_statement(dialect, list(event_ids)),
+            _active_statement(list(event_ids)),
         ],
     )
     return (
         conversations.known_event_ids_from(known_result, event_ids),
-        _active_from(dialect, active_result),
+        _active_from(active_result),
     )
 
 
-def _active_statement(dialect: Dialect, conversation_ids: Sequence[str]) -> _pgpipeline.Statement:
+# The open and claimed escalations of an array of conversations (`_pgpipeline`'s numbered
+# parameter), with the one-active index's own condition.
+_ACTIVE_POSTGRES = (
+    f"SELECT {_ACTIVE_COLUMNS} FROM escalations "  # noqa: S608 - the schema's names only
+    f"WHERE conversation_id = ANY($1::text[]) AND {tables.ACTIVE_PREDICATE.text}"
+).encode()
+
+
+def _active_statement(conversation_ids: Sequence[str]) -> _pgpipeline.Statement:
     """`active_escalations` as a PostgreSQL statement for `_pgpipeline` (read its result with
     `_active_from`)."""
-    return _active_postgres(dialect).command, [text_array(list(dict.fromkeys(conversation_ids)))]
+    return _ACTIVE_POSTGRES, [text_array(list(dict.fromkeys(conversation_ids)))]
 
 
-def _active_from(dialect: Dialect, result: _pgpipeline.Result) -> dict[str, EscalationRecord]:
+def _active_from(result: _pgpipeline.Result) -> dict[str, ActiveEscalation]:
     """The answer of `_active_statement`, as `active_escalations` gives it."""
-    statement = _active_postgres(dialect)
-    if statement.results.processors is None:
-        statement.results.prime(result.type_codes)
-    found: dict[str, EscalationRecord] = {}
-    for row in result.rows():
-        record = _record(statement.results.row(row, None))
-        found[record.conversation_id] = record
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class _ActiveStatement:
-    command: bytes
-    results: Results
-
-
-_ACTIVE_POSTGRES: dict[str, _ActiveStatement] = {}
-
-
-def _active_postgres(dialect: Dialect) -> _ActiveStatement:
-    """The open and claimed escalations of an array of conversations, every column in the
-    table's order (built once per driver)."""
-    statement = _ACTIVE_POSTGRES.get(dialect.driver)
-    if statement is None:
-        quote = dialect.identifier_preparer.quote
-        columns = list(_escalations.c)
-        names = ", ".join(quote(column.name) for column in columns)
-        sql = (
-            f"SELECT {names} FROM escalations "  # noqa: S608 - the schema's names only
-            f"WHERE conversation_id = ANY($1::text[]) AND {tables.ACTIVE_PREDICATE.text}"
-        )
-        statement = _ACTIVE_POSTGRES[dialect.driver] = _ActiveStatement(
-            sql.encode(),
-            Results([column.key for column in columns], [c.type for c in columns], dialect),
-        )
-    return statement
+    return {row[1]: ActiveEscalation(*row) for row in result.rows()}
 
 
 def upgrade_escalation(

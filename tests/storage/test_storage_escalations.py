@@ -462,8 +462,15 @@ def test_the_active_escalations_of_several_conversations_come_in_one_look_up(
         found = escalations.active_escalations(
             session=session, conversation_ids=["conv-1", "conv-2", "conv-3", "conv-1"]
         )
+        whole = {
+            conversation_id: escalations.active_escalation(
+                session=session, conversation_id=conversation_id
+            )
+            for conversation_id in ("conv-1", "conv-2")
+        }
         assert found == {
-            "conv-1": escalations.active_escalation(session=session, conversation_id="conv-1"),
-            "conv-2": escalations.active_escalation(session=session, conversation_id="conv-2"),
+            conversation_id: escalations.ActiveEscalation.of(record)
+            for conversation_id, record in whole.items()
+            if record is not None
         }
     assert [found["conv-1"].id, found["conv-2"].id] == [first.id, again.id]

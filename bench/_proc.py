@@ -210,6 +210,7 @@ def load(
     max_requests: int | None = None,
     session_end: bool = False,
     plain: bool = False,
+    conversations: int = 0,
 ) -> dict[str, Any]:
     """Run the load generator in its own process against a local port; its JSON result."""
     command = [
@@ -241,6 +242,8 @@ def load(
         command.append("--session-end")
     if plain:
         command.append("--plain")
+    if conversations:
+        command += ["--conversations", str(conversations)]
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, check=False, timeout=seconds + warmup + 120
     )

@@ -1,8 +1,10 @@
 """A small, fast HTTP/1.1 load generator: N keep-alive connections posting signed webhook bodies.
 
 It speaks just enough HTTP over raw asyncio protocols (no client library in the way), so one core
-drives far more requests than the server under test can answer. Every post carries a new
-conversation id and new event ids, so each one is a real insert. It runs for a fixed time (with a
+drives far more requests than the server under test can answer. By default every post carries a
+new conversation id and new event ids, so each one is a real insert; with `--conversations N`
+the posts go to N conversations in turn, each with new event ids (once the warm-up has posted to
+all N, every post continues a conversation already seen). It runs for a fixed time (with a
 warm-up that is not counted), never past `--max-requests`, and prints one JSON line of results.
 
     python -m bench.loadgen --port 8080 --connections 64 --seconds 5 --events-per-post 1
@@ -43,29 +45,42 @@ SIGNATURE_HEADER = "X-Escalations-Signature"
 
 
 def post_body(
-    prefix: str, number: int, events_per_post: int, end: bool = False, plain: bool = False
+    prefix: str,
+    number: int,
+    events_per_post: int,
+    end: bool = False,
+    plain: bool = False,
+    later: int = 0,
 ) -> bytes:
-    """A generic-format post for a new conversation with `events_per_post` messages; with
-    `end`, the last event closes the conversation (session_end)."""
+    """A generic-format post to conversation `number` with `events_per_post` messages; with
+    `end`, the last event closes the conversation (session_end). `later` is how many posts
+    went to the conversation before this one: its events come after theirs (new ids, later
+    times), and customer and bot take turns across posts as within one."""
     events: list[dict[str, str]] = []
     for index in range(events_per_post):
+        position = later * events_per_post + index  # the event's place in its conversation
+        event_id = f"e{index}" if not later else f"p{later}e{index}"
         if end and index == events_per_post - 1:
             events.append(
-                {"id": f"e{index}", "type": "session_end", "timestamp": "2026-03-02T10:00:00Z"}
+                {
+                    "id": event_id,
+                    "type": "session_end",
+                    "timestamp": _timestamp(3600 + later * events_per_post),
+                }
             )
             continue
-        role = "customer" if index % 2 == 0 else "bot"
+        role = "customer" if position % 2 == 0 else "bot"
         lines = PLAIN_MESSAGES if plain else MESSAGES
-        text = lines[(number + index) % len(lines)]
+        text = lines[(number + position) % len(lines)]
         if plain and role == "bot":
             text = "Here is what I found about that."
         events.append(
             {
-                "id": f"e{index}",
+                "id": event_id,
                 "type": "message",
                 "role": role,
                 "text": text,
-                "timestamp": f"2026-03-02T09:{index // 60 % 60:02d}:{index % 60:02d}Z",
+                "timestamp": _timestamp(position),
             }
         )
     return json.dumps(
@@ -77,6 +92,14 @@ def post_body(
         },
         separators=(",", ":"),
     ).encode()
+
+
+def _timestamp(second: int) -> str:
+    """The time `second` seconds into a conversation that starts 2026-03-02 09:00 UTC."""
+    minutes, second = divmod(second, 60)
+    hours, minute = divmod(minutes, 60)
+    days, hour = divmod(9 + hours, 24)
+    return f"2026-03-{2 + days:02d}T{hour:02d}:{minute:02d}:{second:02d}Z"
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -187,12 +210,17 @@ class _Run:
 
     def next_request(self) -> bytes:
         self.counter += 1
+        number, later = self.counter, 0
+        pool = self.args.conversations
+        if pool:  # the same conversations in turn, each post after the one before it
+            later, number = divmod(self.counter - 1, pool)
         body = post_body(
             self.args.prefix,
-            self.counter,
+            number,
             self.args.events_per_post,
             self.args.session_end,
             self.args.plain,
+            later,
         )
         return b"".join(
             (
@@ -269,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s in all (0: flat out)")
     parser.add_argument("--plain", action="store_true", help="calm messages that do not escalate")
     parser.add_argument("--session-end", action="store_true", help="each post ends its chat")
+    parser.add_argument(
+        "--conversations",
+        type=int,
+        default=0,
+        help="post to this many conversations in turn (0: every post starts a new one)",
+    )
     parser.add_argument("--drain-timeout", type=float, default=30.0)
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     return parser

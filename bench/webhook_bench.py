@@ -2,13 +2,15 @@
 
 The service (`escalations serve`) and the ceiling server (`bench.ceiling`) each run in their own
 process, pinned to one core; the load generator runs in a third process on the other core. Every
-post is a new conversation with new event ids, so every post is a real insert. Each run measures
+post is a new conversation with new event ids, so every post is a real insert; `--seen` also
+measures posts that continue conversations already seen (real traffic, mostly). Each run measures
 the ceiling and then each service configuration back to back, one service process at a time;
 the figures are medians over runs. The posts are calm conversations (most do not escalate);
 `--angry` sends posts that escalate, each of which then also queues a card.
 
     python -m bench.webhook_bench                 # SQLite 1 and 100 events/post, PostgreSQL
     python -m bench.webhook_bench --quick
+    python -m bench.webhook_bench --seen          # also posts to conversations already seen
     python -m bench.webhook_bench --sweep 1,4,16,64,256 --json sweep.json
 """
 
@@ -30,16 +32,29 @@ P99_TARGET_MS = 50.0
 BATCH_EVENTS_TARGET = 25_000.0
 
 
-def _configurations(args: argparse.Namespace) -> list[tuple[str, int, bool]]:
-    """(name, events per post, on PostgreSQL) for each service configuration to measure."""
+# With --seen: posts go to this many conversations in turn. The one-second warm-up posts to all
+# of them (the slowest configuration answers thousands of posts a second), so every measured post
+# continues a conversation already seen; with 64 connections, two posts to one conversation are
+# now and then in flight at once, as when a customer types fast.
+SEEN_CONVERSATIONS = 1_000
+
+
+def _configurations(args: argparse.Namespace) -> list[tuple[str, int, bool, int]]:
+    """(name, events per post, on PostgreSQL, conversations posted to in turn: 0 for a new one
+    at every post) for each service configuration to measure."""
+    seen = SEEN_CONVERSATIONS if args.seen else 0
     wanted = []
     if args.database in ("sqlite", "both"):
-        wanted.append(("sqlite", 1, False))
+        wanted.append(("sqlite", 1, False, 0))
         if args.events_per_post > 1:
-            wanted.append((f"sqlite x{args.events_per_post}", args.events_per_post, False))
+            wanted.append((f"sqlite x{args.events_per_post}", args.events_per_post, False, 0))
+        if seen:
+            wanted.append(("sqlite seen", 1, False, seen))
     if args.database in ("postgres", "both"):
         if _proc.postgres_available():
-            wanted.append(("postgres", 1, True))
+            wanted.append(("postgres", 1, True, 0))
+            if seen:
+                wanted.append(("postgres seen", 1, True, seen))
         else:
             print("PostgreSQL at 127.0.0.1:5432 does not answer: its figure is skipped")
     return wanted
@@ -70,7 +85,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             }
             # One service at a time, started fresh: an idle one still delivering cards would
             # take the measured one's core.
-            for name, per_post, on_postgres in configurations:
+            for name, per_post, on_postgres, conversations in configurations:
                 with (
                     contextlib.ExitStack() as scope,
                     _service(log_dir, pin, on_postgres, scope) as server,
@@ -82,11 +97,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         events_per_post=per_post,
                         pin=pin,
                         plain=not args.angry,
+                        conversations=conversations,
                     )
             runs.append(figures)
             print(f"run {run + 1}/{args.runs}: " + _one_line(figures), flush=True)
         sweep: list[dict[str, Any]] = []
-        if args.sweep and any(name == "sqlite" for name, _, _ in configurations):
+        if args.sweep and any(name == "sqlite" for name, *_ in configurations):
             with contextlib.ExitStack() as scope, _service(log_dir, pin, False, scope) as server:
                 sweep = _sweep(args, ceiling, server, pin)
     return {
@@ -196,6 +212,21 @@ def report(raw: dict[str, Any], events_per_post: int) -> _proc.Report:
             ratio >= POSTGRES_RATIO_TARGET,
             detail=f"p99 {p99:.1f} ms",
         )
+    for name, label in (("sqlite seen", "SQLite"), ("postgres seen", "PostgreSQL")):
+        if name in runs[0]:
+            ratio = _proc.median(
+                [
+                    run[name]["requests_per_second"] / run["ceiling"]["requests_per_second"]
+                    for run in runs
+                ]
+            )
+            rate = _proc.median([run[name]["requests_per_second"] for run in runs])
+            p99 = _proc.median([run[name]["p99_ms"] for run in runs])
+            out.add(
+                f"{label}, 1 event/post to conversations already seen",
+                f"{rate:,.0f} req/s = {ratio:.0%} of ceiling",
+                detail=f"p99 {p99:.1f} ms",
+            )
     failed = sum(result["failed"] for run in runs for result in run.values())
     if failed:
         out.notes.append(f"{failed} posts were answered with an error status")
@@ -228,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--angry",
         action="store_true",
         help="posts that escalate (each then also queues a card); default: calm conversations",
+    )
+    parser.add_argument(
+        "--seen",
+        action="store_true",
+        help=f"also post to {SEEN_CONVERSATIONS:,} conversations in turn (each post continues one)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--quick", action="store_true", help="1 short run, no PostgreSQL")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import operator
 import os
@@ -43,7 +42,7 @@ WARM_UP_POSTS = 96
 
 def _child(args: argparse.Namespace) -> None:
     """Store the posts in this process; print one JSON line of figures."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     from sqlalchemy import func, select
 
@@ -61,28 +60,12 @@ def _child(args: argparse.Namespace) -> None:
     database.migrate()
 
     def posts(prefix: str, count: int, *, later: bool = False) -> list[list[InboundBatch]]:
-        """The load generator's posts; `later`, the next post to each of their conversations
-        (new event ids, an hour on)."""
+        """The load generator's posts; `later`, the next post to each of their conversations."""
         bodies = (
-            post_body(prefix, number, args.events_per_post, plain=not args.angry)
+            post_body(prefix, number, args.events_per_post, plain=not args.angry, later=int(later))
             for number in range(count)
         )
-        batches = [parse_generic_object(json.loads(body)) for body in bodies]
-        if later:
-            batches = [
-                dataclasses.replace(
-                    batch,
-                    events=tuple(
-                        event._replace(
-                            event_id=f"next-{event.event_id}",
-                            timestamp=event.timestamp + timedelta(hours=1),
-                        )
-                        for event in batch.events
-                    ),
-                )
-                for batch in batches
-            ]
-        return [[batch] for batch in batches]
+        return [[parse_generic_object(json.loads(body))] for body in bodies]
 
     def store(group: list[list[InboundBatch]]) -> None:
         for start in range(0, len(group), args.group):

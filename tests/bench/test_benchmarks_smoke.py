@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -58,6 +59,36 @@ def test_webhook_bench_measures_the_ceiling_and_sqlite_ingest() -> None:
     assert first_run["sqlite"]["failed"] == 0
     assert [point["connections"] for point in report.raw["sweep"]] == [2]
     assert "% of ceiling" in report.render()
+
+
+def test_webhook_bench_can_post_to_conversations_already_seen() -> None:
+    report = webhook_bench.run(
+        [
+            *("--quick", "--no-pin", "--database", "sqlite", "--seconds", "0.5"),
+            *("--connections", "4", "--events-per-post", "1", "--seen"),
+        ]
+    )
+    assert _names(report)[-1] == "SQLite, 1 event/post to conversations already seen"
+    seen = report.raw["runs"][0]["sqlite seen"]
+    assert seen["ok"] > 0
+    assert seen["failed"] == 0
+
+
+def test_the_load_generators_later_posts_continue_their_conversations() -> None:
+    # With --conversations N, post k goes to conversation k mod N, after the posts before it:
+    # new event ids, later times, and customer and bot taking turns across posts.
+    run = loadgen._Run(loadgen.build_parser().parse_args(["--port", "1", "--conversations", "2"]))
+    bodies = [json.loads(run.next_request().split(b"\r\n\r\n", 1)[1]) for _ in range(5)]
+    assert [body["conversation_id"].rsplit("-", 1)[1] for body in bodies] == list("01010")
+    first = [body for body in bodies if body["conversation_id"].endswith("-0")]
+    events = [event for body in first for event in body["events"]]
+    assert [event["id"] for event in events] == ["e0", "p1e0", "p2e0"]
+    assert [event["role"] for event in events] == ["customer", "bot", "customer"]
+    times = [event["timestamp"] for event in events]
+    assert times == sorted(times)
+    assert len(set(times)) == 3
+    # The first post to a conversation is the one every post is without --conversations.
+    assert bodies[0]["events"] == json.loads(loadgen.post_body(run.args.prefix, 0, 1))["events"]
 
 
 @pytest.mark.postgres

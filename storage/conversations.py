@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -13,15 +13,11 @@ from typing import Any, ClassVar, Self, cast
 
 from sqlalchemy import (
     JSON,
-    Boolean,
     Column,
     ColumnElement,
     Connection,
     Executable,
-    Float,
     RowMapping,
-    String,
-    Table,
     Text,
     bindparam,
     case,
@@ -33,14 +29,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeEngine
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Decision, Reason
 from engine.events import ConversationEvent, ConversationMeta, Customer, EventType, Role
 from storage import _pgpipeline, tables
 from storage._pgarrays import text_array
-from storage._prepared import Prepared, Results, bind_processor, driver_connection, prepared
+from storage._pgrows import Arrays, insert_columns, unnest
+from storage._prepared import Prepared, driver_connection, prepared
 from storage._sql import MAX_PARAMETERS, chunks, connection
 from storage.codec import ReasonsText, reasons_from_json, reasons_to_json, weights
 from storage.types import UtcDateTime
@@ -506,117 +502,11 @@ class _SqliteCreateRow(_SqliteConversationRow):
         ]
 
 
-def _array_type(kind: TypeEngine[Any], dialect: Dialect) -> str:
-    """The PostgreSQL type of an array of the column type's values."""
-    if isinstance(kind, UtcDateTime):
-        return "timestamptz[]"
-    if isinstance(kind, JSON):
-        # Sent as their JSON text and cast on the server (`_insert_columns`): psycopg would
-        # encode each value through its own Python-level JSON dumper.
-        return "text[]"
-    if isinstance(kind, Float):
-        return "float8[]"
-    if isinstance(kind, Boolean):
-        return "boolean[]"
-    if isinstance(kind, String):
-        # Not varchar(n)[]: that cast would cut a value too long for the column, which
-        # the column itself refuses (as it refuses it from a plain INSERT).
-        return "text[]"
-    raise TypeError(f"no array type for {kind!r}")
-
-
-def _array_conversion(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
-    """What each value of a column's array goes through (None: as it is)."""
-    if isinstance(kind, JSON):
-        return json.dumps  # the text the JSON column's own conversion writes
-    process = bind_processor(kind, dialect)
-    if isinstance(kind, Float) and process is None:
-        # psycopg cannot send a list mixing ints and floats (an int is a fine float here).
-        return float
-    return process
-
-
-def _converted(values: Iterable[Any], process: Callable[[Any], Any]) -> list[Any]:
-    """`process` applied to each value but None; a value repeated in a row (a batch's
-    arrival time, the clock of a round) is converted once."""
-    converted: list[Any] = []
-    last: Any = None
-    result: Any = None
-    for value in values:
-        if value is not last:
-            last = value
-            result = None if value is None else process(value)
-        converted.append(result)
-    return converted
-
-
-class _Arrays:
-    """A PostgreSQL statement taking its rows as one array per column (`unnest`).
-
-    Any number of rows is one statement, and its text is always the same: psycopg prepares it
-    once per connection, and both psycopg and the server handle one statement where a
-    statement per row (sent as a pipeline) cost them more than the rows themselves. Each value
-    gets its column type's SQLAlchemy conversion on the way in, and RETURNING rows on the way
-    out, as with `Prepared`.
-    """
-
-    def __init__(
-        self,
-        sql: str,
-        columns: Sequence[tuple[str, Column[Any]]],
-        dialect: Dialect,
-        returning: Sequence[Column[Any]] = (),
-        *,
-        keep_plan: bool = False,
-    ) -> None:
-        self.sql = sql
-        self.command = sql.encode()  # as `_pgpipeline` sends it
-        if keep_plan:  # prepared once per connection (`_pgpipeline.keep_plan`)
-            _pgpipeline.keep_plan(self.command)
-        self.columns = tuple(
-            (
-                name,
-                _array_conversion(column.type, dialect),
-                _array_type(column.type, dialect) == "text[]",
-            )
-            for name, column in columns
-        )
-        self.results = Results(
-            [column.key for column in returning], [column.type for column in returning], dialect
-        )
-
-    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> _pgpipeline.Statement:
-        """The statement with the rows' values ({name: value} each), one array per column."""
-        return self.from_columns([[row[name] for row in rows] for name, _, _ in self.columns])
-
-    def from_columns(self, values: Iterable[Sequence[Any]]) -> _pgpipeline.Statement:
-        """The statement with each column's values (in the order of `columns`) as its array,
-        converted."""
-        parameters: list[Any] = []
-        for (_, process, as_text), column in zip(self.columns, values, strict=True):
-            converted = list(column) if process is None else _converted(column, process)
-            parameters.append(text_array(converted) if as_text else converted)
-        return self.command, parameters
-
-
-def _unnest(columns: Sequence[tuple[str, Column[Any]]], dialect: Dialect) -> str:
-    """`unnest($1::text[], ...)`: the arrays of `_Arrays.parameters`, a row per index.
-
-    The arrays travel in binary: psycopg writes the text form of an array in Python, escaping
-    each element with a regular expression, which cost more than the statements per row did.
-    """
-    arrays = ", ".join(
-        f"${place}::{_array_type(column.type, dialect)}"
-        for place, (_, column) in enumerate(columns, start=1)
-    )
-    return f"unnest({arrays})"
-
-
 @dataclass(frozen=True, slots=True)
 class _PostgresStatements:
-    lock: _Arrays
-    insert_events: _Arrays
-    save_state: _Arrays
+    lock: Arrays
+    insert_events: Arrays
+    save_state: Arrays
 
 
 _POSTGRES: dict[str, _PostgresStatements] = {}
@@ -634,24 +524,7 @@ def _postgres(dialect: Dialect) -> _PostgresStatements:
     return statements
 
 
-def _insert_columns(
-    table: Table, keys: Sequence[str], dialect: Dialect
-) -> tuple[list[tuple[str, Column[Any]]], str, str]:
-    """The columns an `unnest` INSERT takes, their quoted names ("a, b") and the same read from
-    the unnested row ("v.a, v.b")."""
-    quote = dialect.identifier_preparer.quote
-    columns = [(key, table.c[key]) for key in keys]
-    names = ", ".join(quote(column.name) for _, column in columns)
-    values = ", ".join(
-        f"v.{quote(column.name)}::{column.type.compile(dialect=dialect).lower()}"
-        if isinstance(column.type, JSON)  # its JSON text (`_array_type`), read as jsonb
-        else f"v.{quote(column.name)}"
-        for _, column in columns
-    )
-    return columns, names, values
-
-
-def _lock_arrays(dialect: Dialect) -> _Arrays:
+def _lock_arrays(dialect: Dialect) -> Arrays:
     """What `_LOCK` does on SQLite, for any number of conversations, in one statement.
 
     The rows are upserted, and so locked, in the order of the conversation ids: the arrays come
@@ -659,7 +532,7 @@ def _lock_arrays(dialect: Dialect) -> _Arrays:
     does) so that the statement alone keeps every writer to the same order.
     """
     quote = dialect.identifier_preparer.quote
-    columns, names, values = _insert_columns(_conversations, _LOCK_KEYS, dialect)
+    columns, names, values = insert_columns(_conversations, _LOCK_KEYS, dialect)
     # A created row's record is built from its request (`lock_conversations`): its JSON
     # columns are not sent back, and the last column says which rows were created.
     returning = ", ".join(
@@ -670,7 +543,7 @@ def _lock_arrays(dialect: Dialect) -> _Arrays:
     )
     sql = f"""
         INSERT INTO conversations ({names})
-        SELECT {values} FROM {_unnest(columns, dialect)} AS v({names})
+        SELECT {values} FROM {unnest(columns, dialect)} AS v({names})
         ORDER BY v.id COLLATE "C"
         ON CONFLICT (id) DO UPDATE SET
             platform = excluded.platform,
@@ -685,24 +558,24 @@ def _lock_arrays(dialect: Dialect) -> _Arrays:
         RETURNING {returning}, conversations.xmax = 0
     """  # noqa: S608 - only the schema's column names are interpolated
     # Its one plan (the arrays' rows sorted, then inserted) is kept: `_pgpipeline`.
-    return _Arrays(sql, columns, dialect, returning=list(_conversations.c), keep_plan=True)
+    return Arrays(sql, columns, dialect, returning=list(_conversations.c), keep_plan=True)
 
 
-def _insert_events_arrays(dialect: Dialect) -> _Arrays:
+def _insert_events_arrays(dialect: Dialect) -> Arrays:
     """What `_INSERT_EVENTS` does on SQLite, for any number of events, in one statement. The
     rows are inserted in the order given (WITH ORDINALITY), so that their keys keep the order
     of arrival; an event id given twice is inserted once (ON CONFLICT sees the first)."""
-    columns, names, values = _insert_columns(_events, _EVENT_KEYS, dialect)
+    columns, names, values = insert_columns(_events, _EVENT_KEYS, dialect)
     sql = f"""
         INSERT INTO events ({names})
-        SELECT {values} FROM {_unnest(columns, dialect)} WITH ORDINALITY AS v({names}, ord)
+        SELECT {values} FROM {unnest(columns, dialect)} WITH ORDINALITY AS v({names}, ord)
         ORDER BY v.ord
         ON CONFLICT (conversation_id, event_id) DO NOTHING
     """  # noqa: S608 - only the schema's column names are interpolated
-    return _Arrays(sql, columns, dialect, keep_plan=True)  # one plan, as the lock's
+    return Arrays(sql, columns, dialect, keep_plan=True)  # one plan, as the lock's
 
 
-def _save_state_arrays(dialect: Dialect) -> _Arrays:
+def _save_state_arrays(dialect: Dialect) -> Arrays:
     """What `_SAVE_STATE` does on SQLite, for any number of different conversations, in one
     statement. Their rows are already locked (`lock_conversations`), in id order."""
     c = _conversations.c
@@ -734,10 +607,10 @@ def _save_state_arrays(dialect: Dialect) -> _Arrays:
                     OR conversations.first_event_at > v.b_first THEN v.b_first
                 ELSE conversations.first_event_at
             END
-        FROM {_unnest(columns, dialect)} AS v({names})
+        FROM {unnest(columns, dialect)} AS v({names})
         WHERE conversations.id = v.b_id
     """  # noqa: S608 - only fixed parameter names are interpolated
-    return _Arrays(sql, columns, dialect)
+    return Arrays(sql, columns, dialect)
 
 
 # Hot-path statements are built once and reused: building and cache-keying a fresh upsert

@@ -165,6 +165,7 @@ class Ingestor:
         records, unstored = locked.records, locked.unstored
         events: list[conversations.EventRows] = []
         states: list[conversations.StateUpdate] = []
+        deliveries: list[outbox.NewDelivery] = []
         for item in work:
             cid = item.batch.conversation_id
             stored = self._assess_batch(
@@ -176,6 +177,7 @@ class Ingestor:
                 unstored.get(cid),
                 events,
                 states,
+                deliveries,
             )
             item.result.events_stored += stored
         if unstored and len(states) < len(work):
@@ -185,6 +187,8 @@ class Ingestor:
                 session=session,
                 requests=[request for cid, request in unstored.items() if cid not in stated],
             )
+        # The round's customer messages for the cards' threads, in one statement.
+        outbox.enqueue_many(session=session, deliveries=deliveries)
         conversations.store(session=session, events=events, states=states, commit=commit)
 
     def _assess_batch(
@@ -197,6 +201,7 @@ class Ingestor:
         create: conversations.LockRequest | None,
         events: list[conversations.EventRows],
         states: list[conversations.StateUpdate],
+        deliveries: list[outbox.NewDelivery],
     ) -> int:
         """Run the engine over a batch's new events and apply its decisions; the rows to
         insert and the state to save are added to `events` and `states` (with `create`, the
@@ -253,7 +258,7 @@ class Ingestor:
                     self._thread_message(event, rules)
                 )
         for escalation, messages in replies.values():
-            self._enqueue_thread_messages(session, escalation, messages, rules, now)
+            self._thread_deliveries(escalation, messages, rules, now, deliveries)
             result.queued = True
         assert last is not None
         last_at = ordered[-1].timestamp  # the latest: `ordered` is in time order
@@ -373,24 +378,27 @@ class Ingestor:
             text = redact(text, rules.redaction.kinds)
         return {"event_id": event.event_id, "at": event.timestamp.isoformat(), "text": text}
 
-    def _enqueue_thread_messages(
+    def _thread_deliveries(
         self,
-        session: Session,
         escalation: ActiveEscalation,
         messages: list[dict[str, str]],
         rules: Rules,
         now: datetime,
+        deliveries: list[outbox.NewDelivery],
     ) -> None:
+        """Add the replies that post `messages` in the threads of the escalation's cards to
+        `deliveries` (enqueued at the end of the round, `outbox.enqueue_many`)."""
         # The surfaces the team's card went to; a surface without the card has no thread.
         targets = team_surfaces(rules, escalation.team or "", self._surfaces())
         for surface in sorted({surface for surface, _ in targets}):
-            outbox.enqueue(
-                session=session,
-                kind="thread_reply",
-                surface=surface,
-                escalation_id=escalation.id,
-                payload={"messages": messages},
-                due_at=now,
+            deliveries.append(
+                outbox.NewDelivery(
+                    kind="thread_reply",
+                    surface=surface,
+                    escalation_id=escalation.id,
+                    payload={"messages": messages},
+                    due_at=now,
+                )
             )
 
 

@@ -10,16 +10,18 @@ while a delivery is in flight must not merge into the row being sent with older 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Executable, RowMapping, case, func, insert, or_, select, update
+from sqlalchemy import Connection, Executable, RowMapping, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from storage import tables
-from storage._prepared import execute
+from storage import _pgpipeline, tables
+from storage._pgrows import Arrays, insert_columns, unnest
+from storage._prepared import driver_connection, execute, prepared
 from storage._sql import connection, is_postgres
 
 _outbox = tables.outbox
@@ -54,6 +56,49 @@ _ENQUEUE_COALESCING = {
     "postgresql": _coalescing_statement(postgresql.insert(_outbox)),
     "sqlite": _coalescing_statement(sqlite.insert(_outbox)),
 }
+
+
+# `enqueue_many`'s rows: the columns it writes, the statement on SQLite (run with executemany,
+# so without RETURNING), and PostgreSQL's from arrays, built once per driver.
+_ENQUEUE_KEYS = (
+    "kind",
+    "surface",
+    "escalation_id",
+    "payload",
+    "status",
+    "attempts",
+    "due_at",
+    "created_at",
+)
+_ENQUEUE_ROWS = insert(_outbox)
+_ENQUEUE_ARRAYS: dict[str, Arrays] = {}
+
+
+def _enqueue_arrays(conn: Connection) -> Arrays:
+    statement = _ENQUEUE_ARRAYS.get(conn.dialect.driver)
+    if statement is None:
+        columns, names, values = insert_columns(_outbox, _ENQUEUE_KEYS, conn.dialect)
+        # In the order given (WITH ORDINALITY), as one `enqueue` after another would number them.
+        sql = f"""
+            INSERT INTO {_outbox.name} ({names})
+            SELECT {values} FROM {unnest(columns, conn.dialect)} WITH ORDINALITY AS v({names}, ord)
+            ORDER BY v.ord
+        """  # noqa: S608 - only the schema's names are interpolated
+        statement = _ENQUEUE_ARRAYS[conn.dialect.driver] = Arrays(
+            sql, columns, conn.dialect, keep_plan=True
+        )
+    return statement
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery for `enqueue_many`: a row of its own (no dedupe key), due at `due_at`."""
+
+    kind: str
+    surface: str | None
+    escalation_id: int | None
+    payload: dict[str, Any]
+    due_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +177,38 @@ def enqueue(
             "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
         ]
     return int(execute(conn, statement, values)[0]["id"])
+
+
+def enqueue_many(*, session: Session, deliveries: Sequence[NewDelivery]) -> None:
+    """Add deliveries, in order, as `enqueue` would one after another (each created at its due
+    time), in one statement: an `executemany` on SQLite, one INSERT from arrays on PostgreSQL.
+    There, each `enqueue` is a round trip that holds the event loop's thread (SQLAlchemy's
+    driver call), where this is one for a whole group's customer messages, waited for as the
+    ingest's other statements are (`storage._pgpipeline`)."""
+    if not deliveries:
+        return
+    conn = connection(session)
+    rows = [
+        {
+            "kind": delivery.kind,
+            "surface": delivery.surface,
+            "escalation_id": delivery.escalation_id,
+            "payload": delivery.payload,
+            "status": PENDING,
+            "attempts": 0,
+            "due_at": delivery.due_at,
+            "created_at": delivery.due_at,
+        }
+        for delivery in deliveries
+    ]
+    if conn.dialect.name == "postgresql":
+        arrays = _enqueue_arrays(conn)
+        with driver_connection(conn, arrays.sql) as driver:
+            _pgpipeline.run(driver, [arrays.parameters(rows)], commit=False)
+        return
+    compiled = prepared(_ENQUEUE_ROWS, conn.dialect, rows[0])
+    with driver_connection(conn, compiled.sql) as driver:
+        compiled.many(driver, [compiled.parameters(row) for row in rows])
 
 
 def lease_due(

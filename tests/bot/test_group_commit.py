@@ -205,7 +205,9 @@ def _stored(database: Database, prefix: str) -> dict[str, Any]:
             for row in conn.execute(select(tables.outbox).order_by(tables.outbox.c.id)).mappings()
             if row["escalation_id"] in escalation_of
         ]
-        found["outbox"] = outbox
+        # In order within each conversation; across them a group's order differs (its customers'
+        # thread messages are enqueued together, after the round's other rows).
+        found["outbox"] = sorted(outbox, key=lambda row: row[0])
         return found
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
+from sqlalchemy import delete, select
+from sqlmodel import Session
 
-from storage import outbox, teams_channels
+from storage import outbox, tables, teams_channels
 from storage.db import Database
 from storage.outbox import OutboxStats
 from tests.storage.conftest import OpenEscalation
@@ -261,3 +265,47 @@ def test_after_an_outage_backed_off_deliveries_come_due_but_rate_limited_ones_ke
 
         due = outbox.lease_due(session=session, now=T0 + minutes(1), limit=3, lease_seconds=30)
     assert [item.payload["channel"] for item in due] == ["#down"]
+
+
+def test_deliveries_enqueued_together_are_the_rows_enqueued_one_by_one(
+    database: Database, open_escalation: OpenEscalation
+) -> None:
+    # The ingest enqueues a round's thread messages in one statement (`enqueue_many`).
+    first, second = open_escalation("conv-1"), open_escalation("conv-2")
+    deliveries = [
+        outbox.NewDelivery("thread_reply", "slack", first.id, {"messages": [{"text": "é?"}]}, T0),
+        outbox.NewDelivery("thread_reply", "teams", first.id, {"messages": []}, T0 + minutes(1)),
+        outbox.NewDelivery("thread_reply", None, second.id, {"n": [1, 2.5, None]}, T0),
+    ]
+
+    def rows_written(write: Callable[[Session], None]) -> list[tuple[Any, ...]]:
+        with database.session() as session:
+            session.execute(delete(tables.outbox))
+            write(session)
+        with database.session() as session:
+            rows = session.execute(select(tables.outbox).order_by(tables.outbox.c.id)).mappings()
+            return [tuple(value for key, value in row.items() if key != "id") for row in rows]
+
+    def one_by_one(session: Session) -> None:
+        for delivery in deliveries:
+            enqueue(
+                session,
+                cast(int, delivery.escalation_id),
+                kind=delivery.kind,
+                surface=cast(str, delivery.surface),
+                payload=delivery.payload,
+                due_at=delivery.due_at,
+            )
+
+    together = rows_written(
+        lambda session: outbox.enqueue_many(session=session, deliveries=deliveries)
+    )
+    assert together == rows_written(one_by_one)
+    assert [row[:3] for row in together] == [
+        ("thread_reply", "slack", first.id),
+        ("thread_reply", "teams", first.id),
+        ("thread_reply", None, second.id),
+    ]
+    with database.session() as session:
+        outbox.enqueue_many(session=session, deliveries=[])  # nothing to do
+        assert outbox.stats(session=session, now=T0).depth == 3

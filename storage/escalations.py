@@ -419,10 +419,13 @@ _ACTIVE_COLUMNS = "id, conversation_id, team, level"
 
 @lru_cache(maxsize=64)
 def _active_sqlite(count: int) -> str:
-    """`active_escalations`' statement on SQLite for `count` conversation ids."""
+    """`active_escalations`' statement on SQLite for `count` conversation ids. The one-active
+    index is named: for a list of more than a few ids SQLite chose the status index instead
+    (EXPLAIN QUERY PLAN), reading every open escalation at every group of posts: 192 µs for 30
+    ids with 1,000 escalations open, growing with them, where the index takes 55 µs."""
     marks = ", ".join(["?"] * count)
     return (
-        f"SELECT {_ACTIVE_COLUMNS} FROM escalations "  # noqa: S608 - placeholders only
+        f"SELECT {_ACTIVE_COLUMNS} FROM escalations INDEXED BY uq_escalations_one_active "  # noqa: S608
         f"WHERE conversation_id IN ({marks}) AND {tables.ACTIVE_PREDICATE.text}"
     )
 

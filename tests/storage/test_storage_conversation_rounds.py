@@ -556,11 +556,11 @@ def test_on_sqlite_the_active_escalations_are_read_through_the_one_active_index(
         event.listen(conn, "before_cursor_execute", record)
         one = escalations.active_escalation(session=session, conversation_id="c-escalated")
         event.remove(conn, "before_cursor_execute", record)
-        # The ingest's look-up of several, run on the driver.
-        sent.append((escalations._active_sqlite(2), ("c-escalated", "c-none")))
-        active = escalations.active_escalations(
-            session=session, conversation_ids=["c-escalated", "c-none"]
-        )
+        # The ingest's look-up of a group's conversations, run on the driver (for a list of
+        # more than a few, SQLite would rather read every open escalation by status).
+        group = ["c-escalated", *(f"c-calm-{number}" for number in range(29))]
+        sent.append((escalations._active_sqlite(len(group)), tuple(group)))
+        active = escalations.active_escalations(session=session, conversation_ids=group)
         assert active == {"c-escalated": escalations.ActiveEscalation.of(escalated)}
         assert one == escalated
         assert len(sent) == 2

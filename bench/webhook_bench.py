@@ -159,6 +159,21 @@ def _sweep(
     return points
 
 
+def _medians(runs: list[dict[str, Any]], name: str) -> tuple[float, float, float]:
+    """A configuration's medians over the runs: requests/s, its ratio to the ceiling of its own
+    run, and p99 latency (ms)."""
+    return (
+        _proc.median([run[name]["requests_per_second"] for run in runs]),
+        _proc.median(
+            [
+                run[name]["requests_per_second"] / run["ceiling"]["requests_per_second"]
+                for run in runs
+            ]
+        ),
+        _proc.median([run[name]["p99_ms"] for run in runs]),
+    )
+
+
 def report(raw: dict[str, Any], events_per_post: int) -> _proc.Report:
     """The results table: medians over runs, as ratios to the ceiling of the same run."""
     runs = raw["runs"]
@@ -167,14 +182,7 @@ def report(raw: dict[str, Any], events_per_post: int) -> _proc.Report:
     ceiling = _proc.median([run["ceiling"]["requests_per_second"] for run in runs])
     out.add("ceiling: parse + VADER + 200", f"{ceiling:,.0f} req/s")
     if "sqlite" in runs[0]:
-        ratio = _proc.median(
-            [
-                run["sqlite"]["requests_per_second"] / run["ceiling"]["requests_per_second"]
-                for run in runs
-            ]
-        )
-        rate = _proc.median([run["sqlite"]["requests_per_second"] for run in runs])
-        p99 = _proc.median([run["sqlite"]["p99_ms"] for run in runs])
+        rate, ratio, p99 = _medians(runs, "sqlite")
         out.add(
             "SQLite, 1 event/post",
             f"{rate:,.0f} req/s = {ratio:.0%} of ceiling",
@@ -197,14 +205,7 @@ def report(raw: dict[str, Any], events_per_post: int) -> _proc.Report:
             events >= BATCH_EVENTS_TARGET,
         )
     if "postgres" in runs[0]:
-        ratio = _proc.median(
-            [
-                run["postgres"]["requests_per_second"] / run["ceiling"]["requests_per_second"]
-                for run in runs
-            ]
-        )
-        rate = _proc.median([run["postgres"]["requests_per_second"] for run in runs])
-        p99 = _proc.median([run["postgres"]["p99_ms"] for run in runs])
+        rate, ratio, p99 = _medians(runs, "postgres")
         out.add(
             "PostgreSQL, 1 event/post",
             f"{rate:,.0f} req/s = {ratio:.0%} of ceiling",
@@ -214,14 +215,7 @@ def report(raw: dict[str, Any], events_per_post: int) -> _proc.Report:
         )
     for name, label in (("sqlite seen", "SQLite"), ("postgres seen", "PostgreSQL")):
         if name in runs[0]:
-            ratio = _proc.median(
-                [
-                    run[name]["requests_per_second"] / run["ceiling"]["requests_per_second"]
-                    for run in runs
-                ]
-            )
-            rate = _proc.median([run[name]["requests_per_second"] for run in runs])
-            p99 = _proc.median([run[name]["p99_ms"] for run in runs])
+            rate, ratio, p99 = _medians(runs, name)
             out.add(
                 f"{label}, 1 event/post to conversations already seen",
                 f"{rate:,.0f} req/s = {ratio:.0%} of ceiling",

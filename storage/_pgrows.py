@@ -1,11 +1,6 @@
-"""PostgreSQL statements that take their rows as one array per column (`unnest`).
-
-Any number of rows is then one statement whose text never changes: psycopg and the server handle
-one statement where a statement per row (even sent as a pipeline) cost them more than the rows
-themselves. Each value gets its column type's SQLAlchemy conversion on the way in (as with
-`storage._prepared`), and the arrays of text travel in PostgreSQL's binary format
-(`storage._pgarrays`).
-"""
+"""PostgreSQL statements that take their rows as one array per column (`unnest`), for the
+ingest's writes (`storage.conversations`, `storage.outbox`); the arrays of text travel in
+PostgreSQL's binary format (`storage._pgarrays`)."""
 
 from __future__ import annotations
 
@@ -22,25 +17,26 @@ from storage._pgarrays import text_array
 from storage._prepared import Results, bind_processor
 from storage.types import UtcDateTime
 
+# The PostgreSQL array type for each kind of column, the first that matches.
+_ARRAY_TYPES: tuple[tuple[type[TypeEngine[Any]], str], ...] = (
+    (UtcDateTime, "timestamptz[]"),
+    # JSON is sent as its text and cast on the server (`insert_columns`): psycopg would encode
+    # each value through its own Python-level JSON dumper.
+    (JSON, "text[]"),
+    (Float, "float8[]"),
+    (Boolean, "boolean[]"),
+    (Integer, "int8[]"),
+    # Not varchar(n)[]: that cast would cut a value too long for the column, which the column
+    # itself refuses (as it refuses it from a plain INSERT).
+    (String, "text[]"),
+)
+
 
 def array_type(kind: TypeEngine[Any], dialect: Dialect) -> str:
     """The PostgreSQL type of an array of the column type's values."""
-    if isinstance(kind, UtcDateTime):
-        return "timestamptz[]"
-    if isinstance(kind, JSON):
-        # Sent as their JSON text and cast on the server (`insert_columns`): psycopg would
-        # encode each value through its own Python-level JSON dumper.
-        return "text[]"
-    if isinstance(kind, Float):
-        return "float8[]"
-    if isinstance(kind, Boolean):
-        return "boolean[]"
-    if isinstance(kind, Integer):
-        return "int8[]"
-    if isinstance(kind, String):
-        # Not varchar(n)[]: that cast would cut a value too long for the column, which
-        # the column itself refuses (as it refuses it from a plain INSERT).
-        return "text[]"
+    for kind_of, array in _ARRAY_TYPES:
+        if isinstance(kind, kind_of):
+            return array
     raise TypeError(f"no array type for {kind!r}")
 
 
@@ -72,11 +68,11 @@ def converted(values: Iterable[Any], process: Callable[[Any], Any]) -> list[Any]
 class Arrays:
     """A PostgreSQL statement taking its rows as one array per column (`unnest`).
 
-    Any number of rows is one statement, and its text is always the same: psycopg prepares it
-    once per connection, and both psycopg and the server handle one statement where a
-    statement per row (sent as a pipeline) cost them more than the rows themselves. Each value
-    gets its column type's SQLAlchemy conversion on the way in, and RETURNING rows on the way
-    out, as with `Prepared`.
+    Any number of rows is one statement, and its text is always the same (with `keep_plan`,
+    prepared once per connection by `_pgpipeline`): psycopg and the server handle one statement
+    where a statement per row (sent as a pipeline) cost them more than the rows themselves. Each
+    value gets its column type's SQLAlchemy conversion on the way in, and RETURNING rows on the
+    way out, as with `Prepared`.
     """
 
     def __init__(

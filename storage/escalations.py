@@ -483,9 +483,10 @@ def upgrade_escalation(
     now: datetime,
 ) -> EscalationRecord | None:
     """Raise an active escalation to the assessment's level; None when it is no longer active."""
-    # Straight on the driver (`execute`): a conversation that escalates mostly goes on rising,
-    # and SQLAlchemy's per-execution work, with a whole row read back to learn one column,
-    # cost more than the rest of the post's escalation.
+    # Straight on the driver (`execute`), the level before read alone: SQLAlchemy's
+    # per-execution work, and a whole row read back (its summary decoded) to learn one column,
+    # cost more than the rest of an upgrade (3% of the writer's instructions at 100 events/post
+    # when posts escalate, `writer_bench --angry`).
     conn = connection(session)
     before = execute(conn, _LEVEL_OF, {"b_id": escalation_id})
     values: dict[str, Any] = {

@@ -206,7 +206,7 @@ def enqueue_many(*, session: Session, deliveries: Sequence[NewDelivery]) -> None
         with driver_connection(conn, arrays.sql) as driver:
             _pgpipeline.run(driver, [arrays.parameters(rows)], commit=False)
         return
-    compiled = prepared(_ENQUEUE_ROWS, conn.dialect, rows[0])
+    compiled = prepared(_ENQUEUE_ROWS, conn.dialect, _ENQUEUE_KEYS)
     with driver_connection(conn, compiled.sql) as driver:
         compiled.many(driver, [compiled.parameters(row) for row in rows])
 

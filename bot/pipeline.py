@@ -187,9 +187,12 @@ class Ingestor:
                 session=session,
                 requests=[request for cid, request in unstored.items() if cid not in stated],
             )
-        # The round's customer messages for the cards' threads, in one statement.
-        outbox.enqueue_many(session=session, deliveries=deliveries)
-        conversations.store(session=session, events=events, states=states, commit=commit)
+        # The round's customer messages for the cards' threads, in one statement: on PostgreSQL
+        # sent with the round's writes, in their round trip.
+        unsent = outbox.enqueue_many(session=session, deliveries=deliveries, later=True)
+        conversations.store(
+            session=session, events=events, states=states, commit=commit, also=unsent
+        )
 
     def _assess_batch(
         self,

@@ -849,10 +849,12 @@ def store(
     events: Sequence[EventRows],
     states: Sequence[StateUpdate],
     commit: bool = False,
+    also: Sequence[_pgpipeline.Statement] = (),
 ) -> int:
     """Insert events (as `insert_events`), then save states (as `save_state`), for any number of
     conversations: on PostgreSQL one statement each, in one round trip in all, and on SQLite
-    one `executemany` each.
+    one `executemany` each. `also` (PostgreSQL only) are the caller's own statements, sent
+    first in the same round trip (`outbox.enqueue_many(later=True)`).
 
     Returns how many event rows were inserted (already stored event ids are skipped). The
     conversations must exist (`lock_conversations`), or be created by their state
@@ -878,7 +880,9 @@ def store(
     if conn.dialect.name == "postgresql":
         if creates:
             raise ValueError("StateUpdate.create is for SQLite (after lock_for_store)")
-        return _store_postgres(conn, events, states, commit=commit)
+        return _store_postgres(conn, events, states, also, commit=commit)
+    if also:
+        raise ValueError("store(also=...) is for PostgreSQL; on SQLite each write is in process")
     inserting = prepared(_INSERT_EVENTS, conn.dialect, _EVENT_KEYS)
     saving = prepared(_SAVE_STATE, conn.dialect, ())
     row = _SqliteEventRow.of(inserting)
@@ -914,7 +918,12 @@ def store(
 
 
 def _store_postgres(
-    conn: Connection, events: Sequence[EventRows], states: Sequence[StateUpdate], *, commit: bool
+    conn: Connection,
+    events: Sequence[EventRows],
+    states: Sequence[StateUpdate],
+    also: Sequence[_pgpipeline.Statement],
+    *,
+    commit: bool,
 ) -> int:
     """`store` on PostgreSQL: every event in one INSERT, every state in one UPDATE (one more
     per time a conversation is named again, see `_rounds`)."""
@@ -931,7 +940,9 @@ def _store_postgres(
         saving.parameters([_state_values(change) for change in changes])
         for changes in _rounds(states)
     ]
-    statements = [event_parameters] if event_parameters is not None else []
+    statements = [*also]
+    if event_parameters is not None:
+        statements.append(event_parameters)
     statements += state_parameters
     if not statements and not commit:
         return 0
@@ -942,7 +953,7 @@ def _store_postgres(
         results = _pgpipeline.run(driver, statements, commit=commit)
     # Only the rows inserted count, not those ON CONFLICT skipped (an event id given twice is
     # inserted once).
-    return results[0].rowcount if event_parameters is not None else 0
+    return results[len(also)].rowcount if event_parameters is not None else 0
 
 
 def _weighed(

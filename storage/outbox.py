@@ -179,14 +179,18 @@ def enqueue(
     return int(execute(conn, statement, values)[0]["id"])
 
 
-def enqueue_many(*, session: Session, deliveries: Sequence[NewDelivery]) -> None:
+def enqueue_many(
+    *, session: Session, deliveries: Sequence[NewDelivery], later: bool = False
+) -> list[_pgpipeline.Statement]:
     """Add deliveries, in order, as `enqueue` would one after another (each created at its due
-    time), in one statement: an `executemany` on SQLite, one INSERT from arrays on PostgreSQL.
-    There, each `enqueue` is a round trip that holds the event loop's thread (SQLAlchemy's
-    driver call), where this is one for a whole group's customer messages, waited for as the
-    ingest's other statements are (`storage._pgpipeline`)."""
+    time), in one statement: an `executemany` on SQLite, one INSERT from arrays on PostgreSQL,
+    where each `enqueue` is a round trip of its own.
+
+    With `later`, the PostgreSQL statement is returned unsent instead, for the caller to send
+    with its own writes in one round trip (the ingest: `conversations.store(also=...)`); SQLite
+    writes at once. Returns the statements left to send (none without `later`)."""
     if not deliveries:
-        return
+        return []
     conn = connection(session)
     rows = [
         {
@@ -203,12 +207,16 @@ def enqueue_many(*, session: Session, deliveries: Sequence[NewDelivery]) -> None
     ]
     if conn.dialect.name == "postgresql":
         arrays = _enqueue_arrays(conn)
+        statement = arrays.parameters(rows)
+        if later:
+            return [statement]
         with driver_connection(conn, arrays.sql) as driver:
-            _pgpipeline.run(driver, [arrays.parameters(rows)], commit=False)
-        return
+            _pgpipeline.run(driver, [statement], commit=False)
+        return []
     compiled = prepared(_ENQUEUE_ROWS, conn.dialect, _ENQUEUE_KEYS)
     with driver_connection(conn, compiled.sql) as driver:
         compiled.many(driver, [compiled.parameters(row) for row in rows])
+    return []
 
 
 def lease_due(

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import delete, select
 from sqlmodel import Session
 
-from storage import outbox, tables, teams_channels
+from storage import conversations, outbox, tables, teams_channels
 from storage.db import Database
 from storage.outbox import OutboxStats
 from tests.storage.conftest import OpenEscalation
@@ -278,7 +278,7 @@ def test_deliveries_enqueued_together_are_the_rows_enqueued_one_by_one(
         outbox.NewDelivery("thread_reply", None, second.id, {"n": [1, 2.5, None]}, T0),
     ]
 
-    def rows_written(write: Callable[[Session], None]) -> list[tuple[Any, ...]]:
+    def rows_written(write: Callable[[Session], object]) -> list[tuple[Any, ...]]:
         with database.session() as session:
             session.execute(delete(tables.outbox))
             write(session)
@@ -297,10 +297,16 @@ def test_deliveries_enqueued_together_are_the_rows_enqueued_one_by_one(
                 due_at=delivery.due_at,
             )
 
+    def with_the_writes(session: Session) -> None:
+        # The ingest's way: on PostgreSQL the statement goes in the round trip of its writes.
+        unsent = outbox.enqueue_many(session=session, deliveries=deliveries, later=True)
+        conversations.store(session=session, events=[], states=[], also=unsent)
+
     together = rows_written(
         lambda session: outbox.enqueue_many(session=session, deliveries=deliveries)
     )
     assert together == rows_written(one_by_one)
+    assert together == rows_written(with_the_writes)
     assert [row[:3] for row in together] == [
         ("thread_reply", "slack", first.id),
         ("thread_reply", "teams", first.id),

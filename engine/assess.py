@@ -56,6 +56,7 @@ from engine.signals import (
 )
 from engine.state import (
     MAX_BOT_TRIED,
+    MAX_HITS,
     MAX_IDENTIFIERS,
     MAX_WANTS,
     ConversationState,
@@ -276,7 +277,7 @@ class _Plan:
                     self.repetition_on,
                     "repeats",
                     "repetition",
-                    signals.repetition,
+                    _RepetitionTerms(signals.repetition),
                     _build_repetition_reason,
                 ),
                 (
@@ -704,11 +705,9 @@ def _first_live(hits: deque[Hit], turns: int, memory: int) -> int:
     return start
 
 
-@lru_cache(maxsize=256)
 def _who_repeated(customer: int, bot: int) -> str:
     """Who repeated themselves how often, in the repetition reason's words ("the customer
-    repeated themselves 2 times and the bot repeated itself"). Cached: a loop rebuilds the
-    reason at nearly every event, with a handful of distinct counts."""
+    repeated themselves 2 times and the bot repeated itself")."""
     parts = []
     if customer:
         parts.append(
@@ -719,21 +718,52 @@ def _who_repeated(customer: int, bot: int) -> str:
     return " and ".join(parts)
 
 
-@lru_cache(maxsize=256)
 def _repetition_points(weight: float, min_repeats: int, count: int) -> float:
     # Full weight two repeats after the first that counts: a loop of three is enough alone.
     return round(weight * min(1.0, count / (min_repeats + 2)), 1)
 
 
-def _build_repetition_reason(hits: Sequence[Hit], config: RepetitionSignal) -> Reason | None:
+class _RepetitionTerms:
+    """The repetition signal's settings, with its points for each count of live repeats and its
+    words for each split between customer and bot worked out once per rules: a loop builds the
+    reason again at nearly every event, and working them out each time (two cached calls and a
+    call to word the turns) cost more than the rest of the build."""
+
+    __slots__ = ("memory", "min_repeats", "points", "weight", "who")
+
+    def __init__(self, config: RepetitionSignal) -> None:
+        self.memory = config.memory
+        self.min_repeats = config.min_repeats
+        self.weight = config.weight
+        # A state holds at most MAX_HITS repeats (its deque's length).
+        counts = range(MAX_HITS + 1)
+        self.points = tuple(
+            _repetition_points(config.weight, config.min_repeats, count) for count in counts
+        )
+        # who[customer][bot]
+        self.who = tuple(
+            tuple(_who_repeated(customer, bot) for bot in counts) for customer in counts
+        )
+
+
+def _build_repetition_reason(hits: Sequence[Hit], terms: _RepetitionTerms) -> Reason | None:
     count = len(hits)
-    if not count or count < config.min_repeats:
+    if not count or count < terms.min_repeats:
         return None
-    # The hits' turns, event ids and whos in one step (a loop rebuilds this at every event).
-    turns, ids, whats = zip(*hits, strict=False)  # (every hit has the three fields)
+    # The hits' turns, event ids and whos in one step (a loop builds this at nearly every event).
+    # Every hit has the three fields; `strict=` would cost a fifth of the step (keyword parsing).
+    turns, ids, whats = zip(*hits)  # noqa: B905
     customer = whats.count("customer")
-    text = f"{_who_repeated(customer, count - customer)} ({_turns(turns[0], turns[-1])})"
-    points = _repetition_points(config.weight, config.min_repeats, count)
+    bot = count - customer
+    if count <= MAX_HITS:
+        who = terms.who[customer][bot]
+        points = terms.points[count]
+    else:  # (more repeats than a state keeps: a state built by hand)
+        who = _who_repeated(customer, bot)
+        points = _repetition_points(terms.weight, terms.min_repeats, count)
+    first = turns[0]
+    last = turns[-1]
+    text = f"{who} (turn {last})" if first == last else f"{who} (turns {first}-{last})"
     return _new(Reason, ("repetition", points, text, ids))
 
 
@@ -800,7 +830,7 @@ def _build_slow_reply_reason(live: Sequence[Hit], config: SlowReplySignal) -> Re
 
 _Config = TypeVar(
     "_Config",
-    RepetitionSignal,
+    "_RepetitionTerms",
     FrustrationSignal,
     CorrectionSignal,
     ShoutingSignal,

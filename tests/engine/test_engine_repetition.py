@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from engine.rules import RepetitionSignal, Signals
 from engine.signals import similarity, token_set
+from engine.state import Hit
 from tests.engine.engine_factory import Chat, make_rules
 
 
@@ -81,3 +84,32 @@ def test_old_repeats_stop_counting() -> None:
         assessment = chat.customer(f"and what about voucher number {number}")
 
     assert [reason.signal for reason in assessment.reasons] == []
+
+
+def test_a_loop_longer_than_the_state_keeps_is_worded_from_its_last_repeats() -> None:
+    chat = Chat(make_rules(signals=Signals(repetition=RepetitionSignal(weight=50, memory=40))))
+    menu = "Please choose: 1) Balance 2) Cards 3) Payments"
+    chat.customer("I need to report a fraudulent transaction.")
+    for _ in range(13):
+        chat.bot(menu)
+        assessment = chat.customer("I need to report a fraudulent transaction")
+
+    # The state keeps the last 10 repeats (turns 18-27): 5 on each side.
+    (loop,) = [reason for reason in assessment.reasons if reason.signal == "repetition"]
+    assert loop.text == (
+        "the customer repeated themselves 5 times and the bot repeated itself 5 times (turns 18-27)"
+    )
+    assert loop.points == 50.0
+    assert loop.event_ids == tuple(f"e{turn}" for turn in range(18, 28))
+
+
+def test_repeats_in_a_state_built_by_hand_beyond_its_usual_length_are_all_counted() -> None:
+    chat = Chat(make_rules(signals=Signals(repetition=RepetitionSignal(memory=40))))
+    chat.state.turns = 11
+    chat.state.repeats = deque(Hit(turn, f"e{turn}", "customer") for turn in range(1, 12))
+
+    assessment = chat.customer("ok")
+
+    (reason,) = assessment.reasons
+    assert reason.text == "the customer repeated themselves 11 times (turns 1-11)"
+    assert reason.points == 20.0

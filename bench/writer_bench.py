@@ -67,10 +67,20 @@ def _child(args: argparse.Namespace) -> None:
         )
         return [[parse_generic_object(json.loads(body))] for body in bodies]
 
+    # As the ingest pipeline does, the states a group saved are kept once it has committed (by a
+    # checkout whose Ingestor keeps them: this file also runs other checkouts' code).
+    keeps = hasattr(ingestor, "saved_states")
+
     def store(group: list[list[InboundBatch]]) -> None:
         for start in range(0, len(group), args.group):
+            saved: list[Any] = []
+            kept = {"saved": saved} if keeps else {}
             with database.session(ping=False) as session:
-                ingestor.apply_group(session, group[start : start + args.group], commit=True)
+                ingestor.apply_group(
+                    session, group[start : start + args.group], commit=True, **kept
+                )
+            if keeps:
+                ingestor.saved_states.put(saved)
 
     try:
         store(posts("warm", WARM_UP_POSTS))

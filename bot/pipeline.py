@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,6 +96,60 @@ def team_surfaces(rules: Rules, team: str, enabled: frozenset[str]) -> list[tupl
     return targets
 
 
+# A state saved, for `SavedStates`: (conversation id, its JSON text as stored, the state).
+Saved = tuple[str, str, ConversationState]
+
+
+class SavedStates:
+    """The engine states this process saved last (on SQLite), each with the JSON text it was
+    saved as.
+
+    A post to a conversation whose stored state is still that very text goes on from the state
+    object, with what the engine derived from it, instead of decoding the text and rebuilding
+    the state (a quarter of the writer's instructions for a post to a conversation already
+    seen) and every reason with it. The text is the check: a state changed by anyone else (a
+    claim, a reset, another process) is stored as another text, and decoded. An entry is taken
+    out while a post works on its state and put back only once the post's transaction has
+    committed, so that an entry is always a state exactly as stored: a post rolled back leaves
+    none, and the next decodes the text.
+
+    States are kept from a conversation's second post on, and only the last `limit` saved: a
+    state takes 20-40 KiB, and every full collection of the heap walks the objects kept.
+    """
+
+    LIMIT = 1024
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self._limit = limit
+        # Oldest saved first (a dict would find its first entry past every one deleted).
+        self._entries: OrderedDict[str, tuple[str, ConversationState]] = OrderedDict()
+        self._lock = threading.Lock()  # (a writer thread and the loop's thread both use it)
+        self.reused = 0  # states taken as saved (the others were decoded)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def take(self, conversation_id: str, text: str) -> ConversationState | None:
+        """The conversation's state saved as `text`, now the caller's; None when there is none
+        (or it was saved as another text)."""
+        with self._lock:
+            entry = self._entries.pop(conversation_id, None)
+        if entry is None or entry[0] != text:
+            return None
+        self.reused += 1
+        return entry[1]
+
+    def put(self, saved: Iterable[Saved]) -> None:
+        """Keep states whose transaction has committed, in the order they were saved."""
+        with self._lock:
+            entries = self._entries
+            for conversation_id, text, state in saved:
+                entries[conversation_id] = (text, state)
+                entries.move_to_end(conversation_id)
+            while len(entries) > self._limit:
+                entries.popitem(last=False)
+
+
 class Ingestor:
     """Applies batches to the database inside a session (the synchronous core of ingest)."""
 
@@ -102,13 +159,19 @@ class Ingestor:
         self._rules = rules
         self._surfaces = surfaces
         self._clock = clock
+        self.saved_states = SavedStates()
 
     def apply(self, session: Session, batches: Sequence[InboundBatch]) -> IngestResult:
         """Store one post's batches; the caller owns the transaction."""
         return self.apply_group(session, [batches])[0]
 
     def apply_group(
-        self, session: Session, posts: Sequence[Sequence[InboundBatch]], *, commit: bool = False
+        self,
+        session: Session,
+        posts: Sequence[Sequence[InboundBatch]],
+        *,
+        commit: bool = False,
+        saved: list[Saved] | None = None,
     ) -> list[IngestResult]:
         """Store several posts' batches, each post as `apply` would, in a few statements for all.
 
@@ -118,7 +181,9 @@ class Ingestor:
         named a second time starts a new round of phases, so that its later batch sees the
         earlier one stored, exactly as one post after the other would. `commit=True` commits the
         transaction with the last statements (on PostgreSQL in the same round trip): the
-        caller's own commit then has nothing left to do.
+        caller's own commit then has nothing left to do. Given `saved`, the states saved (on
+        SQLite) are added to it: hand it to `saved_states.put` once the transaction has
+        committed, and the next posts to those conversations go on from those objects.
         """
         results: list[IngestResult] = []
         work: list[_Work] = []
@@ -136,14 +201,16 @@ class Ingestor:
         for item in work:
             cid = item.batch.conversation_id
             if cid in named:
-                self._apply_round(session, round_, commit=False)
+                self._apply_round(session, round_, commit=False, saved=saved)
                 round_, named = [], set()
             named.add(cid)
             round_.append(item)
-        self._apply_round(session, round_, commit=commit)
+        self._apply_round(session, round_, commit=commit, saved=saved)
         return results
 
-    def _apply_round(self, session: Session, work: Sequence[_Work], *, commit: bool) -> None:
+    def _apply_round(
+        self, session: Session, work: Sequence[_Work], *, commit: bool, saved: list[Saved] | None
+    ) -> None:
         # One statement (one round trip) locks every conversation of the round; the locks are
         # taken in the order of the conversation ids, which keeps two replicas from
         # deadlocking on the same pair.
@@ -158,7 +225,12 @@ class Ingestor:
         locked = conversations.lock_for_store(session=session, requests=requests)
         # A conversation the engine has never seen (no state yet) has no stored events and no
         # escalation: its first post skips both look-ups.
-        seen = {cid: ids for cid, ids in event_ids.items() if locked.records[cid].state is not None}
+        texts = locked.state_texts
+        seen = {
+            cid: ids
+            for cid, ids in event_ids.items()
+            if locked.records[cid].state is not None or (texts is not None and cid in texts)
+        }
         # Their stored event ids, and their open or claimed escalations (kept current as
         # decisions open and close them): one round trip on PostgreSQL.
         known, active = escalations.known_and_active(session=session, event_ids=seen)
@@ -172,6 +244,8 @@ class Ingestor:
                 session,
                 item,
                 records[cid],
+                texts,
+                saved,
                 known.get(cid, set()),
                 active.get(cid),
                 unstored.get(cid),
@@ -199,6 +273,8 @@ class Ingestor:
         session: Session,
         item: _Work,
         record: conversations.ConversationRecord,
+        texts: dict[str, str] | None,
+        saved: list[Saved] | None,
         known: set[str],
         active: ActiveEscalation | None,
         create: conversations.LockRequest | None,
@@ -209,7 +285,8 @@ class Ingestor:
         """Run the engine over a batch's new events and apply its decisions; the rows to
         insert and the state to save are added to `events` and `states` (with `create`, the
         request of a conversation not stored yet, whose row the state creates). Returns how
-        many."""
+        many. `texts` are the stored states not decoded (`Locked.state_texts`, on SQLite);
+        the state saved is added to `saved`, when given (`apply_group`)."""
         batch, result, rules, now = item.batch, item.result, item.rules, item.now
         cid = batch.conversation_id
         result.events_received += len(batch.events)
@@ -225,9 +302,12 @@ class Ingestor:
         ordered = list(fresh.values())
         if len(ordered) > 1:
             ordered.sort(key=_timestamp)
-        state = (
-            ConversationState.from_dict(record.state) if record.state else ConversationState.new()
-        )
+        text = texts.get(cid) if texts is not None else None
+        # The state this process saved as the stored text, if it still has it; or decoded.
+        state = self.saved_states.take(cid, text) if text is not None else None
+        if state is None:
+            stored = json.loads(text) if text is not None else record.state
+            state = ConversationState.from_dict(stored) if stored else ConversationState.new()
         rows: list[tuple[ConversationEvent, Assessment | None]] = []
         last: Assessment | None = None
         ended = record.status == "ended"
@@ -266,10 +346,15 @@ class Ingestor:
         assert last is not None
         last_at = ordered[-1].timestamp  # the latest: `ordered` is in time order
         events.append(conversations.EventRows(cid, rows, now))
+        state_text = state.to_json()
+        if saved is not None and text is not None:
+            # (Kept only for a conversation stored before this post: one seen once may never
+            # post again, and a state kept is walked by every full collection of the heap.)
+            saved.append((cid, state_text, state))
         states.append(
             conversations.StateUpdate(
                 conversation_id=cid,
-                state=state.to_json(),
+                state=state_text,
                 score=last.score,
                 level=last.level,
                 status="ended" if ended else "active",
@@ -605,9 +690,14 @@ class IngestPipeline:
         try:
             # No check of the pooled connection first (a round trip): a lost one fails the
             # group with a DBAPIError, and `_commit_group` does it again, post by post.
+            saved: list[Saved] = []
             with self._database.session(ping=False, wait=wait) as session:
                 posts = [pending.batches for pending in group]
-                return list(self._ingestor.apply_group(session, posts, commit=True))
+                results: list[IngestResult | BaseException] = list(
+                    self._ingestor.apply_group(session, posts, commit=True, saved=saved)
+                )
+            self._ingestor.saved_states.put(saved)  # (committed)
+            return results
         except (DBAPIError, WriteLockBusy):
             raise
         except Exception as error:

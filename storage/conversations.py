@@ -36,7 +36,7 @@ from engine.events import ConversationEvent, ConversationMeta, Customer, EventTy
 from storage import _pgpipeline, tables
 from storage._pgarrays import text_array
 from storage._pgrows import Arrays, insert_columns, unnest
-from storage._prepared import Prepared, driver_connection, prepared
+from storage._prepared import Prepared, Results, driver_connection, prepared
 from storage._sql import MAX_PARAMETERS, chunks, connection
 from storage.codec import ReasonsText, reasons_from_json, reasons_to_json, weights
 from storage.types import UtcDateTime
@@ -151,10 +151,17 @@ class StateUpdate:
 @dataclass(frozen=True, slots=True)
 class Locked:
     """What `lock_for_store` locked: every conversation's record by id, and the requests of the
-    new ones it left for `store` to insert (on SQLite)."""
+    new ones it left for `store` to insert (on SQLite).
+
+    On SQLite, `state_texts` holds the stored state of each conversation that has one, as its
+    JSON text, not decoded: those records' `state` is None. The ingest goes on from the state
+    object it saved as that very text when it still has it (`bot.pipeline.SavedStates`), and
+    decodes the text otherwise. On PostgreSQL it is None, and the records hold their states.
+    """
 
     records: dict[str, ConversationRecord]
     unstored: dict[str, LockRequest]
+    state_texts: dict[str, str] | None = None
 
 
 def lock_conversation(
@@ -235,7 +242,7 @@ def lock_for_store(*, session: Session, requests: Sequence[LockRequest]) -> Lock
     conn = connection(session)
     if conn.dialect.name == "postgresql":
         return Locked(_lock_postgres(conn, ordered), {})
-    return _lock_sqlite(conn, ordered, insert_new=False)
+    return _lock_sqlite(conn, ordered, insert_new=False, state_texts={})
 
 
 def read_postgres(
@@ -291,14 +298,19 @@ def _in_id_order(requests: Sequence[LockRequest]) -> list[LockRequest]:
 
 
 def _lock_sqlite(
-    conn: Connection, ordered: Sequence[LockRequest], *, insert_new: bool = True
+    conn: Connection,
+    ordered: Sequence[LockRequest],
+    *,
+    insert_new: bool = True,
+    state_texts: dict[str, str] | None = None,
 ) -> Locked:
     """`lock_conversations` on SQLite, whose transaction already holds the database's write
     lock (BEGIN IMMEDIATE): nobody else can create a conversation between the look-up and the
     insert. Known conversations are upserted (their meta merged) and read back; new ones, most
     of a busy service's posts, are inserted in one `executemany` (or, without `insert_new`, left
     for `store`) and their records built from the values, as the upsert would have returned
-    them."""
+    them. Given `state_texts`, the stored states are put there as their JSON text instead of
+    decoded into the records (`Locked.state_texts`)."""
     ids = [request.conversation_id for request in ordered]
     known: set[str] = set()
     for chunk in chunks(ids, MAX_PARAMETERS):
@@ -315,9 +327,19 @@ def _lock_sqlite(
         ]
         with driver_connection(conn, upsert.sql) as driver:
             rows, description = upsert.returning(driver, parameters)
-        for row in rows:
-            record = _record(upsert.results.row(row, description))
-            merged[record.id] = record
+        if state_texts is None:
+            for row in rows:
+                record = _record(upsert.results.row(row, description))
+                merged[record.id] = record
+        else:
+            results = _state_as_text(upsert)
+            for row in rows:
+                values = results.row(row, description)
+                text = values["state"]
+                if text is not None:
+                    state_texts[values["id"]] = text
+                    values["state"] = None
+                merged[values["id"]] = _record(values)
     unstored: dict[str, LockRequest] = {}
     if len(known) < len(ids):
         new = [request for request in ordered if request.conversation_id not in known]
@@ -331,7 +353,28 @@ def _lock_sqlite(
             for request in ordered
         },
         unstored,
+        state_texts,
     )
+
+
+_STATE_AS_TEXT: dict[int, tuple[Prepared, Results]] = {}
+
+
+def _state_as_text(upsert: Prepared) -> Results:
+    """The conversions of the upsert's RETURNING row, but for the state: its JSON text as
+    stored, not decoded (`Locked.state_texts`)."""
+    entry = _STATE_AS_TEXT.get(id(upsert))
+    if entry is None or entry[0] is not upsert:  # (an id is only unique while alive)
+        returned = upsert.results
+        types = [
+            Text() if name == "state" else kind
+            for name, kind in zip(returned.columns, returned.types, strict=True)
+        ]
+        entry = _STATE_AS_TEXT[id(upsert)] = (
+            upsert,
+            Results(returned.columns, types, returned.dialect),
+        )
+    return entry[1]
 
 
 def _insert_new(conn: Connection, requests: Sequence[LockRequest]) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from bot.config import Settings, SettingsError
-from bot.pipeline import Ingestor, IngestPipeline, IngestResult
+from bot.pipeline import Ingestor, IngestPipeline, IngestResult, Saved
 from engine.events import (
     ConversationEvent,
     ConversationMeta,
@@ -63,7 +63,12 @@ class _Overlapping(Ingestor):
         self._lock = threading.Lock()
 
     def apply_group(
-        self, session: Session, posts: Sequence[Sequence[InboundBatch]], *, commit: bool = False
+        self,
+        session: Session,
+        posts: Sequence[Sequence[InboundBatch]],
+        *,
+        commit: bool = False,
+        saved: list[Saved] | None = None,
     ) -> list[IngestResult]:
         with self._lock:
             first = not self.first_entered.is_set()
@@ -74,7 +79,7 @@ class _Overlapping(Ingestor):
             self.overlapped = self.second_entered.wait(self._hold_s)
         else:
             self.second_entered.set()
-        return super().apply_group(session, posts, commit=commit)
+        return super().apply_group(session, posts, commit=commit, saved=saved)
 
 
 async def _two_groups(
@@ -160,11 +165,16 @@ class _Recording(Ingestor):
         self.threads: list[str] = []
 
     def apply_group(
-        self, session: Session, posts: Sequence[Sequence[InboundBatch]], *, commit: bool = False
+        self,
+        session: Session,
+        posts: Sequence[Sequence[InboundBatch]],
+        *,
+        commit: bool = False,
+        saved: list[Saved] | None = None,
     ) -> list[IngestResult]:
         self.groups.append(len(posts))
         self.threads.append(threading.current_thread().name)
-        return super().apply_group(session, posts, commit=commit)
+        return super().apply_group(session, posts, commit=commit, saved=saved)
 
 
 async def _ticks_until(done: asyncio.Future[IngestResult]) -> int:
@@ -270,12 +280,17 @@ class _FailingOnTheLoop(_Recording):
     """The database fails the first group (as a full disk would): an error of the driver."""
 
     def apply_group(
-        self, session: Session, posts: Sequence[Sequence[InboundBatch]], *, commit: bool = False
+        self,
+        session: Session,
+        posts: Sequence[Sequence[InboundBatch]],
+        *,
+        commit: bool = False,
+        saved: list[Saved] | None = None,
     ) -> list[IngestResult]:
         if not self.threads:
             self.threads.append(threading.current_thread().name)
             raise OperationalError("INSERT INTO events", {}, Exception("disk I/O error"))
-        return super().apply_group(session, posts, commit=commit)
+        return super().apply_group(session, posts, commit=commit, saved=saved)
 
 
 async def test_a_group_the_database_failed_on_the_loop_is_done_again_on_a_writer_thread(
@@ -361,10 +376,15 @@ class _Threads(Ingestor):
         self.threads: list[str] = []
 
     def apply_group(
-        self, session: Session, posts: Sequence[Sequence[InboundBatch]], *, commit: bool = False
+        self,
+        session: Session,
+        posts: Sequence[Sequence[InboundBatch]],
+        *,
+        commit: bool = False,
+        saved: list[Saved] | None = None,
     ) -> list[IngestResult]:
         self.threads.append(threading.current_thread().name)
-        return super().apply_group(session, posts, commit=commit)
+        return super().apply_group(session, posts, commit=commit, saved=saved)
 
 
 async def _waiting_for_a_lock(database: Database, deadline: float) -> bool:

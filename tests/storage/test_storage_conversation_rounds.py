@@ -569,3 +569,30 @@ def test_on_sqlite_the_active_escalations_are_read_through_the_one_active_index(
             assert plan == [
                 "SEARCH escalations USING INDEX uq_escalations_one_active (conversation_id=?)"
             ]
+
+
+def test_the_ingest_lock_hands_over_a_stored_state_as_the_text_it_was_saved_as(
+    database: Database,
+) -> None:
+    # On SQLite the state comes back undecoded, exactly as saved (the ingest compares it with
+    # the text of the state it kept); on PostgreSQL, decoded in the record.
+    saved = json.dumps({"turns": 3, "note": "Zoë"}, ensure_ascii=False)
+    with database.session() as session:
+        conversations.lock_conversations(session=session, requests=[LockRequest("a", META, T0)])
+        conversations.store(
+            session=session,
+            events=(),
+            states=[StateUpdate("a", saved, 1.0, None, "active", T0, now=T0)],
+        )
+    with database.session() as session:
+        locked = conversations.lock_for_store(
+            session=session, requests=[LockRequest("a", META, LATER), LockRequest("b", META, LATER)]
+        )
+    if database.dialect == "sqlite":
+        assert locked.state_texts == {"a": saved}
+        assert locked.records["a"].state is None
+    else:
+        assert locked.state_texts is None
+        assert locked.records["a"].state == {"turns": 3, "note": "Zoë"}
+    assert locked.records["a"].score == 1.0
+    assert locked.records["b"].state is None

@@ -41,9 +41,7 @@ def reason_texts(record: EscalationRecord) -> tuple[str, ...]:
 
 def build_card(session: Session, record: EscalationRecord, base_url: str) -> Card:
     """The neutral card for an escalation as it stands in the database."""
-    conversation = conversations.get_conversation(
-        session=session, conversation_id=record.conversation_id
-    )
+    meta = conversations.get_meta(session=session, conversation_id=record.conversation_id)
     history = escalations.handoff_history(session=session, escalation_id=record.id)
     # A platform hand-off call answers once per attempt: the card shows only its latest answer.
     last_call = max((e.id for e in history if e.kind == "platform_call"), default=None)
@@ -62,14 +60,14 @@ def build_card(session: Session, record: EscalationRecord, base_url: str) -> Car
         score=float(record.score or 0.0),
         mention=record.mention,
         team=record.team or "",
-        platform=conversation.meta.platform if conversation else "generic",
-        customer_name=conversation.meta.customer.name if conversation else None,
-        customer_tier=conversation.meta.customer.tier if conversation else None,
+        platform=meta.platform if meta else "generic",
+        customer_name=meta.customer.name if meta else None,
+        customer_tier=meta.customer.tier if meta else None,
         opened_at=record.opened_at,
         reasons=reason_texts(record),
         summary=summary_from_json(record.summary or {}),
         transcript_url=f"{base_url}/conversations/{record.conversation_id}",
-        platform_url=conversation.meta.link if conversation else None,
+        platform_url=meta.link if meta else None,
         claimed_by=record.claimed_by_name or record.claimed_by,
         claimed_at=record.claimed_at,
         # closed_by is a surface user id; the card shows the name the closer acted under.

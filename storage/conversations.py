@@ -73,22 +73,26 @@ class StoredEvent:
     decision: Decision | None
 
 
-def _record(row: Mapping[Any, Any]) -> ConversationRecord:
+def _meta(row: Mapping[Any, Any]) -> ConversationMeta:
     metadata = row["metadata"] or {}
+    return ConversationMeta(
+        platform=row["platform"],
+        customer=Customer(
+            id=row["customer_id"],
+            name=row["customer_name"],
+            tier=row["customer_tier"],
+            email=row["customer_email"],
+        ),
+        metadata={str(key): str(value) for key, value in metadata.items()},
+        language=row["language"],
+        link=row["link"],
+    )
+
+
+def _record(row: Mapping[Any, Any]) -> ConversationRecord:
     return ConversationRecord(
         id=row["id"],
-        meta=ConversationMeta(
-            platform=row["platform"],
-            customer=Customer(
-                id=row["customer_id"],
-                name=row["customer_name"],
-                tier=row["customer_tier"],
-                email=row["customer_email"],
-            ),
-            metadata={str(key): str(value) for key, value in metadata.items()},
-            language=row["language"],
-            link=row["link"],
-        ),
+        meta=_meta(row),
         state=row["state"],
         score=row["score"],
         level=row["level"],
@@ -709,6 +713,36 @@ def get_conversation(*, session: Session, conversation_id: str) -> ConversationR
         .one_or_none()
     )
     return _record(row) if row is not None else None
+
+
+_META = select(
+    *(
+        _conversations.c[name]
+        for name in (
+            "platform",
+            "customer_id",
+            "customer_name",
+            "customer_tier",
+            "customer_email",
+            "metadata",
+            "language",
+            "link",
+        )
+    )
+)
+
+
+def get_meta(*, session: Session, conversation_id: str) -> ConversationMeta | None:
+    """The conversation's meta as stored (merged from its posts), or None when no event of it
+    was ever stored: what a card shows of it, without the engine's state, which
+    `get_conversation` reads and decodes too (a long conversation's is several KB)."""
+    row = (
+        connection(session)
+        .execute(_META.where(_conversations.c.id == conversation_id))
+        .mappings()
+        .one_or_none()
+    )
+    return _meta(row) if row is not None else None
 
 
 def known_event_ids(

@@ -56,6 +56,10 @@ def test_later_posts_fill_in_meta_without_forgetting_what_was_known(database: Da
     assert record.meta.link == META.link
     assert record.created_at == T0
     assert record.updated_at == T0 + timedelta(minutes=1)
+    # What a card reads of it: the same merged meta, without the state.
+    with database.session() as session:
+        assert conversations.get_meta(session=session, conversation_id="conv-1") == record.meta
+        assert conversations.get_meta(session=session, conversation_id="nobody") is None
 
 
 def test_a_retried_webhook_does_not_store_its_events_twice(database: Database) -> None:

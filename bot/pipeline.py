@@ -134,9 +134,9 @@ class SavedStates:
         (or it was saved as another text)."""
         with self._lock:
             entry = self._entries.pop(conversation_id, None)
-        if entry is None or entry[0] != text:
-            return None
-        self.reused += 1
+            if entry is None or entry[0] != text:
+                return None
+            self.reused += 1
         return entry[1]
 
     def put(self, saved: Iterable[Saved]) -> None:

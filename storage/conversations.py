@@ -443,9 +443,8 @@ def _lock_values(request: LockRequest) -> dict[str, Any]:
     return dict(zip(_LOCK_KEYS, _lock_row(request), strict=True))
 
 
-# The keys each prepared statement is compiled for (every caller passes all of them).
-_LOCK_KEYS = (
-    "id",
+# A conversation's columns of its meta (`get_meta`).
+_META_KEYS = (
     "platform",
     "customer_id",
     "customer_name",
@@ -454,11 +453,9 @@ _LOCK_KEYS = (
     "metadata",
     "language",
     "link",
-    "score",
-    "status",
-    "created_at",
-    "updated_at",
 )
+# The keys each prepared statement is compiled for (every caller passes all of them).
+_LOCK_KEYS = ("id", *_META_KEYS, "score", "status", "created_at", "updated_at")
 _EVENT_KEYS = tuple(column.key for column in _events.columns if column is not _events.c.pk)
 
 
@@ -715,21 +712,7 @@ def get_conversation(*, session: Session, conversation_id: str) -> ConversationR
     return _record(row) if row is not None else None
 
 
-_META = select(
-    *(
-        _conversations.c[name]
-        for name in (
-            "platform",
-            "customer_id",
-            "customer_name",
-            "customer_tier",
-            "customer_email",
-            "metadata",
-            "language",
-            "link",
-        )
-    )
-)
+_META = select(*(_conversations.c[name] for name in _META_KEYS))
 
 
 def get_meta(*, session: Session, conversation_id: str) -> ConversationMeta | None:

@@ -5,7 +5,7 @@ that is not the one stored."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,9 @@ from engine.events import (
 from engine.rules_loader import load_rules_file
 from storage import conversations, escalations, tables
 from storage.db import Database
+from tests.bot.conftest import REPO, T0
 
-REPO = Path(__file__).resolve().parents[2]
 RULES = load_rules_file(REPO / "rules.yaml")
-T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 DATA = REPO / "evaluation" / "data"
 
 

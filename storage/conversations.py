@@ -331,19 +331,13 @@ def _lock_sqlite(
         ]
         with driver_connection(conn, upsert.sql) as driver:
             rows, description = upsert.returning(driver, parameters)
-        if state_texts is None:
-            for row in rows:
-                record = _record(upsert.results.row(row, description))
-                merged[record.id] = record
-        else:
-            results = _state_as_text(upsert)
-            for row in rows:
-                values = results.row(row, description)
-                text = values["state"]
-                if text is not None:
-                    state_texts[values["id"]] = text
-                    values["state"] = None
-                merged[values["id"]] = _record(values)
+        results = upsert.results if state_texts is None else _state_as_text(upsert)
+        for row in rows:
+            values = results.row(row, description)
+            if state_texts is not None and values["state"] is not None:
+                state_texts[values["id"]] = values["state"]  # (its text: `_state_as_text`)
+                values["state"] = None
+            merged[values["id"]] = _record(values)
     unstored: dict[str, LockRequest] = {}
     if len(known) < len(ids):
         new = [request for request in ordered if request.conversation_id not in known]

@@ -31,7 +31,7 @@ from engine.assessment import Assessment, Decision
 from engine.events import ConversationEvent, EventType, InboundBatch, Role
 from engine.redact import redact
 from engine.rules import Rules
-from storage import conversations, escalations, outbox
+from storage import _pgpipeline, conversations, escalations, outbox
 from storage.codec import summary_to_json
 from storage.db import Database, WriteLockBusy
 from storage.escalations import ActiveEscalation
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # Enum members read at every event, as globals (the enum class's look-up costs more: engine.assess).
 _MESSAGE, _SESSION_END, _CUSTOMER = EventType.MESSAGE, EventType.SESSION_END, Role.CUSTOMER
-_NO_DECISION = Decision.NONE
+_NO_DECISION, _OPEN = Decision.NONE, Decision.OPEN
 
 Clock = Callable[[], datetime]
 _timestamp = attrgetter("timestamp")
@@ -95,6 +95,9 @@ def team_surfaces(rules: Rules, team: str, enabled: frozenset[str]) -> list[tupl
         targets.append(("console", team))
     return targets
 
+
+# An escalation to open with the round's writes, and the result of the post that opens it.
+_Opening = tuple[escalations.NewEscalation, IngestResult]
 
 # A state saved, for `SavedStates`: (conversation id, its JSON text as stored, the state).
 Saved = tuple[str, str, ConversationState]
@@ -238,6 +241,8 @@ class Ingestor:
         events: list[conversations.EventRows] = []
         states: list[conversations.StateUpdate] = []
         deliveries: list[outbox.NewDelivery] = []
+        # On PostgreSQL, the escalations the round's last events open: sent with its writes.
+        opening: list[_Opening] | None = [] if escalations.opens_later(session) else None
         for item in work:
             cid = item.batch.conversation_id
             stored = self._assess_batch(
@@ -252,6 +257,7 @@ class Ingestor:
                 events,
                 states,
                 deliveries,
+                opening,
             )
             item.result.events_stored += stored
         if unstored and len(states) < len(work):
@@ -264,9 +270,25 @@ class Ingestor:
         # The round's customer messages for the cards' threads, in one statement: on PostgreSQL
         # sent with the round's writes, in their round trip.
         unsent = outbox.enqueue_many(session=session, deliveries=deliveries, later=True)
+        if not opening:
+            conversations.store(
+                session=session, events=events, states=states, commit=commit, also=unsent
+            )
+            return
+        new = [escalation for escalation, _ in opening]
+        answers: list[_pgpipeline.Result] = []
         conversations.store(
-            session=session, events=events, states=states, commit=commit, also=unsent
+            session=session,
+            events=events,
+            states=states,
+            commit=commit,
+            also=[escalations.open_statement(session=session, escalations=new), *unsent],
+            answers=answers,
         )
+        opened = escalations.opened_ids(answers[0])
+        for escalation, result in opening:
+            result.opened.append(opened[escalation.conversation_id])
+            result.opened_levels.append(escalation.level)
 
     def _assess_batch(
         self,
@@ -281,12 +303,15 @@ class Ingestor:
         events: list[conversations.EventRows],
         states: list[conversations.StateUpdate],
         deliveries: list[outbox.NewDelivery],
+        opening: list[_Opening] | None,
     ) -> int:
         """Run the engine over a batch's new events and apply its decisions; the rows to
         insert and the state to save are added to `events` and `states` (with `create`, the
         request of a conversation not stored yet, whose row the state creates). Returns how
         many. `texts` are the stored states not decoded (`Locked.state_texts`, on SQLite);
-        the state saved is added to `saved`, when given (`apply_group`)."""
+        the state saved is added to `saved`, when given (`apply_group`). Given `opening`, an
+        escalation that the batch's last event opens is added to it, for the round to open
+        with its writes; the others are opened at once (a later event may need its id)."""
         batch, result, rules, now = item.batch, item.result, item.rules, item.now
         cid = batch.conversation_id
         result.events_received += len(batch.events)
@@ -328,6 +353,17 @@ class Ingestor:
                     conversations.create_unstored(session=session, requests=[create])
                     create = None
                 result.decisions.append((cid, event.event_id, decision))
+                if (
+                    decision is _OPEN
+                    and active is None
+                    and opening is not None
+                    and event is ordered[-1]
+                ):
+                    opening.append(
+                        (self._new_escalation(cid, assessment, state, rules, now), result)
+                    )
+                    result.queued = True
+                    continue
                 state, active = self._apply_decision(
                     session, cid, event, assessment, state, active, rules, now, result
                 )
@@ -426,6 +462,19 @@ class Ingestor:
         rules: Rules,
         now: datetime,
     ) -> ActiveEscalation:
+        escalation = self._new_escalation(cid, assessment, state, rules, now)
+        return ActiveEscalation.of(escalations.open_new(session=session, escalation=escalation))
+
+    def _new_escalation(
+        self,
+        cid: str,
+        assessment: Assessment,
+        state: ConversationState,
+        rules: Rules,
+        now: datetime,
+    ) -> escalations.NewEscalation:
+        """The escalation an OPEN decision opens: its summary, the team's settings as they are
+        now, and the channels its card goes to."""
         team = assessment.team or rules.routes.team or "default"
         team_config = rules.teams.get(team)
         snapshot: dict[str, Any] = {
@@ -433,25 +482,14 @@ class Ingestor:
             "team_config": team_config.model_dump(mode="json") if team_config else None,
             "level": assessment.level,
         }
-        record = escalations.open_escalation(
-            session=session,
+        return escalations.NewEscalation(
             conversation_id=cid,
             assessment=assessment,
             summary=summary_to_json(summarize(state, rules)),
             snapshot=snapshot,
             now=now,
+            cards=team_surfaces(rules, team, self._surfaces()),
         )
-        for surface, channel in team_surfaces(rules, team, self._surfaces()):
-            outbox.enqueue(
-                session=session,
-                kind="post_card",
-                surface=surface,
-                escalation_id=record.id,
-                payload={"channel": channel},
-                due_at=now,
-                dedupe_key=f"post:{record.id}:{surface}:{channel}",
-            )
-        return ActiveEscalation.of(record)
 
     def _enqueue_update(
         self, session: Session, escalation_id: int, now: datetime, result: IngestResult
@@ -530,8 +568,10 @@ class IngestPipeline:
       while it waits for the server (its round trips, the commit's WAL flush) the loop serves
       requests and works the next group, up to `loop_groups` groups at once. The database keeps
       them apart as it keeps replicas apart (conversations locked in id order, a failed group
-      redone post by post). Only the ingest's own round trips (`storage._pgpipeline`) give the
-      loop back: the statements of an escalation, rarer, hold it for their round trip.
+      redone post by post). Only the round trips sent through `storage._pgpipeline` give the
+      loop back: the lock, the writes, and an escalation's opening (sent with the writes when a
+      batch's last event opens it, `Ingestor._apply_round`). The statements of a change to an
+      open escalation (an upgrade, a close, a card redraw), rarer, hold it for their round trip.
 
     With `writers >= 1` groups are committed on that many threads instead.
     """

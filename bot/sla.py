@@ -172,14 +172,11 @@ def fire(
     )
     if step.action == "handoff" and step.target:
         for surface, channel in team_surfaces(rules, step.target, surfaces):
-            outbox.enqueue(
+            outbox.enqueue_card_post(
                 session=session,
-                kind="post_card",
-                surface=surface,
                 escalation_id=step.escalation_id,
-                payload={"channel": channel},
-                due_at=now,
-                dedupe_key=f"post:{step.escalation_id}:{surface}:{channel}",
+                surface=surface,
+                channel=channel,
                 now=now,
             )
     else:

@@ -114,15 +114,16 @@ class Arrays:
         return self.command, parameters
 
 
-def unnest(columns: Sequence[tuple[str, Column[Any]]], dialect: Dialect) -> str:
-    """`unnest($1::text[], ...)`: the arrays of `Arrays.parameters`, a row per index.
+def unnest(columns: Sequence[tuple[str, Column[Any]]], dialect: Dialect, start: int = 1) -> str:
+    """`unnest($1::text[], ...)`: the arrays of `Arrays.parameters`, a row per index (their
+    placeholders numbered from `start`, for a statement with several).
 
     The arrays travel in binary: psycopg writes the text form of an array in Python, escaping
     each element with a regular expression, which cost more than the statements per row did.
     """
     arrays = ", ".join(
         f"${place}::{array_type(column.type, dialect)}"
-        for place, (_, column) in enumerate(columns, start=1)
+        for place, (_, column) in enumerate(columns, start=start)
     )
     return f"unnest({arrays})"
 

@@ -904,11 +904,13 @@ def store(
     states: Sequence[StateUpdate],
     commit: bool = False,
     also: Sequence[_pgpipeline.Statement] = (),
+    answers: list[_pgpipeline.Result] | None = None,
 ) -> int:
     """Insert events (as `insert_events`), then save states (as `save_state`), for any number of
     conversations: on PostgreSQL one statement each, in one round trip in all, and on SQLite
     one `executemany` each. `also` (PostgreSQL only) are the caller's own statements, sent
-    first in the same round trip (`outbox.enqueue_many(later=True)`).
+    first in the same round trip (`outbox.enqueue_many(later=True)`,
+    `escalations.open_statement`); their results are added to `answers`, when given.
 
     Returns how many event rows were inserted (already stored event ids are skipped). The
     conversations must exist (`lock_conversations`), or be created by their state
@@ -934,7 +936,7 @@ def store(
     if conn.dialect.name == "postgresql":
         if creates:
             raise ValueError("StateUpdate.create is for SQLite (after lock_for_store)")
-        return _store_postgres(conn, events, states, also, commit=commit)
+        return _store_postgres(conn, events, states, also, commit=commit, answers=answers)
     if also:
         raise ValueError("store(also=...) is for PostgreSQL; on SQLite each write is in process")
     inserting = prepared(_INSERT_EVENTS, conn.dialect, _EVENT_KEYS)
@@ -978,6 +980,7 @@ def _store_postgres(
     also: Sequence[_pgpipeline.Statement],
     *,
     commit: bool,
+    answers: list[_pgpipeline.Result] | None,
 ) -> int:
     """`store` on PostgreSQL: every event in one INSERT, every state in one UPDATE (one more
     per time a conversation is named again, see `_rounds`)."""
@@ -1005,6 +1008,8 @@ def _store_postgres(
     sql = inserting.sql if event_parameters is not None else saving.sql
     with driver_connection(conn, sql) as driver:
         results = _pgpipeline.run(driver, statements, commit=commit)
+    if answers is not None:
+        answers += results[: len(also)]
     # Only the rows inserted count, not those ON CONFLICT skipped (an event id given twice is
     # inserted once).
     return results[len(also)].rowcount if event_parameters is not None else 0

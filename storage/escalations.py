@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
-    Connection,
-    Executable,
+    String,
     and_,
     bindparam,
     func,
@@ -27,14 +27,16 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Reason
-from storage import _pgpipeline, conversations, tables
+from storage import _pgpipeline, conversations, outbox, tables
 from storage._pgarrays import text_array
+from storage._pgrows import Arrays, insert_columns, unnest
 from storage._prepared import driver_connection, execute
-from storage._sql import MAX_PARAMETERS, chunks, connection, upsert
+from storage._sql import MAX_PARAMETERS, chunks, connection, is_postgres, upsert
 from storage.codec import reasons_from_json, reasons_to_json
 
 _escalations = tables.escalations
@@ -228,24 +230,15 @@ _CLOSE_UNCLAIMED = (
 )
 
 
-def _open_statement(insert_into: postgresql.Insert | sqlite.Insert) -> Executable:
-    # ON CONFLICT DO NOTHING against the one-active partial index: a refused insert does not
-    # abort the (PostgreSQL) transaction the way a unique violation would.
-    return insert_into.on_conflict_do_nothing(
-        index_elements=[_escalations.c.conversation_id],
-        index_where=tables.ACTIVE_PREDICATE,
-    ).returning(_escalations.c.id)
-
-
-_OPEN = {
-    "postgresql": _open_statement(postgresql.insert(_escalations)),
-    "sqlite": _open_statement(sqlite.insert(_escalations)),
-}
-
-
-def _for_dialect(statements: dict[str, Executable], conn: Connection) -> Executable:
-    """The statement for the connection's database: PostgreSQL's, else SQLite's."""
-    return statements["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+# On SQLite (PostgreSQL's is `_open_arrays`). ON CONFLICT DO NOTHING against the one-active
+# partial index: a refused insert writes nothing, and raises nothing.
+_OPEN = (
+    sqlite.insert(_escalations)
+    .on_conflict_do_nothing(
+        index_elements=[_escalations.c.conversation_id], index_where=tables.ACTIVE_PREDICATE
+    )
+    .returning(_escalations.c.id)
+)
 
 
 def _record(row: Mapping[Any, Any]) -> EscalationRecord:
@@ -305,6 +298,89 @@ def record_handoff_event(
     return int(returned[0]["id"])
 
 
+@dataclass(frozen=True, slots=True)
+class NewEscalation:
+    """An escalation to open: the conversation's, at the assessment's level, with its summary,
+    its snapshot of the team's settings and the (surface, channel) pairs its card is asked for
+    in (`outbox.enqueue_card_post`)."""
+
+    conversation_id: str
+    assessment: Assessment
+    summary: dict[str, Any]
+    snapshot: dict[str, Any]
+    now: datetime
+    cards: Sequence[tuple[str, str]] = ()
+    reasons: list[dict[str, Any]] = field(init=False)  # the assessment's, as stored
+
+    def __post_init__(self) -> None:
+        if self.assessment.level is None:
+            raise ValueError("an escalation needs a level; the assessment has none")
+        object.__setattr__(self, "reasons", reasons_to_json(self.assessment.reasons))
+
+    @property
+    def level(self) -> str:
+        """The level it opens at."""
+        level = self.assessment.level
+        assert level is not None  # (`__post_init__`)
+        return level
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        """The detail of its "opened" step."""
+        assessment = self.assessment
+        return {
+            "level": assessment.level,
+            "score": assessment.score,
+            "event_id": assessment.event_id,
+        }
+
+    def values(self) -> dict[str, Any]:
+        """Its row's values, by column."""
+        assessment = self.assessment
+        return {
+            "conversation_id": self.conversation_id,
+            "status": EscalationStatus.OPEN.value,
+            "level": assessment.level,
+            "score": assessment.score,
+            "reasons": self.reasons,
+            "team": assessment.team,
+            "mention": assessment.mention,
+            "summary": self.summary,
+            "snapshot": self.snapshot,
+            "opened_at": self.now,
+            "opened_at_event_id": assessment.event_id,
+            "updated_at": self.now,
+        }
+
+    def record(self, escalation_id: int) -> EscalationRecord:
+        """Its record once opened as `escalation_id`: built from the values rather than read
+        back, which would decode its JSON (the summary) again."""
+        assessment = self.assessment
+        opened_at = self.now.astimezone(UTC)
+        return EscalationRecord(
+            id=escalation_id,
+            conversation_id=self.conversation_id,
+            status=EscalationStatus.OPEN,
+            level=self.level,
+            score=float(assessment.score),
+            reasons=reasons_from_json(self.reasons),
+            team=assessment.team,
+            mention=assessment.mention,
+            summary=self.summary,
+            snapshot=self.snapshot,
+            opened_at=opened_at,
+            opened_at_event_id=assessment.event_id,
+            claimed_by=None,
+            claimed_by_name=None,
+            claimed_at=None,
+            closed_at=None,
+            closed_by=None,
+            outcome=None,
+            note=None,
+            updated_at=opened_at,
+        )
+
+
 def open_escalation(
     *,
     session: Session,
@@ -313,67 +389,181 @@ def open_escalation(
     summary: dict[str, Any],
     snapshot: dict[str, Any],
     now: datetime,
+    cards: Sequence[tuple[str, str]] = (),
 ) -> EscalationRecord:
-    """Open an escalation for the conversation at the assessment's level.
+    """Open an escalation for the conversation at the assessment's level, log its "opened"
+    step, and ask for its card in each (surface, channel) of `cards` (`outbox.enqueue_card_post`).
 
-    Raises EscalationAlreadyActive when the conversation already has an open or claimed one.
+    Raises EscalationAlreadyActive when the conversation already has an open or claimed one
+    (and writes nothing).
     """
-    if assessment.level is None:
-        raise ValueError("an escalation needs a level; the assessment has none")
+    new = NewEscalation(conversation_id, assessment, summary, snapshot, now, tuple(cards))
+    return open_new(session=session, escalation=new)
+
+
+def open_new(*, session: Session, escalation: NewEscalation) -> EscalationRecord:
+    """`open_escalation` of a `NewEscalation`.
+
+    On PostgreSQL the escalation, its step and its cards are one statement (`open_statement`),
+    sent through `_pgpipeline`: one round trip, during which the ingest's event loop serves other
+    requests (`storage.loopwait`). On SQLite they run in process, one after the other.
+    """
     conn = connection(session)
-    reasons = reasons_to_json(assessment.reasons)
-    values = {
-        "conversation_id": conversation_id,
-        "status": EscalationStatus.OPEN.value,
-        "level": assessment.level,
-        "score": assessment.score,
-        "reasons": reasons,
-        "team": assessment.team,
-        "mention": assessment.mention,
-        "summary": summary,
-        "snapshot": snapshot,
-        "opened_at": now,
-        "opened_at_event_id": assessment.event_id,
-        "updated_at": now,
-    }
-    returned = execute(conn, _for_dialect(_OPEN, conn), values)
-    if not returned:
-        existing = active_escalation(session=session, conversation_id=conversation_id)
-        raise EscalationAlreadyActive(conversation_id, existing.id if existing else None)
-    # The row is what was just written: built from the values rather than read back, which
-    # would decode its JSON (the summary) again.
-    opened_at = now.astimezone(UTC)
-    record = EscalationRecord(
-        id=int(returned[0]["id"]),
-        conversation_id=conversation_id,
-        status=EscalationStatus.OPEN,
-        level=assessment.level,
-        score=float(assessment.score),
-        reasons=reasons_from_json(reasons),
-        team=assessment.team,
-        mention=assessment.mention,
-        summary=summary,
-        snapshot=snapshot,
-        opened_at=opened_at,
-        opened_at_event_id=assessment.event_id,
-        claimed_by=None,
-        claimed_by_name=None,
-        claimed_at=None,
-        closed_at=None,
-        closed_by=None,
-        outcome=None,
-        note=None,
-        updated_at=opened_at,
+    cid = escalation.conversation_id
+    escalation_id: int | None
+    if conn.dialect.name == "postgresql":
+        statement = open_statement(session=session, escalations=[escalation], refused_quietly=True)
+        with driver_connection(conn, statement[0].decode()) as driver:
+            (result,) = _pgpipeline.run(driver, [statement], commit=False)
+        escalation_id = opened_ids(result).get(cid)
+    else:
+        returned = execute(conn, _OPEN, escalation.values())
+        escalation_id = int(returned[0]["id"]) if returned else None
+        if escalation_id is not None:
+            record_handoff_event(
+                session=session,
+                escalation_id=escalation_id,
+                kind=OPENED,
+                now=escalation.now,
+                to_status=EscalationStatus.OPEN.value,
+                detail=escalation.detail,
+            )
+            for surface, channel in escalation.cards:
+                outbox.enqueue_card_post(
+                    session=session,
+                    escalation_id=escalation_id,
+                    surface=surface,
+                    channel=channel,
+                    now=escalation.now,
+                )
+    if escalation_id is None:
+        existing = active_escalation(session=session, conversation_id=cid)
+        raise EscalationAlreadyActive(cid, existing.id if existing else None)
+    return escalation.record(escalation_id)
+
+
+OPENED = "opened"  # the hand-off step of an escalation's opening
+
+# The columns `open_statement` writes: the escalations', their steps' (beside the escalation's
+# id) and the card rows' (beside the escalation's id and the dedupe key), with the conversation
+# whose escalation each step and card is of, and the channel a card's key names.
+_OPEN_KEYS = (
+    "conversation_id",
+    "status",
+    "level",
+    "score",
+    "reasons",
+    "team",
+    "mention",
+    "summary",
+    "snapshot",
+    "opened_at",
+    "opened_at_event_id",
+    "updated_at",
+)
+_OPENED_STEP_KEYS = ("at", "kind", "to_status", "detail")
+_CARD_KEYS = ("kind", "surface", "payload", "status", "attempts", "due_at", "created_at")
+_OPEN_ARRAYS: dict[tuple[str, bool], Arrays] = {}
+
+
+def _open_arrays(dialect: Dialect, refused_quietly: bool) -> Arrays:
+    """`open_statement`'s statement, built once per driver and kind."""
+    statement = _OPEN_ARRAYS.get((dialect.driver, refused_quietly))
+    if statement is not None:
+        return statement
+    of = ("of", Column("of", String()))  # the conversation a step or a card is of
+    opened, opened_names, opened_values = insert_columns(_escalations, _OPEN_KEYS, dialect)
+    step, step_names, step_values = insert_columns(_handoff_events, _OPENED_STEP_KEYS, dialect)
+    card, card_names, card_values = insert_columns(tables.outbox, _CARD_KEYS, dialect)
+    step.append(of)
+    card += [of, ("channel", Column("channel", String()))]
+    step_at = len(opened) + 1  # (where each part's placeholders start)
+    card_at = step_at + len(step)
+    refused = f"ON CONFLICT (conversation_id) WHERE {tables.ACTIVE_PREDICATE.text} DO NOTHING"
+    key = outbox.post_card_key_sql("opened.id", 'v."surface"', "v.channel")
+    sql = f"""
+        WITH opened AS (
+            INSERT INTO {_escalations.name} ({opened_names})
+            SELECT {opened_values}
+            FROM {unnest(opened, dialect)} WITH ORDINALITY AS v({opened_names}, ord)
+            ORDER BY v.ord
+            {refused if refused_quietly else ""}
+            RETURNING id, conversation_id
+        ), step AS (
+            INSERT INTO {_handoff_events.name} (escalation_id, {step_names})
+            SELECT opened.id, {step_values}
+            FROM {unnest(step, dialect, step_at)} AS v({step_names}, of)
+            JOIN opened ON opened.conversation_id = v.of
+            ORDER BY opened.id
+        ), card AS (
+            INSERT INTO {tables.outbox.name} (escalation_id, {card_names}, dedupe_key)
+            SELECT opened.id, {card_values}, {key}
+            FROM {unnest(card, dialect, card_at)} WITH ORDINALITY
+                AS v({card_names}, of, channel, ord)
+            JOIN opened ON opened.conversation_id = v.of
+            ORDER BY opened.id, v.ord
+        )
+        SELECT id, conversation_id FROM opened
+    """  # noqa: S608 - only the schema's names are interpolated
+    statement = _OPEN_ARRAYS[(dialect.driver, refused_quietly)] = Arrays(
+        sql, opened + step + card, dialect, keep_plan=True
     )
-    record_handoff_event(
-        session=session,
-        escalation_id=record.id,
-        kind="opened",
-        now=now,
-        to_status=EscalationStatus.OPEN.value,
-        detail={"level": record.level, "score": record.score, "event_id": assessment.event_id},
+    return statement
+
+
+def opens_later(session: Session) -> bool:
+    """Whether escalations can be opened by a statement sent with other writes
+    (`open_statement`: on PostgreSQL)."""
+    return is_postgres(session)
+
+
+def open_statement(
+    *, session: Session, escalations: Sequence[NewEscalation], refused_quietly: bool = False
+) -> _pgpipeline.Statement:
+    """The PostgreSQL statement that opens `escalations` (of different conversations), with
+    each one's "opened" step and card rows, for `_pgpipeline` (the ingest sends it with its
+    other writes); `opened_ids` reads its answer.
+
+    An escalation of a conversation that has an active one fails the statement (a unique
+    violation, the transaction then failed), or with `refused_quietly`, is left out of it,
+    step and cards with it."""
+    if not opens_later(session):
+        raise ValueError("open_statement is for PostgreSQL; on SQLite, open_escalation")
+    rows = [new.values() for new in escalations]
+    opened = [[row[key] for row in rows] for key in _OPEN_KEYS]
+    steps = [
+        (new.now, OPENED, EscalationStatus.OPEN.value, new.detail, new.conversation_id)
+        for new in escalations
+    ]
+    cards = [
+        (
+            outbox.POST_CARD,
+            surface,
+            {"channel": channel},
+            outbox.PENDING,
+            0,  # attempts
+            new.now,  # due
+            new.now,  # created
+            new.conversation_id,
+            channel,
+        )
+        for new in escalations
+        for surface, channel in new.cards
+    ]
+    dialect = connection(session).dialect
+    return _open_arrays(dialect, refused_quietly).from_columns(
+        opened + _columns(steps, 5) + _columns(cards, 9)
     )
-    return record
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[Sequence[Any]]:
+    """Rows of `width` values as one list per column."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+def opened_ids(result: _pgpipeline.Result) -> dict[str, int]:
+    """The ids of the escalations `open_statement` opened, by conversation."""
+    return {conversation_id: int(escalation_id) for escalation_id, conversation_id in result.rows()}
 
 
 def get_escalation(*, session: Session, escalation_id: int) -> EscalationRecord | None:

@@ -179,6 +179,36 @@ def enqueue(
     return int(execute(conn, statement, values)[0]["id"])
 
 
+POST_CARD = "post_card"
+
+
+def post_card_key(escalation_id: int, surface: str, channel: str) -> str:
+    """The dedupe key of the row that posts an escalation's card to a channel: asked again (an
+    SLA hand-off to the same team) while it is pending, the one row stays."""
+    return f"post:{escalation_id}:{surface}:{channel}"
+
+
+def post_card_key_sql(escalation_id: str, surface: str, channel: str) -> str:
+    """`post_card_key` as a PostgreSQL expression of three SQL expressions (an id, two texts)."""
+    return f"'post:' || {escalation_id} || ':' || {surface} || ':' || {channel}"
+
+
+def enqueue_card_post(
+    *, session: Session, escalation_id: int, surface: str, channel: str, now: datetime
+) -> int:
+    """Ask for the escalation's card in a channel, due now; returns the row's id."""
+    return enqueue(
+        session=session,
+        kind=POST_CARD,
+        surface=surface,
+        escalation_id=escalation_id,
+        payload={"channel": channel},
+        due_at=now,
+        dedupe_key=post_card_key(escalation_id, surface, channel),
+        now=now,
+    )
+
+
 def enqueue_many(
     *, session: Session, deliveries: Sequence[NewDelivery], later: bool = False
 ) -> list[_pgpipeline.Statement]:

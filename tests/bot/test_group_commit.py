@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
-from bot.pipeline import Ingestor, IngestPipeline, IngestResult
+from bot.pipeline import Ingestor, IngestPipeline, IngestResult, team_surfaces
 from engine.events import (
     ConversationEvent,
     ConversationMeta,
@@ -31,7 +31,7 @@ from engine.events import (
     Role,
 )
 from engine.rules_loader import load_rules_file
-from storage import conversations, escalations, tables
+from storage import _pgpipeline, conversations, escalations, outbox, tables
 from storage.db import Database
 from tests.storage.storage_helpers import kill_pooled_connection
 
@@ -387,3 +387,80 @@ async def test_a_post_the_database_refuses_in_the_last_round_trip_spoils_no_othe
     with postgres_database.session() as session:
         stored = conversations.list_conversations(session=session)
     assert sorted(record.id for record in stored) == ["n-carded", "n-ended", "n-known"]
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_the_escalations_a_group_opens_last_go_with_its_writes(
+    postgres_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three posts each open an escalation with their last event, a fourth with its first, and
+    # its customer then writes to the card (the thread message needs the escalation's id). The
+    # three are opened in the round trip of the group's writes: with the lock, and the fourth's
+    # escalation, three round trips in all, each through `_pgpipeline` (none through SQLAlchemy,
+    # whose statements hold the event loop while they wait for the server).
+    exchanges: list[int] = []
+    exchange = _pgpipeline._exchange
+
+    def counted(pgconn: Any, commands: Any) -> Any:
+        exchanges.append(len(commands))
+        return exchange(pgconn, commands)
+
+    monkeypatch.setattr(_pgpipeline, "_exchange", counted)
+    angry = "this is useless, get me a human agent now"
+    posts = [
+        [_batch("l-", f"last-{n}", [_say(f"x{n}", Role.CUSTOMER, angry, 0)])] for n in range(3)
+    ]
+    posts.append(
+        [
+            _batch(
+                "l-",
+                "first",
+                [_say("f1", Role.CUSTOMER, angry, 0), _say("f2", Role.CUSTOMER, "hello??", 9)],
+            )
+        ]
+    )
+    executed: list[str] = []
+
+    def through_sqlalchemy(*args: Any) -> None:
+        executed.append(args[2])
+
+    event.listen(postgres_database.engine, "before_cursor_execute", through_sqlalchemy)
+    try:
+        answers = await _as_one_group(postgres_database, _ingestor(), posts)
+    finally:
+        event.remove(postgres_database.engine, "before_cursor_execute", through_sqlalchemy)
+    assert executed == []
+    assert len(exchanges) == 3
+    assert all(isinstance(answer, IngestResult) for answer in answers)
+    with postgres_database.session(read_only=True) as session:
+        opened = {
+            cid: escalations.active_escalation(session=session, conversation_id=f"l-{cid}")
+            for cid in ("last-0", "last-1", "last-2", "first")
+        }
+        rows = session.connection().execute(select(tables.outbox).order_by(tables.outbox.c.id))
+        queued = [(row["kind"], row["escalation_id"], row["dedupe_key"]) for row in rows.mappings()]
+    ids = {cid: record.id for cid, record in opened.items() if record is not None}
+    assert [answer.opened for answer in answers] == [
+        [ids["last-0"]],
+        [ids["last-1"]],
+        [ids["last-2"]],
+        [ids["first"]],
+    ]
+    assert [answer.opened_levels for answer in answers] == [
+        [record.level] for record in opened.values() if record is not None
+    ]
+    assert ids["last-0"] < ids["last-1"] < ids["last-2"]
+    cards = {
+        record.id: team_surfaces(RULES, record.team or "", frozenset({"slack"}))
+        for record in opened.values()
+        if record is not None
+    }
+    assert sorted(queued, key=lambda row: (row[0], row[1])) == sorted(
+        [
+            ("post_card", number, outbox.post_card_key(number, surface, channel))
+            for number, targets in cards.items()
+            for surface, channel in targets
+        ]
+        + [("thread_reply", ids["first"], None)],
+        key=lambda row: (row[0], row[1]),
+    )

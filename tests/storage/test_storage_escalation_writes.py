@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, Table, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from engine.assessment import Assessment, Reason
@@ -58,6 +59,7 @@ def _open(
     *,
     at: datetime = T0,
     assessment: Assessment | None = None,
+    cards: tuple[tuple[str, str], ...] = (),
 ) -> escalations.EscalationRecord:
     conversations.lock_conversation(
         session=session, conversation_id=conversation_id, meta=META, now=at
@@ -69,7 +71,31 @@ def _open(
         summary={"wants": ["a refund"], "tries": 2},
         snapshot={"team": "billing", "sla": [{"after_minutes": 5}]},
         now=at,
+        cards=cards,
     )
+
+
+def _outbox_rows(session: Session) -> list[dict[str, Any]]:
+    found = session.connection().execute(select(tables.outbox).order_by(tables.outbox.c.id))
+    return [dict(row) for row in found.mappings()]
+
+
+def _card_row(escalation_id: int, surface: str, channel: str, at: datetime = T0) -> dict[str, Any]:
+    """The outbox row that asks for an escalation's card in a channel, without its id."""
+    return {
+        "kind": "post_card",
+        "surface": surface,
+        "escalation_id": escalation_id,
+        "payload": {"channel": channel},
+        "status": "pending",
+        "attempts": 0,
+        "due_at": at,
+        "leased_until": None,
+        "last_error": None,
+        "created_at": at,
+        "done_at": None,
+        "dedupe_key": outbox.post_card_key(escalation_id, surface, channel),
+    }
 
 
 def _without_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -180,17 +206,135 @@ def test_the_opened_record_is_the_row_as_read_back(database: Database) -> None:
     assert record.reasons[0].points == 2.0
 
 
+def test_opening_asks_for_the_card_in_each_channel_in_order(database: Database) -> None:
+    cards = (("slack", "C-billing"), ("teams", "19:billing@thread.tacv2"), ("console", "billing"))
+    with database.session() as session:
+        record = _open(session, cards=cards)
+        other = _open(session, "conv-x", at=T0 + minutes(1), cards=cards[:1])
+        rows = _outbox_rows(session)
+        history = _handoff_rows(session, other.id)
+    assert _without_ids(rows) == [
+        _card_row(record.id, "slack", "C-billing"),
+        _card_row(record.id, "teams", "19:billing@thread.tacv2"),
+        _card_row(record.id, "console", "billing"),
+        _card_row(other.id, "slack", "C-billing", T0 + minutes(1)),
+    ]
+    assert rows[0]["dedupe_key"] == f"post:{record.id}:slack:C-billing"
+    assert [step["kind"] for step in history] == ["opened"]
+    assert other.id > record.id
+
+
 def test_a_refused_opening_writes_nothing(database: Database) -> None:
     with database.session() as session:
         first = _open(session)
         with pytest.raises(escalations.EscalationAlreadyActive) as refused:
-            _open(session, at=T0 + minutes(1), assessment=_assessment("e9", level="critical"))
+            _open(
+                session,
+                at=T0 + minutes(1),
+                assessment=_assessment("e9", level="critical"),
+                cards=(("slack", "C-billing"),),
+            )
         count = session.connection().execute(text("SELECT count(*) FROM escalations")).scalar_one()
         history = _handoff_rows(session, first.id)
+        queued = _outbox_rows(session)
     assert refused.value.escalation_id == first.id
     assert str(refused.value) == f"conversation 'conv-w' already has active escalation {first.id}"
     assert count == 1
     assert [step["kind"] for step in history] == ["opened"]
+    assert queued == []
+
+
+def _new(conversation_id: str, event_id: str, cards: tuple[tuple[str, str], ...]) -> Any:
+    return escalations.NewEscalation(
+        conversation_id=conversation_id,
+        assessment=_assessment(event_id),
+        summary={"wants": [conversation_id]},
+        snapshot={"team": "billing"},
+        now=T0,
+        cards=cards,
+    )
+
+
+@pytest.mark.postgres
+def test_one_statement_opens_several_escalations_each_with_its_step_and_cards(
+    postgres_database: Database,
+) -> None:
+    # The ingest sends the escalations its posts open with the rest of its writes: each gets
+    # its own step and cards, and the ids are taken in the order given.
+    new = [
+        _new("conv-b", "b3", (("slack", "C-1"), ("teams", "19:t"))),
+        _new("conv-a", "a3", ()),
+        _new("conv-c", "c3", (("slack", "C-2"),)),
+    ]
+    with postgres_database.session() as session:
+        for escalation in new:
+            conversations.lock_conversation(
+                session=session, conversation_id=escalation.conversation_id, meta=META, now=T0
+            )
+        statement = escalations.open_statement(session=session, escalations=new)
+        (answer,) = conversations.read_postgres(session=session, statements=[statement])
+        opened = escalations.opened_ids(answer)
+        records = {
+            cid: escalations.get_escalation(session=session, escalation_id=escalation_id)
+            for cid, escalation_id in opened.items()
+        }
+        steps = {
+            cid: _handoff_rows(session, escalation_id) for cid, escalation_id in opened.items()
+        }
+        rows = _outbox_rows(session)
+    assert sorted(opened) == ["conv-a", "conv-b", "conv-c"]
+    assert opened["conv-b"] < opened["conv-a"] < opened["conv-c"]
+    for escalation in new:
+        cid = escalation.conversation_id
+        assert records[cid] == escalation.record(opened[cid])
+        assert _without_ids(steps[cid]) == [
+            {
+                "escalation_id": opened[cid],
+                "at": T0,
+                "kind": "opened",
+                "actor_id": None,
+                "actor_name": None,
+                "surface": None,
+                "from_status": None,
+                "to_status": "open",
+                "detail": {"level": "high", "score": 5.5, "event_id": cid[-1] + "3"},
+            }
+        ]
+    assert _without_ids(rows) == [
+        _card_row(opened["conv-b"], "slack", "C-1"),
+        _card_row(opened["conv-b"], "teams", "19:t"),
+        _card_row(opened["conv-c"], "slack", "C-2"),
+    ]
+
+
+@pytest.mark.postgres
+def test_the_ingests_statement_fails_for_a_conversation_already_escalated(
+    postgres_database: Database,
+) -> None:
+    # In the ingest's transaction the conversation is locked and its active escalation known:
+    # an opening refused there is a fault, and it fails the transaction rather than leaving a
+    # post's state without its escalation. Asked to, the statement leaves it out instead.
+    with postgres_database.session() as session:
+        _open(session)
+        again = [_new("conv-w", "e9", (("slack", "C-1"),))]
+        quiet = escalations.open_statement(session=session, escalations=again, refused_quietly=True)
+        (answer,) = conversations.read_postgres(session=session, statements=[quiet])
+        assert escalations.opened_ids(answer) == {}
+        assert _outbox_rows(session) == []
+        loud = escalations.open_statement(session=session, escalations=again)
+        with pytest.raises(IntegrityError, match="uq_escalations_one_active"):
+            conversations.read_postgres(session=session, statements=[loud])
+        session.rollback()  # (the whole transaction, the first escalation with it)
+    with postgres_database.session() as session:
+        count = session.connection().execute(text("SELECT count(*) FROM escalations")).scalar_one()
+    assert count == 0
+
+
+def test_on_sqlite_escalations_open_one_by_one(sqlite_database: Database) -> None:
+    with sqlite_database.session() as session:
+        assert not escalations.opens_later(session)
+        with pytest.raises(ValueError, match="open_statement is for PostgreSQL"):
+            escalations.open_statement(session=session, escalations=[_new("c", "e", ())])
 
 
 def test_a_logged_step_keeps_every_field_and_no_detail_is_sql_null(database: Database) -> None:

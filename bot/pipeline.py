@@ -153,6 +153,40 @@ class SavedStates:
                 entries.popitem(last=False)
 
 
+class RecentConversations:
+    """The ids of the conversations this process wrote last (on PostgreSQL), the last `limit`.
+
+    A post to one of them most likely continues a stored conversation: its stored event ids and
+    its active escalation are read in the round trip that locks it, where a conversation not
+    known here is looked up after the lock, in a round trip of its own, only once the lock has
+    shown it stored (most are new). A wrong guess costs nothing but the reads: a conversation
+    named here but never committed (its transaction rolled back) reads as new.
+    """
+
+    LIMIT = 16_384
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self._limit = limit
+        self._ids: OrderedDict[str, None] = OrderedDict()  # oldest written first
+        self._lock = threading.Lock()  # (writer threads and the loop's thread share it)
+
+    def __contains__(self, conversation_id: object) -> bool:
+        return conversation_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, conversation_ids: Iterable[str]) -> None:
+        """Remember conversations written now."""
+        with self._lock:
+            ids = self._ids
+            for conversation_id in conversation_ids:
+                ids[conversation_id] = None
+                ids.move_to_end(conversation_id)
+            while len(ids) > self._limit:
+                ids.popitem(last=False)
+
+
 class Ingestor:
     """Applies batches to the database inside a session (the synchronous core of ingest)."""
 
@@ -163,6 +197,7 @@ class Ingestor:
         self._surfaces = surfaces
         self._clock = clock
         self.saved_states = SavedStates()
+        self.recent = RecentConversations()
 
     def apply(self, session: Session, batches: Sequence[InboundBatch]) -> IngestResult:
         """Store one post's batches; the caller owns the transaction."""
@@ -225,18 +260,36 @@ class Ingestor:
             item.batch.conversation_id: [event.event_id for event in item.batch.events]
             for item in work
         }
-        locked = conversations.lock_for_store(session=session, requests=requests)
+        # On PostgreSQL, the stored event ids and the active escalations of the conversations
+        # this process wrote lately are read in the lock's round trip, after the lock.
+        postgres = escalations.opens_later(session)
+        recent = self.recent
+        hinted = {cid: ids for cid, ids in event_ids.items() if cid in recent} if postgres else {}
+        reads: list[_pgpipeline.Result] = []
+        locked = conversations.lock_for_store(
+            session=session,
+            requests=requests,
+            also=escalations.known_and_active_statements(hinted) if hinted else (),
+            answers=reads,
+        )
+        if postgres:
+            recent.add(event_ids)
         # A conversation the engine has never seen (no state yet) has no stored events and no
         # escalation: its first post skips both look-ups.
         texts = locked.state_texts
         seen = {
             cid: ids
             for cid, ids in event_ids.items()
-            if locked.records[cid].state is not None or (texts is not None and cid in texts)
+            if cid not in hinted
+            and (locked.records[cid].state is not None or (texts is not None and cid in texts))
         }
         # Their stored event ids, and their open or claimed escalations (kept current as
         # decisions open and close them): one round trip on PostgreSQL.
         known, active = escalations.known_and_active(session=session, event_ids=seen)
+        if hinted:
+            known_before, active_before = escalations.known_and_active_from(reads, hinted)
+            known.update(known_before)
+            active.update(active_before)
         records, unstored = locked.records, locked.unstored
         events: list[conversations.EventRows] = []
         states: list[conversations.StateUpdate] = []

@@ -203,15 +203,23 @@ def lock_conversations(
 
 
 def _lock_postgres(
-    conn: Connection, ordered: Sequence[LockRequest]
+    conn: Connection,
+    ordered: Sequence[LockRequest],
+    also: Sequence[_pgpipeline.Statement] = (),
+    answers: list[_pgpipeline.Result] | None = None,
 ) -> dict[str, ConversationRecord]:
-    """The lock on PostgreSQL, with BEGIN before it, in one round trip (`_pgpipeline`)."""
+    """The lock on PostgreSQL, with BEGIN before it and `also` after it, in one round trip
+    (`_pgpipeline`); the results of `also` are added to `answers`."""
     statement = _postgres(conn.dialect).lock
     requested_rows = [_lock_row(request) for request in ordered]
     columns = zip(*requested_rows, strict=True)  # in the statement's order, `_LOCK_KEYS`
     with driver_connection(conn, statement.sql) as driver:
-        (locked,) = _pgpipeline.run(driver, [statement.from_columns(columns)], commit=False)
+        locked, *after = _pgpipeline.run(
+            driver, [statement.from_columns(columns), *also], commit=False
+        )
         rows = locked.rows()
+    if answers is not None:
+        answers += after
     results = statement.results
     if results.processors is None:  # the conversions of the columns' types, worked out once
         results.prime(locked.type_codes[:-1])
@@ -228,9 +236,19 @@ def _lock_postgres(
     return {record.id: record for record in records}
 
 
-def lock_for_store(*, session: Session, requests: Sequence[LockRequest]) -> Locked:
+def lock_for_store(
+    *,
+    session: Session,
+    requests: Sequence[LockRequest],
+    also: Sequence[_pgpipeline.Statement] = (),
+    answers: list[_pgpipeline.Result] | None = None,
+) -> Locked:
     """`lock_conversations` for a caller that saves the state of every conversation it locks
     with `store` in the same transaction (the ingest writer).
+
+    `also` (PostgreSQL only) are the caller's own statements, sent after the lock in its round
+    trip (so that they read what the locked conversations hold once locked:
+    `escalations.known_and_active_statements`); their results are added to `answers`.
 
     On SQLite a new conversation is not inserted here: `store` inserts its row whole, with its
     first state (`StateUpdate.create`, from `Locked.unstored`), where an insert now and an update
@@ -242,10 +260,14 @@ def lock_for_store(*, session: Session, requests: Sequence[LockRequest]) -> Lock
     """
     ordered = _in_id_order(requests)
     if not ordered:
+        if also:
+            raise ValueError("lock_for_store(also=...) needs a conversation to lock")
         return Locked({}, {})
     conn = connection(session)
     if conn.dialect.name == "postgresql":
-        return Locked(_lock_postgres(conn, ordered), {})
+        return Locked(_lock_postgres(conn, ordered, also, answers), {})
+    if also:
+        raise ValueError("lock_for_store(also=...) is for PostgreSQL")
     return _lock_sqlite(conn, ordered, insert_new=False, state_texts={})
 
 

@@ -625,20 +625,33 @@ def known_and_active(
 ) -> tuple[dict[str, set[str]], dict[str, ActiveEscalation]]:
     """For the conversations of `event_ids` ({conversation id: event ids}): those event ids
     already stored (`conversations.known_event_ids_of`) and the open or claimed escalations
-    (`active_escalations`). On PostgreSQL both are read in one round trip."""
+    (`active_escalations`). On PostgreSQL both are read in one round trip (`known_and_active_
+    statements`, which a caller can also send with statements of its own)."""
     if not event_ids:
         return {}, {}
     dialect = connection(session).dialect
     if dialect.name != "postgresql":
         known = conversations.known_event_ids_of(session=session, event_ids=event_ids)
         return known, active_escalations(session=session, conversation_ids=list(event_ids))
-    known_result, active_result = conversations.read_postgres(
-        session=session,
-        statements=[
-            conversations.known_event_ids_statement(event_ids),
-            _active_statement(list(event_ids)),
-        ],
+    results = conversations.read_postgres(
+        session=session, statements=known_and_active_statements(event_ids)
     )
+    return known_and_active_from(results, event_ids)
+
+
+def known_and_active_statements(
+    event_ids: Mapping[str, Sequence[str]],
+) -> list[_pgpipeline.Statement]:
+    """`known_and_active` as PostgreSQL statements for `_pgpipeline` (read their results with
+    `known_and_active_from`)."""
+    return [conversations.known_event_ids_statement(event_ids), _active_statement(list(event_ids))]
+
+
+def known_and_active_from(
+    results: Sequence[_pgpipeline.Result], event_ids: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, set[str]], dict[str, ActiveEscalation]]:
+    """The answer of `known_and_active_statements(event_ids)`, as `known_and_active` gives it."""
+    known_result, active_result = results
     return (
         conversations.known_event_ids_from(known_result, event_ids),
         _active_from(active_result),

@@ -464,3 +464,51 @@ async def test_on_postgresql_the_escalations_a_group_opens_last_go_with_its_writ
         + [("thread_reply", ids["first"], None)],
         key=lambda row: (row[0], row[1]),
     )
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_what_a_conversation_written_lately_holds_is_read_with_its_lock(
+    postgres_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A post to a conversation this process wrote lately: its stored event ids and its active
+    # escalation are read in the lock's round trip (two round trips in all). Another process
+    # (a fresh ingestor) knows nothing of it: it finds it stored only once locked, and reads
+    # them in a round trip of their own. Either way the retried event is known, and the card's
+    # thread gets the customer's new message.
+    exchanges: list[int] = []
+    exchange = _pgpipeline._exchange
+
+    def counted(pgconn: Any, commands: Any) -> Any:
+        exchanges.append(len(commands))
+        return exchange(pgconn, commands)
+
+    monkeypatch.setattr(_pgpipeline, "_exchange", counted)
+    writer = _ingestor()
+    await _as_one_group(postgres_database, writer, [[_batch("r-", "angry", _angry("a"))]])
+    assert "r-angry" in writer.recent
+
+    def again(event_id: str) -> Post:
+        return [
+            _batch(
+                "r-",
+                "angry",
+                [_say("a5", Role.CUSTOMER, "x", 40), _say(event_id, Role.CUSTOMER, "hello?", 60)],
+            )
+        ]
+
+    answers: list[IngestResult] = []
+    for ingestor, event_id, trips in ((writer, "a6", 2), (_ingestor(), "a7", 3)):
+        exchanges.clear()
+        (answer,) = await _as_one_group(postgres_database, ingestor, [again(event_id)])
+        assert len(exchanges) == trips
+        assert isinstance(answer, IngestResult)
+        answers.append(answer)
+    assert [(answer.events_stored, answer.duplicates) for answer in answers] == [(1, 1), (1, 1)]
+    with postgres_database.session(read_only=True) as session:
+        card = escalations.active_escalation(session=session, conversation_id="r-angry")
+        rows = session.connection().execute(
+            select(tables.outbox.c.kind).where(tables.outbox.c.kind == "thread_reply")
+        )
+        replies = rows.scalars().all()
+    assert card is not None
+    assert replies == ["thread_reply", "thread_reply"]

@@ -260,8 +260,9 @@ class Ingestor:
             item.batch.conversation_id: [event.event_id for event in item.batch.events]
             for item in work
         }
-        # On PostgreSQL, the stored event ids and the active escalations of the conversations
-        # this process wrote lately are read in the lock's round trip, after the lock.
+        # On PostgreSQL (where escalations open with the writes: `escalations.opens_later`), the
+        # stored event ids and the active escalations of the conversations this process wrote
+        # lately are read in the lock's round trip, after the lock.
         postgres = escalations.opens_later(session)
         recent = self.recent
         hinted = {cid: ids for cid, ids in event_ids.items() if cid in recent} if postgres else {}
@@ -295,7 +296,7 @@ class Ingestor:
         states: list[conversations.StateUpdate] = []
         deliveries: list[outbox.NewDelivery] = []
         # On PostgreSQL, the escalations the round's last events open: sent with its writes.
-        opening: list[_Opening] | None = [] if escalations.opens_later(session) else None
+        opening: list[_Opening] | None = [] if postgres else None
         for item in work:
             cid = item.batch.conversation_id
             stored = self._assess_batch(

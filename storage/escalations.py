@@ -529,6 +529,9 @@ def open_statement(
     step and cards with it."""
     if not opens_later(session):
         raise ValueError("open_statement is for PostgreSQL; on SQLite, open_escalation")
+    named = [new.conversation_id for new in escalations]
+    if len(set(named)) < len(named):  # (steps and cards find their escalation by conversation)
+        raise ValueError(f"a conversation is named twice in one opening: {sorted(named)}")
     rows = [new.values() for new in escalations]
     opened = [[row[key] for row in rows] for key in _OPEN_KEYS]
     steps = [
@@ -558,7 +561,9 @@ def open_statement(
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[Sequence[Any]]:
     """Rows of `width` values as one list per column."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+    return (
+        [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+    )
 
 
 def opened_ids(result: _pgpipeline.Result) -> dict[str, int]:

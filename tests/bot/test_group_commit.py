@@ -389,23 +389,30 @@ async def test_a_post_the_database_refuses_in_the_last_round_trip_spoils_no_othe
     assert sorted(record.id for record in stored) == ["n-carded", "n-ended", "n-known"]
 
 
+@pytest.fixture
+def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The round trips sent through `_pgpipeline` from now on (each one's number of commands);
+    the real exchange runs."""
+    sent: list[int] = []
+    exchange = _pgpipeline._exchange
+
+    def counted(pgconn: Any, commands: Any) -> Any:
+        sent.append(len(commands))
+        return exchange(pgconn, commands)
+
+    monkeypatch.setattr(_pgpipeline, "_exchange", counted)
+    return sent
+
+
 @pytest.mark.postgres
 async def test_on_postgresql_the_escalations_a_group_opens_last_go_with_its_writes(
-    postgres_database: Database, monkeypatch: pytest.MonkeyPatch
+    postgres_database: Database, exchanges: list[int]
 ) -> None:
     # Three posts each open an escalation with their last event, a fourth with its first, and
     # its customer then writes to the card (the thread message needs the escalation's id). The
     # three are opened in the round trip of the group's writes: with the lock, and the fourth's
     # escalation, three round trips in all, each through `_pgpipeline` (none through SQLAlchemy,
     # whose statements hold the event loop while they wait for the server).
-    exchanges: list[int] = []
-    exchange = _pgpipeline._exchange
-
-    def counted(pgconn: Any, commands: Any) -> Any:
-        exchanges.append(len(commands))
-        return exchange(pgconn, commands)
-
-    monkeypatch.setattr(_pgpipeline, "_exchange", counted)
     angry = "this is useless, get me a human agent now"
     posts = [
         [_batch("l-", f"last-{n}", [_say(f"x{n}", Role.CUSTOMER, angry, 0)])] for n in range(3)
@@ -468,21 +475,13 @@ async def test_on_postgresql_the_escalations_a_group_opens_last_go_with_its_writ
 
 @pytest.mark.postgres
 async def test_on_postgresql_what_a_conversation_written_lately_holds_is_read_with_its_lock(
-    postgres_database: Database, monkeypatch: pytest.MonkeyPatch
+    postgres_database: Database, exchanges: list[int]
 ) -> None:
     # A post to a conversation this process wrote lately: its stored event ids and its active
     # escalation are read in the lock's round trip (two round trips in all). Another process
     # (a fresh ingestor) knows nothing of it: it finds it stored only once locked, and reads
     # them in a round trip of their own. Either way the retried event is known, and the card's
     # thread gets the customer's new message.
-    exchanges: list[int] = []
-    exchange = _pgpipeline._exchange
-
-    def counted(pgconn: Any, commands: Any) -> Any:
-        exchanges.append(len(commands))
-        return exchange(pgconn, commands)
-
-    monkeypatch.setattr(_pgpipeline, "_exchange", counted)
     writer = _ingestor()
     await _as_one_group(postgres_database, writer, [[_batch("r-", "angry", _angry("a"))]])
     assert "r-angry" in writer.recent

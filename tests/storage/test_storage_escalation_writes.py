@@ -98,6 +98,21 @@ def _card_row(escalation_id: int, surface: str, channel: str, at: datetime = T0)
     }
 
 
+def _opened_step(escalation_id: int, event_id: str, at: datetime = T0) -> dict[str, Any]:
+    """The "opened" step of an escalation opened by `_assessment(event_id)`, without its id."""
+    return {
+        "escalation_id": escalation_id,
+        "at": at,
+        "kind": "opened",
+        "actor_id": None,
+        "actor_name": None,
+        "surface": None,
+        "from_status": None,
+        "to_status": "open",
+        "detail": {"level": "high", "score": 5.5, "event_id": event_id},
+    }
+
+
 def _without_ids(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{key: value for key, value in row.items() if key != "id"} for row in rows]
 
@@ -161,19 +176,7 @@ def test_opening_stores_every_value_of_the_verdict_and_logs_it(database: Databas
         )
         == record
     )
-    assert _without_ids(history) == [
-        {
-            "escalation_id": record.id,
-            "at": T0,
-            "kind": "opened",
-            "actor_id": None,
-            "actor_name": None,
-            "surface": None,
-            "from_status": None,
-            "to_status": "open",
-            "detail": {"level": "high", "score": 5.5, "event_id": "e3"},
-        }
-    ]
+    assert _without_ids(history) == [_opened_step(record.id, "e3")]
     if database.engine.dialect.name == "sqlite":  # naive UTC text, as every other time on SQLite
         assert tuple(raw_times) == ("2025-03-14 09:00:00.000000",) * 2
 
@@ -287,19 +290,7 @@ def test_one_statement_opens_several_escalations_each_with_its_step_and_cards(
     for escalation in new:
         cid = escalation.conversation_id
         assert records[cid] == escalation.record(opened[cid])
-        assert _without_ids(steps[cid]) == [
-            {
-                "escalation_id": opened[cid],
-                "at": T0,
-                "kind": "opened",
-                "actor_id": None,
-                "actor_name": None,
-                "surface": None,
-                "from_status": None,
-                "to_status": "open",
-                "detail": {"level": "high", "score": 5.5, "event_id": cid[-1] + "3"},
-            }
-        ]
+        assert _without_ids(steps[cid]) == [_opened_step(opened[cid], cid[-1] + "3")]
     assert _without_ids(rows) == [
         _card_row(opened["conv-b"], "slack", "C-1"),
         _card_row(opened["conv-b"], "teams", "19:t"),
@@ -328,6 +319,25 @@ def test_the_ingests_statement_fails_for_a_conversation_already_escalated(
     with postgres_database.session() as session:
         count = session.connection().execute(text("SELECT count(*) FROM escalations")).scalar_one()
     assert count == 0
+
+
+@pytest.mark.postgres
+def test_one_statement_opens_one_escalation_a_conversation(postgres_database: Database) -> None:
+    twice = [_new("conv-a", "a3", ()), _new("conv-a", "a4", ())]
+    with postgres_database.session() as session, pytest.raises(ValueError, match="named twice"):
+        escalations.open_statement(session=session, escalations=twice)
+
+
+def test_the_lock_takes_statements_of_its_own_only_on_postgresql(
+    sqlite_database: Database,
+) -> None:
+    request = conversations.LockRequest("conv-l", META, T0)
+    statement = conversations.known_event_ids_statement({"conv-l": ["e1"]})
+    with sqlite_database.session() as session:
+        with pytest.raises(ValueError, match="is for PostgreSQL"):
+            conversations.lock_for_store(session=session, requests=[request], also=[statement])
+        with pytest.raises(ValueError, match="needs a conversation to lock"):
+            conversations.lock_for_store(session=session, requests=[], also=[statement])
 
 
 def test_on_sqlite_escalations_open_one_by_one(sqlite_database: Database) -> None:

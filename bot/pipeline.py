@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
@@ -103,6 +103,19 @@ _Opening = tuple[escalations.NewEscalation, IngestResult]
 Saved = tuple[str, str, ConversationState]
 
 
+_V = TypeVar("_V")
+
+
+def _keep_last(entries: OrderedDict[str, _V], new: Iterable[tuple[str, _V]], limit: int) -> None:
+    """Add `new` (key, value) pairs to `entries` as the latest, in order; then drop the oldest
+    beyond `limit`."""
+    for key, value in new:
+        entries[key] = value
+        entries.move_to_end(key)
+    while len(entries) > limit:
+        entries.popitem(last=False)
+
+
 class SavedStates:
     """The engine states this process saved last (on SQLite), each with the JSON text it was
     saved as.
@@ -145,12 +158,9 @@ class SavedStates:
     def put(self, saved: Iterable[Saved]) -> None:
         """Keep states whose transaction has committed, in the order they were saved."""
         with self._lock:
-            entries = self._entries
-            for conversation_id, text, state in saved:
-                entries[conversation_id] = (text, state)
-                entries.move_to_end(conversation_id)
-            while len(entries) > self._limit:
-                entries.popitem(last=False)
+            _keep_last(
+                self._entries, ((cid, (text, state)) for cid, text, state in saved), self._limit
+            )
 
 
 class RecentConversations:
@@ -179,12 +189,7 @@ class RecentConversations:
     def add(self, conversation_ids: Iterable[str]) -> None:
         """Remember conversations written now."""
         with self._lock:
-            ids = self._ids
-            for conversation_id in conversation_ids:
-                ids[conversation_id] = None
-                ids.move_to_end(conversation_id)
-            while len(ids) > self._limit:
-                ids.popitem(last=False)
+            _keep_last(self._ids, ((cid, None) for cid in conversation_ids), self._limit)
 
 
 class Ingestor:
@@ -323,26 +328,19 @@ class Ingestor:
             )
         # The round's customer messages for the cards' threads, in one statement: on PostgreSQL
         # sent with the round's writes, in their round trip.
-        unsent = outbox.enqueue_many(session=session, deliveries=deliveries, later=True)
-        if not opening:
-            conversations.store(
-                session=session, events=events, states=states, commit=commit, also=unsent
-            )
-            return
-        new = [escalation for escalation, _ in opening]
+        also = outbox.enqueue_many(session=session, deliveries=deliveries, later=True)
+        if opening:  # (first: its answer is `answers[0]`)
+            new = [escalation for escalation, _ in opening]
+            also.insert(0, escalations.open_statement(session=session, escalations=new))
         answers: list[_pgpipeline.Result] = []
         conversations.store(
-            session=session,
-            events=events,
-            states=states,
-            commit=commit,
-            also=[escalations.open_statement(session=session, escalations=new), *unsent],
-            answers=answers,
+            session=session, events=events, states=states, commit=commit, also=also, answers=answers
         )
-        opened = escalations.opened_ids(answers[0])
-        for escalation, result in opening:
-            result.opened.append(opened[escalation.conversation_id])
-            result.opened_levels.append(escalation.level)
+        if opening:
+            opened = escalations.opened_ids(answers[0])
+            for escalation, result in opening:
+                result.opened.append(opened[escalation.conversation_id])
+                result.opened_levels.append(escalation.level)
 
     def _assess_batch(
         self,

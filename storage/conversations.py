@@ -271,14 +271,15 @@ def lock_for_store(
     return _lock_sqlite(conn, ordered, insert_new=False, state_texts={})
 
 
-def read_postgres(
+def run_postgres(
     *, session: Session, statements: Sequence[_pgpipeline.Statement]
 ) -> list[_pgpipeline.Result]:
-    """Statements that read (`known_event_ids_statement`, ...), sent together in one round trip
-    on PostgreSQL, inside the session's transaction; their results, in order."""
+    """Statements for `_pgpipeline` (reads such as `known_event_ids_statement`, an escalation's
+    opening), sent together in one round trip on PostgreSQL, inside the session's transaction;
+    their results, in order."""
     conn = connection(session)
     if conn.dialect.name != "postgresql":
-        raise ValueError("read_postgres is for PostgreSQL; on SQLite each read is in process")
+        raise ValueError("run_postgres is for PostgreSQL; on SQLite each statement is in process")
     with driver_connection(conn, statements[0][0].decode() if statements else "") as driver:
         return _pgpipeline.run(driver, statements, commit=False)
 
@@ -766,9 +767,7 @@ def known_event_ids_of(
     one statement (on SQLite per 15,000 ids) instead of one per conversation."""
     conn = connection(session)
     if conn.dialect.name == "postgresql":  # the ingest's own statement, its pairs as arrays
-        (result,) = read_postgres(
-            session=session, statements=[known_event_ids_statement(event_ids)]
-        )
+        (result,) = run_postgres(session=session, statements=[known_event_ids_statement(event_ids)])
         return known_event_ids_from(result, event_ids)
     found = (
         (conversation_id, event_id)

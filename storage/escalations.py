@@ -413,8 +413,7 @@ def open_new(*, session: Session, escalation: NewEscalation) -> EscalationRecord
     escalation_id: int | None
     if conn.dialect.name == "postgresql":
         statement = open_statement(session=session, escalations=[escalation], refused_quietly=True)
-        with driver_connection(conn, statement[0].decode()) as driver:
-            (result,) = _pgpipeline.run(driver, [statement], commit=False)
+        (result,) = conversations.run_postgres(session=session, statements=[statement])
         escalation_id = opened_ids(result).get(cid)
     else:
         returned = execute(conn, _OPEN, escalation.values())
@@ -595,7 +594,7 @@ def active_escalations(
     ids), as ingest keeps them, by conversation id (none: not in the answer)."""
     conn = connection(session)
     if conn.dialect.name == "postgresql":
-        (result,) = conversations.read_postgres(
+        (result,) = conversations.run_postgres(
             session=session, statements=[_active_statement(list(conversation_ids))]
         )
         return _active_from(result)
@@ -638,7 +637,7 @@ def known_and_active(
     if dialect.name != "postgresql":
         known = conversations.known_event_ids_of(session=session, event_ids=event_ids)
         return known, active_escalations(session=session, conversation_ids=list(event_ids))
-    results = conversations.read_postgres(
+    results = conversations.run_postgres(
         session=session, statements=known_and_active_statements(event_ids)
     )
     return known_and_active_from(results, event_ids)

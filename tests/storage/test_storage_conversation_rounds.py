@@ -519,7 +519,7 @@ def test_the_reads_sent_together_answer_as_the_reads_on_their_own(
 
 def test_reads_sent_together_are_for_postgresql_only(sqlite_database: Database) -> None:
     with sqlite_database.session() as session, pytest.raises(ValueError, match="PostgreSQL"):
-        conversations.read_postgres(session=session, statements=[])
+        conversations.run_postgres(session=session, statements=[])
 
 
 def test_on_sqlite_the_stored_event_ids_are_looked_up_in_the_index(

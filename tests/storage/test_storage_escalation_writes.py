@@ -275,7 +275,7 @@ def test_one_statement_opens_several_escalations_each_with_its_step_and_cards(
                 session=session, conversation_id=escalation.conversation_id, meta=META, now=T0
             )
         statement = escalations.open_statement(session=session, escalations=new)
-        (answer,) = conversations.read_postgres(session=session, statements=[statement])
+        (answer,) = conversations.run_postgres(session=session, statements=[statement])
         opened = escalations.opened_ids(answer)
         records = {
             cid: escalations.get_escalation(session=session, escalation_id=escalation_id)
@@ -309,12 +309,12 @@ def test_the_ingests_statement_fails_for_a_conversation_already_escalated(
         _open(session)
         again = [_new("conv-w", "e9", (("slack", "C-1"),))]
         quiet = escalations.open_statement(session=session, escalations=again, refused_quietly=True)
-        (answer,) = conversations.read_postgres(session=session, statements=[quiet])
+        (answer,) = conversations.run_postgres(session=session, statements=[quiet])
         assert escalations.opened_ids(answer) == {}
         assert _outbox_rows(session) == []
         loud = escalations.open_statement(session=session, escalations=again)
         with pytest.raises(IntegrityError, match="uq_escalations_one_active"):
-            conversations.read_postgres(session=session, statements=[loud])
+            conversations.run_postgres(session=session, statements=[loud])
         session.rollback()  # (the whole transaction, the first escalation with it)
     with postgres_database.session() as session:
         count = session.connection().execute(text("SELECT count(*) FROM escalations")).scalar_one()

@@ -117,8 +117,7 @@ def _keep_last(entries: OrderedDict[str, _V], new: Iterable[tuple[str, _V]], lim
 
 
 class SavedStates:
-    """The engine states this process saved last (on SQLite), each with the JSON text it was
-    saved as.
+    """The engine states this process saved last, each with the JSON text it was saved as.
 
     A post to a conversation whose stored state is still that very text goes on from the state
     object, with what the engine derived from it, instead of decoding the text and rebuilding
@@ -224,8 +223,8 @@ class Ingestor:
         named a second time starts a new round of phases, so that its later batch sees the
         earlier one stored, exactly as one post after the other would. `commit=True` commits the
         transaction with the last statements (on PostgreSQL in the same round trip): the
-        caller's own commit then has nothing left to do. Given `saved`, the states saved (on
-        SQLite) are added to it: hand it to `saved_states.put` once the transaction has
+        caller's own commit then has nothing left to do. Given `saved`, the states saved are
+        added to it: hand it to `saved_states.put` once the transaction has
         committed, and the next posts to those conversations go on from those objects.
         """
         results: list[IngestResult] = []
@@ -360,7 +359,7 @@ class Ingestor:
         """Run the engine over a batch's new events and apply its decisions; the rows to
         insert and the state to save are added to `events` and `states` (with `create`, the
         request of a conversation not stored yet, whose row the state creates). Returns how
-        many. `texts` are the stored states not decoded (`Locked.state_texts`, on SQLite);
+        many. `texts` are the stored states not decoded (`Locked.state_texts`);
         the state saved is added to `saved`, when given (`apply_group`). Given `opening`, an
         escalation that the batch's last event opens is added to it, for the round to open
         with its writes; the others are opened at once (a later event may need its id)."""

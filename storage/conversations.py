@@ -157,10 +157,10 @@ class Locked:
     """What `lock_for_store` locked: every conversation's record by id, and the requests of the
     new ones it left for `store` to insert (on SQLite).
 
-    On SQLite, `state_texts` holds the stored state of each conversation that has one, as its
-    JSON text, not decoded: those records' `state` is None. The ingest goes on from the state
-    object it saved as that very text when it still has it (`bot.pipeline.SavedStates`), and
-    decodes the text otherwise. On PostgreSQL it is None, and the records hold their states.
+    `state_texts` holds the stored state of each conversation that has one, as its JSON text,
+    not decoded: those records' `state` is None. The ingest goes on from the state object it
+    saved as that very text when it still has it (`bot.pipeline.SavedStates`), and decodes the
+    text otherwise. (Both databases keep the text as written: `tables.Conversation.state`.)
     """
 
     records: dict[str, ConversationRecord]
@@ -207,9 +207,12 @@ def _lock_postgres(
     ordered: Sequence[LockRequest],
     also: Sequence[_pgpipeline.Statement] = (),
     answers: list[_pgpipeline.Result] | None = None,
+    state_texts: dict[str, str] | None = None,
 ) -> dict[str, ConversationRecord]:
     """The lock on PostgreSQL, with BEGIN before it and `also` after it, in one round trip
-    (`_pgpipeline`); the results of `also` are added to `answers`."""
+    (`_pgpipeline`); the results of `also` are added to `answers`. Given `state_texts`, the
+    stored states are put there as their JSON text instead of decoded into the records (as
+    `_lock_sqlite`)."""
     statement = _postgres(conn.dialect).lock
     requested_rows = [_lock_row(request) for request in ordered]
     columns = zip(*requested_rows, strict=True)  # in the statement's order, `_LOCK_KEYS`
@@ -229,11 +232,22 @@ def _lock_postgres(
     # record is the request's, as on SQLite, without reading it back (its JSON comes back NULL).
     requested = {request.conversation_id: request for request in ordered}
     id_at = results.columns.index("id")
-    records = [
-        _new_record(requested[row[id_at]]) if row[-1] else _record(results.row(row[:-1], None))
-        for row in rows
-    ]
-    return {record.id: record for record in records}
+    records: dict[str, ConversationRecord] = {}
+    for row in rows:
+        if row[-1]:
+            record = _new_record(requested[row[id_at]])
+        else:
+            values = results.row(row[:-1], None)
+            text = values["state"]  # (its text, as stored: `_lock_arrays`)
+            if text is not None:
+                if state_texts is None:
+                    values["state"] = json.loads(text)
+                else:
+                    state_texts[values["id"]] = text
+                    values["state"] = None
+            record = _record(values)
+        records[record.id] = record
+    return records
 
 
 def lock_for_store(
@@ -265,7 +279,8 @@ def lock_for_store(
         return Locked({}, {})
     conn = connection(session)
     if conn.dialect.name == "postgresql":
-        return Locked(_lock_postgres(conn, ordered, also, answers), {})
+        texts: dict[str, str] = {}
+        return Locked(_lock_postgres(conn, ordered, also, answers, texts), {}, texts)
     if also:
         raise ValueError("lock_for_store(also=...) is for PostgreSQL")
     return _lock_sqlite(conn, ordered, insert_new=False, state_texts={})
@@ -596,8 +611,10 @@ def _lock_arrays(dialect: Dialect) -> Arrays:
     columns, names, values = insert_columns(_conversations, _LOCK_KEYS, dialect)
     # A created row's record is built from its request (`lock_conversations`): its JSON
     # columns are not sent back, and the last column says which rows were created.
+    # The state comes back as its text, as stored (`Locked.state_texts`).
     returning = ", ".join(
-        f"CASE WHEN conversations.xmax = 0 THEN NULL ELSE conversations.{quote(column.name)} END"
+        f"CASE WHEN conversations.xmax = 0 THEN NULL ELSE conversations.{quote(column.name)}"
+        f"{'::text' if column.name == 'state' else ''} END"
         if isinstance(column.type, JSON)
         else f"conversations.{quote(column.name)}"
         for column in _conversations.c
@@ -619,7 +636,8 @@ def _lock_arrays(dialect: Dialect) -> Arrays:
         RETURNING {returning}, conversations.xmax = 0
     """  # noqa: S608 - only the schema's column names are interpolated
     # Its one plan (the arrays' rows sorted, then inserted) is kept: `_pgpipeline`.
-    return Arrays(sql, columns, dialect, returning=list(_conversations.c), keep_plan=True)
+    returned = [_STATE_TEXT if column.name == "state" else column for column in _conversations.c]
+    return Arrays(sql, columns, dialect, returning=returned, keep_plan=True)
 
 
 def _insert_events_arrays(dialect: Dialect) -> Arrays:

@@ -64,6 +64,16 @@ def _drop_events_timeline_index(connection: Connection) -> None:
     connection.execute(text("DROP INDEX IF EXISTS ix_events_conversation_timestamp"))
 
 
+def _state_as_json_text(connection: Connection) -> None:
+    # See `tables.Conversation.state`: kept as the text written. JSONB gives back its own text,
+    # so a state read back never matched the one saved, and was decoded at every post. (SQLite
+    # keeps JSON as text already.) This rewrites the table, once.
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("ALTER TABLE conversations ALTER COLUMN state TYPE json USING state::json")
+        )
+
+
 # Numbered migrations, applied in order to bring an existing database up to date. A fresh
 # database gets the latest schema in one step from the models (version 1 does exactly that) and
 # is stamped with the highest number, so a later change adds `2: _add_something` here (an ALTER
@@ -72,6 +82,7 @@ MIGRATIONS: dict[int, Migration] = {
     1: _create_latest_schema,
     2: _add_digests_and_sla_steps,
     3: _drop_events_timeline_index,
+    4: _state_as_json_text,
 }
 LATEST_VERSION = max(MIGRATIONS)
 

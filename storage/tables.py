@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from storage.types import UtcDateTime, json_type
+from storage.types import UtcDateTime, json_text_type, json_type
 
 # The statuses in which an escalation still needs a human; at most one per conversation.
 ACTIVE_ESCALATION_STATUSES = ("open", "claimed")
@@ -39,10 +39,11 @@ def _utc(*, nullable: bool = True, index: bool = False) -> Any:
     return Field(sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
 
 
-def _json(*, nullable: bool = True, name: str | None = None) -> Any:
+def _json(*, nullable: bool = True, name: str | None = None, as_text: bool = False) -> Any:
+    kind = json_text_type() if as_text else json_type()
     if name is None:
-        return Field(sa_column=Column(json_type(), nullable=nullable))
-    return Field(sa_column=Column(name, json_type(), nullable=nullable))
+        return Field(sa_column=Column(kind, nullable=nullable))
+    return Field(sa_column=Column(name, kind, nullable=nullable))
 
 
 class SchemaVersion(SQLModel, table=True):
@@ -69,7 +70,9 @@ class Conversation(SQLModel, table=True):
     meta_data: dict[str, Any] | None = _json(name="metadata")
     language: str | None = Field(default=None, sa_column=Column(String(32)))
     link: str | None = Field(default=None, sa_column=Column(Text))
-    state: dict[str, Any] | None = _json()
+    # Kept as the text written (PostgreSQL `json`): the ingest compares it with the text it
+    # last saved (`bot.pipeline.SavedStates`), and writes it out itself.
+    state: dict[str, Any] | None = _json(as_text=True)
     score: float = Field(default=0.0, sa_column=Column(Float, nullable=False, default=0.0))
     level: str | None = Field(default=None, sa_column=Column(String(64)))
     status: str = Field(

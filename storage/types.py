@@ -7,6 +7,7 @@ from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import JSON, DateTime
+from sqlalchemy.dialects.postgresql import JSON as PG_JSON
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -71,3 +72,11 @@ def sqlite_utc_text(value: datetime) -> str:
 def json_type() -> TypeEngine[Any]:
     """JSON on SQLite, JSONB on PostgreSQL; Python None is stored as SQL NULL."""
     return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def json_text_type() -> TypeEngine[Any]:
+    """JSON kept as the very text written, on both databases (PostgreSQL's `json`, not `jsonb`,
+    which stores a parsed form and gives back another text); Python None is stored as SQL NULL.
+    For a value whose stored text is compared with the text last written (the engine's state:
+    `bot.pipeline.SavedStates`)."""
+    return JSON(none_as_null=True).with_variant(PG_JSON(none_as_null=True), "postgresql")

@@ -1,10 +1,10 @@
-"""Posts to a conversation already seen go on from the state object saved last (SQLite): the
-same verdicts, rows and state as decoding the stored state at every post, and never a state
-that is not the one stored."""
+"""Posts to a conversation already seen go on from the state object saved last (both
+databases keep the state as the text written): the same verdicts, rows and state as decoding
+the stored state at every post, and never a state that is not the one stored."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -83,9 +83,7 @@ def _everything(database: Database) -> list[object]:
     return found
 
 
-def test_states_saved_last_give_what_decoding_the_stored_state_gives(tmp_path: Path) -> None:
-    kept = Database(f"sqlite:///{tmp_path / 'kept.db'}")
-    decoded = Database(f"sqlite:///{tmp_path / 'decoded.db'}")
+def _kept_against_decoded(kept: Database, decoded: Database) -> None:
     for database in (kept, decoded):
         database.migrate()
     reusing, decoding = _ingestor(), _ingestor(keep=0)
@@ -98,6 +96,28 @@ def test_states_saved_last_give_what_decoding_the_stored_state_gives(tmp_path: P
     assert reusing.saved_states.reused > len(posts) / 2
     assert decoding.saved_states.reused == 0
     assert _everything(kept) == _everything(decoded)
+
+
+def test_states_saved_last_give_what_decoding_the_stored_state_gives(tmp_path: Path) -> None:
+    kept = Database(f"sqlite:///{tmp_path / 'kept.db'}")
+    decoded = Database(f"sqlite:///{tmp_path / 'decoded.db'}")
+    try:
+        _kept_against_decoded(kept, decoded)
+    finally:
+        kept.dispose()
+        decoded.dispose()
+
+
+@pytest.mark.postgres
+def test_states_saved_last_give_what_decoding_the_stored_state_gives_on_postgres(
+    postgres_url_factory: Callable[[], str],
+) -> None:
+    kept, decoded = Database(postgres_url_factory()), Database(postgres_url_factory())
+    try:
+        _kept_against_decoded(kept, decoded)
+    finally:
+        kept.dispose()
+        decoded.dispose()
 
 
 def _customer_says(cid: str, event_id: str, second: int) -> list[InboundBatch]:
@@ -116,25 +136,25 @@ def _stored_state(database: Database, cid: str) -> dict[str, Any]:
 
 
 def test_a_state_stored_by_anyone_else_is_decoded_not_taken_as_saved(
-    sqlite_database: Database,
+    database: Database,
 ) -> None:
     ingestor = _ingestor()
-    _store(sqlite_database, ingestor, [_customer_says("c1", "m1", 0)])
-    _store(sqlite_database, ingestor, [_customer_says("c1", "m2", 1)])
+    _store(database, ingestor, [_customer_says("c1", "m1", 0)])
+    _store(database, ingestor, [_customer_says("c1", "m2", 1)])
     assert len(ingestor.saved_states) == 1
     # Another writer (another process, a reset) stores a state of its own.
-    changed = {**_stored_state(sqlite_database, "c1"), "turns": 40}
-    with sqlite_database.session() as session:
+    changed = {**_stored_state(database, "c1"), "turns": 40}
+    with database.session() as session:
         session.exec(
             update(tables.Conversation)
             .where(tables.Conversation.id == "c1")  # type: ignore[arg-type]
             .values(state=changed)
         )
 
-    _store(sqlite_database, ingestor, [_customer_says("c1", "m3", 2)])
+    _store(database, ingestor, [_customer_says("c1", "m3", 2)])
 
     assert ingestor.saved_states.reused == 0
-    assert _stored_state(sqlite_database, "c1")["turns"] == 41
+    assert _stored_state(database, "c1")["turns"] == 41
 
 
 def _work_then_fail(database: Database, ingestor: Ingestor, post: list[InboundBatch]) -> None:
@@ -143,41 +163,34 @@ def _work_then_fail(database: Database, ingestor: Ingestor, post: list[InboundBa
         raise RuntimeError("the group failed")
 
 
-def test_a_post_rolled_back_leaves_no_state_to_go_on_from(sqlite_database: Database) -> None:
+def test_a_post_rolled_back_leaves_no_state_to_go_on_from(database: Database) -> None:
     ingestor = _ingestor()
-    _store(sqlite_database, ingestor, [_customer_says("c1", "m1", 0)])
-    _store(sqlite_database, ingestor, [_customer_says("c1", "m2", 1)])
+    _store(database, ingestor, [_customer_says("c1", "m1", 0)])
+    _store(database, ingestor, [_customer_says("c1", "m2", 1)])
     # The next post takes the saved state and works on it; its transaction is then rolled back.
     with pytest.raises(RuntimeError, match="the group failed"):
-        _work_then_fail(sqlite_database, ingestor, _customer_says("c1", "m3", 2))
+        _work_then_fail(database, ingestor, _customer_says("c1", "m3", 2))
     assert ingestor.saved_states.reused == 1
     assert len(ingestor.saved_states) == 0
 
-    _store(sqlite_database, ingestor, [_customer_says("c1", "m3", 2)])
+    _store(database, ingestor, [_customer_says("c1", "m3", 2)])
 
     assert ingestor.saved_states.reused == 1  # decoded: the state it had was never stored
-    assert _stored_state(sqlite_database, "c1")["turns"] == 3
-    with sqlite_database.session() as session:
+    assert _stored_state(database, "c1")["turns"] == 3
+    with database.session() as session:
         stored = conversations.transcript(session=session, conversation_id="c1")
     assert [item.event.event_id for item in stored] == ["m1", "m2", "m3"]
 
 
-def test_states_are_kept_from_a_conversations_second_post_where_the_text_can_be_compared(
-    database: Database,
-) -> None:
-    # A conversation's first post keeps nothing (many never post again). On PostgreSQL the state
-    # is stored as JSONB, not as the text it was saved as: no state is kept there, and every post
-    # decodes the stored state.
+def test_states_are_kept_from_a_conversations_second_post(database: Database) -> None:
+    # A conversation's first post keeps nothing (many never post again).
     ingestor = _ingestor()
     _store(database, ingestor, [_customer_says("new", "m0", 0)])
     assert len(ingestor.saved_states) == 0
     for second in range(3):
         _store(database, ingestor, [_customer_says("c1", f"m{second}", second)])
 
-    if database.dialect == "sqlite":
-        assert (ingestor.saved_states.reused, len(ingestor.saved_states)) == (1, 1)
-    else:
-        assert (ingestor.saved_states.reused, len(ingestor.saved_states)) == (0, 0)
+    assert (ingestor.saved_states.reused, len(ingestor.saved_states)) == (1, 1)
     assert _stored_state(database, "c1")["turns"] == 3
 
 
@@ -195,10 +208,10 @@ def test_only_the_states_saved_last_are_kept() -> None:
 
 
 async def test_the_pipeline_keeps_the_states_of_the_groups_it_committed(
-    sqlite_database: Database,
+    database: Database,
 ) -> None:
     ingestor = _ingestor()
-    pipeline = IngestPipeline(sqlite_database, ingestor)
+    pipeline = IngestPipeline(database, ingestor)
     await pipeline.start()
     try:
         for second in range(3):
@@ -207,4 +220,4 @@ async def test_the_pipeline_keeps_the_states_of_the_groups_it_committed(
         await pipeline.stop()
 
     assert (ingestor.saved_states.reused, len(ingestor.saved_states)) == (1, 1)
-    assert _stored_state(sqlite_database, "c1")["turns"] == 3
+    assert _stored_state(database, "c1")["turns"] == 3

@@ -313,13 +313,15 @@ def test_json_and_times_are_stored_as_postgres_types(postgres_database: Database
         )
         row = session.execute(
             text(
-                "SELECT jsonb_typeof(c.metadata), jsonb_typeof(c.state), jsonb_typeof(e.extra),"
-                " jsonb_typeof(e.reasons), c.created_at = '2025-03-14 09:00:00+00',"
+                "SELECT jsonb_typeof(c.metadata), json_typeof(c.state), c.state::text,"
+                " jsonb_typeof(e.extra), jsonb_typeof(e.reasons),"
+                " c.created_at = '2025-03-14 09:00:00+00',"
                 " e.timestamp = '2025-03-14 09:00:00+00'"
                 " FROM conversations c JOIN events e ON e.conversation_id = c.id"
             )
         ).one()
-    assert tuple(row) == ("object", "object", "object", "array", True, True)
+    # The state is JSON kept as the text written (`json`): the ingest compares it with its own.
+    assert tuple(row) == ("object", "object", '{"turns": 1}', "object", "array", True, True)
 
 
 @pytest.mark.postgres
@@ -574,9 +576,10 @@ def test_on_sqlite_the_active_escalations_are_read_through_the_one_active_index(
 def test_the_ingest_lock_hands_over_a_stored_state_as_the_text_it_was_saved_as(
     database: Database,
 ) -> None:
-    # On SQLite the state comes back undecoded, exactly as saved (the ingest compares it with
-    # the text of the state it kept); on PostgreSQL, decoded in the record.
-    saved = json.dumps({"turns": 3, "note": "Zoë"}, ensure_ascii=False)
+    # On both databases the state comes back undecoded, exactly as saved, not ASCII-escaped
+    # and not rewritten (the ingest compares it with the text of the state it kept); the
+    # other callers of the lock get it decoded.
+    saved = json.dumps({"turns": 3, "note": "Zoë", "a": [1, 2.50]}, ensure_ascii=False)
     with database.session() as session:
         conversations.lock_conversations(session=session, requests=[LockRequest("a", META, T0)])
         conversations.store(
@@ -588,11 +591,12 @@ def test_the_ingest_lock_hands_over_a_stored_state_as_the_text_it_was_saved_as(
         locked = conversations.lock_for_store(
             session=session, requests=[LockRequest("a", META, LATER), LockRequest("b", META, LATER)]
         )
-    if database.dialect == "sqlite":
-        assert locked.state_texts == {"a": saved}
-        assert locked.records["a"].state is None
-    else:
-        assert locked.state_texts is None
-        assert locked.records["a"].state == {"turns": 3, "note": "Zoë"}
+    assert locked.state_texts == {"a": saved}
+    assert locked.records["a"].state is None
+    with database.session() as session:
+        record = conversations.lock_conversation(
+            session=session, conversation_id="a", meta=META, now=LATER
+        )
+    assert record.state == {"turns": 3, "note": "Zoë", "a": [1, 2.5]}
     assert locked.records["a"].score == 1.0
     assert locked.records["b"].state is None

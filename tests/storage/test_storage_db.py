@@ -475,7 +475,7 @@ def _upgrade_drops_the_timeline_index_and_keeps_reads_in_order(database: Databas
             )
     assert _TIMELINE_INDEX in _event_indexes(database)
 
-    assert database.migrate() == [3]
+    assert database.migrate() == [3, 4]
 
     assert _TIMELINE_INDEX not in _event_indexes(database)
     assert database.migrate() == []
@@ -516,3 +516,69 @@ def test_an_older_postgres_database_loses_the_timeline_index(
         _upgrade_drops_the_timeline_index_and_keeps_reads_in_order(database)
     finally:
         database.dispose()
+
+
+def _state_type(database: Database) -> str:
+    with database.engine.connect() as connection:
+        columns = inspect(connection).get_columns("conversations")
+    return next(str(column["type"]) for column in columns if column["name"] == "state").upper()
+
+
+@pytest.mark.postgres
+def test_an_older_postgres_database_keeps_its_states_as_the_text_written(
+    postgres_url_factory: Callable[[], str],
+) -> None:
+    database = Database(postgres_url_factory())
+    try:
+        # What version 3 created: the state as JSONB, which gives back another text.
+        database.migrate()
+        with database.engine.begin() as connection:
+            connection.execute(
+                text("ALTER TABLE conversations ALTER COLUMN state TYPE jsonb USING state::jsonb")
+            )
+            connection.execute(delete(tables.schema_version))
+            connection.execute(
+                insert(tables.schema_version), [{"version": 3, "applied_at": datetime.now(UTC)}]
+            )
+        with database.session() as session:
+            conversations.lock_conversation(
+                session=session, conversation_id="c1", meta=META, now=T0
+            )
+            conversations.save_state(
+                session=session,
+                conversation_id="c1",
+                state={"v": 1, "turns": 2, "note": "Zoë"},
+                score=0.5,
+                level=None,
+                status="active",
+                last_event_at=T0,
+            )
+        assert _state_type(database) == "JSONB"
+
+        assert database.migrate() == [4]
+
+        assert _state_type(database) == "JSON"
+        assert database.migrate() == []
+        with database.session() as session:
+            record = conversations.get_conversation(session=session, conversation_id="c1")
+        assert record is not None
+        assert record.state == {"v": 1, "turns": 2, "note": "Zoë"}
+        # From now on the text read back is the text written, spaces and key order included.
+        written = '{"v": 1,  "turns": 3, "a": "Zo\\u00eb"}'
+        with database.session() as session:
+            conversations.store(
+                session=session,
+                events=(),
+                states=[conversations.StateUpdate("c1", written, 0.5, None, "active", T0, now=T0)],
+            )
+        with database.session() as session:
+            locked = conversations.lock_for_store(
+                session=session, requests=[conversations.LockRequest("c1", META, T0)]
+            )
+        assert locked.state_texts == {"c1": written}
+    finally:
+        database.dispose()
+
+
+def test_a_new_database_keeps_states_as_the_text_written(database: Database) -> None:
+    assert _state_type(database) == "JSON"

@@ -433,11 +433,12 @@ class Ingestor:
         assert last is not None
         last_at = ordered[-1].timestamp  # the latest: `ordered` is in time order
         events.append(conversations.EventRows(cid, rows, now))
-        state_text = state.to_json()
-        if saved is not None and text is not None:
+        keep = saved if text is not None else None
+        state_text = state.to_json(remember=keep is not None)
+        if keep is not None:
             # (Kept only for a conversation stored before this post: one seen once may never
             # post again, and a state kept is walked by every full collection of the heap.)
-            saved.append((cid, state_text, state))
+            keep.append((cid, state_text, state))
         states.append(
             conversations.StateUpdate(
                 conversation_id=cid,

@@ -7,16 +7,19 @@ per conversation holds it and the cost of an event does not depend on how long t
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache, partial
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from engine import jsontext
 from engine.events import Role
 
 STATE_VERSION = 1
+
+_I = TypeVar("_I")
 
 # Bounds. The sentiment window and the repetition lookback are capped at 20 by the rules models.
 MAX_SENTIMENTS = 20
@@ -80,14 +83,49 @@ def _json_time(value: datetime | None) -> str:
 _date_and_time = attrgetter("year", "month", "day", "hour", "minute", "second")  # one C call
 
 
-def _json_hits(hits: deque[Hit]) -> str:
+def _hit_json(hit: Hit) -> str:
+    return f"[{hit.turn!r}, {jsontext.quote(hit.event_id)}, {jsontext.quote(hit.what)}]"
+
+
+def _sentiment_json(point: SentimentPoint) -> str:
+    return f"[{point.turn!r}, {jsontext.quote(point.event_id)}, {jsontext.number(point.compound)}]"
+
+
+def _message_json(message: RecentMessage) -> str:
+    return (
+        f"[{_ROLE_JSON[message.role]}, {jsontext.quote(message.text)}, "
+        f"{_json_time(message.timestamp)}, {jsontext.quote(message.event_id)}]"
+    )
+
+
+# An item's text as `to_json` last wrote it: {id(item): (item, writer, text)}. The entry holds
+# the item, so its id cannot be another object's while the entry lives.
+_Written = dict[int, tuple[Any, Callable[[Any], str], str]]
+_NOTHING_WRITTEN: _Written = {}  # (never written to)
+
+
+def _joined(
+    items: Iterable[_I], write: Callable[[_I], str], before: _Written, now: _Written | None
+) -> str:
+    """The items' texts joined by ", ": each taken from `before` (the last `to_json`'s) when the
+    very item was written there by `write`, else written; every item's entry goes into `now`
+    (None: each written, nothing remembered)."""
+    if now is None:
+        return ", ".join(map(write, items))
+    texts = []
+    for item in items:
+        entry = before.get(id(item))
+        if entry is None or entry[0] is not item or entry[1] is not write:
+            entry = (item, write, write(item))
+        now[id(item)] = entry
+        texts.append(entry[2])
+    return ", ".join(texts)
+
+
+def _json_hits(hits: deque[Hit], before: _Written, now: _Written | None) -> str:
     if not hits:
         return "[]"
-    items = ", ".join(
-        f"[{hit.turn!r}, {jsontext.quote(hit.event_id)}, {jsontext.quote(hit.what)}]"
-        for hit in hits
-    )
-    return f"[{items}]"
+    return f"[{_joined(hits, _hit_json, before, now)}]"
 
 
 @lru_cache(maxsize=4096)
@@ -178,6 +216,10 @@ class ConversationState:
     # their inputs stay the same; private to `engine.assess`. Never stored: a state read back, or
     # reset, starts without it.
     derived: Any = field(default=None, repr=False, compare=False)
+    # The texts of the items of its lists as `to_json(remember=True)` last wrote them
+    # (`_Written`): a state kept between posts (`bot.pipeline.SavedStates`) is written out again
+    # at every post, most of its items the same. Never stored either.
+    written: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def new(cls) -> ConversationState:
@@ -242,27 +284,37 @@ class ConversationState:
             "identifiers": list(self.identifiers),
         }
 
-    def to_json(self) -> str:
+    def to_json(self, *, remember: bool = False) -> str:
         """`json.dumps(self.to_dict())`, written out: the same text, without building the dict
         and walking it again (the state is saved after every batch of every conversation).
         Flags are written inline and an empty list costs no join: most of a state is empty most
-        of the time, and a call per field would cost more than its text."""
+        of the time, and a call per field would cost more than its text. With `remember`, the
+        texts of its lists' items are kept with the state (`written`), and the next call takes
+        those of the items still there: for a state written out again at the next post
+        (`bot.pipeline.SavedStates`); without, it forgets them."""
         last = self.last_at
         last_text = _json_time(last)
         started = self.started_at
         asked = self.human_requested_at
         waiting = self.awaiting_reply_since
-        sentiments = ", ".join(
-            f"[{point.turn!r}, {jsontext.quote(point.event_id)}, {jsontext.number(point.compound)}]"
-            for point in self.sentiments
-        )
-        recent = ", ".join(
-            f"[{_ROLE_JSON[message.role]}, {jsontext.quote(message.text)}, "
-            f"{last_text if message.timestamp is last else _json_time(message.timestamp)}, "
-            f"{jsontext.quote(message.event_id)}]"
-            for message in self.recent
-        )
-        trend = ", ".join(map(jsontext.number, self.sentiment_trend))
+        before: _Written = self.written or _NOTHING_WRITTEN
+        now: _Written | None
+        if remember:
+            now = {}
+            sentiments = _joined(self.sentiments, _sentiment_json, before, now)
+            recent = _joined(self.recent, _message_json, before, now)
+            trend = _joined(self.sentiment_trend, jsontext.number, before, now)
+        else:  # (most states are written once: a conversation's first post)
+            now = None
+            sentiments = ", ".join(map(_sentiment_json, self.sentiments))
+            recent = ", ".join(
+                f"[{_ROLE_JSON[message.role]}, {jsontext.quote(message.text)}, "
+                f"{last_text if message.timestamp is last else _json_time(message.timestamp)}, "
+                f"{jsontext.quote(message.event_id)}]"
+                for message in self.recent
+            )
+            trend = ", ".join(map(jsontext.number, self.sentiment_trend))
+        self.written = now
         fallback_events, wants, tried, identifiers = (
             self.fallback_events,
             self.wants,
@@ -288,11 +340,11 @@ class ConversationState:
             f'"last_bot_fallback": {"true" if self.last_bot_fallback else "false"}, '
             f'"customer_tokens": {_json_token_sets(self.customer_tokens)}, '
             f'"bot_tokens": {_json_token_sets(self.bot_tokens)}, '
-            f'"repeats": {_json_hits(self.repeats)}, '
-            f'"frustrations": {_json_hits(self.frustrations)}, '
-            f'"corrections": {_json_hits(self.corrections)}, '
-            f'"shouts": {_json_hits(self.shouts)}, '
-            f'"waits": {_json_hits(self.waits)}, '
+            f'"repeats": {_json_hits(self.repeats, before, now)}, '
+            f'"frustrations": {_json_hits(self.frustrations, before, now)}, '
+            f'"corrections": {_json_hits(self.corrections, before, now)}, '
+            f'"shouts": {_json_hits(self.shouts, before, now)}, '
+            f'"waits": {_json_hits(self.waits, before, now)}, '
             f'"awaiting_reply_since": {last_text if waiting is last else _json_time(waiting)}, '
             f'"after_bot_answer": {"true" if self.after_bot_answer else "false"}, '
             f'"after_bot_question": {"true" if self.after_bot_question else "false"}, '

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from engine import ConversationState, assess
 from engine.events import ConversationEvent, EventType, Role
-from engine.state import Hit, RecentMessage, SentimentPoint
+from engine.state import Hit, RecentMessage, SentimentPoint, reset_escalation
 from tests.engine.engine_factory import START, Chat
 
 LINES = [
@@ -193,3 +193,38 @@ def test_a_fresh_state_is_written_out_as_json_dumps_writes_it() -> None:
 
     assert fresh.to_json() == json.dumps(fresh.to_dict())
     assert json.loads(fresh.to_json()) == fresh.to_dict()
+
+
+def test_a_state_written_out_again_and_again_gives_what_json_dumps_gives() -> None:
+    # `to_json` reuses the text of each item it wrote the call before (a state kept between
+    # posts); items come and go, are replaced by equal ones, or cleared in between.
+    state = ConversationState.new()
+    state.last_at = START
+
+    def written() -> str:
+        text = state.to_json(remember=True)
+        assert text == json.dumps(state.to_dict())
+        assert state.written
+        return text
+
+    for number in range(30):  # past every list's bound: the oldest items drop out
+        at = START + timedelta(seconds=number)
+        state.sentiments.append(SentimentPoint(number, f"e{number}", number / 40 - 0.5))
+        state.sentiment_trend.append(round(number / 40, 3))
+        state.recent.append(RecentMessage(Role.CUSTOMER, f'Zoë says {number} "hi"', at, "x"))
+        state.repeats.append(Hit(number, f"e{number}", "where is my order"))
+        written()
+    # An item replaced by another, equal or not, at the same place.
+    state.recent[-1] = RecentMessage(Role.BOT, "another", START, "x")
+    state.sentiments[0] = SentimentPoint(*state.sentiments[0])
+    state.sentiment_trend[0] = 0.75
+    before = written()
+    assert '"another"' in before
+    assert written() == before  # written again with nothing changed
+    reset_escalation(state)
+    state.recent.clear()
+    assert '"recent": []' in written()
+    assert ConversationState.from_dict(json.loads(written())).to_json() == written()
+    state.sentiments.append(SentimentPoint(99, "e99", 0.25))
+    assert state.to_json() == json.dumps(state.to_dict())  # (not remembering: forgets)
+    assert state.written is None

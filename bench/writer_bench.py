@@ -16,6 +16,7 @@ under valgrind's callgrind: the same count on every run, so two versions compare
     python -m bench.writer_bench --instructions --runs 1
     python -m bench.writer_bench --angry --events-per-post 100 --group 4
     python -m bench.writer_bench --seen --database postgres   # posts to conversations seen before
+    python -m bench.writer_bench --seen --later 5             # their sixth posts (states kept)
     BENCH_SERVICE_ROOT=/path/to/other/checkout python -m bench.writer_bench --instructions
 """
 
@@ -59,10 +60,11 @@ def _child(args: argparse.Namespace) -> None:
     database = Database(args.database_url)
     database.migrate()
 
-    def posts(prefix: str, count: int, *, later: bool = False) -> list[list[InboundBatch]]:
-        """The load generator's posts; `later`, the next post to each of their conversations."""
+    def posts(prefix: str, count: int, *, later: int = 0) -> list[list[InboundBatch]]:
+        """The load generator's posts; `later`, how many posts each of their conversations had
+        before."""
         bodies = (
-            post_body(prefix, number, args.events_per_post, plain=not args.angry, later=int(later))
+            post_body(prefix, number, args.events_per_post, plain=not args.angry, later=later)
             for number in range(count)
         )
         return [[parse_generic_object(json.loads(body))] for body in bodies]
@@ -84,9 +86,10 @@ def _child(args: argparse.Namespace) -> None:
 
     try:
         store(posts("warm", WARM_UP_POSTS))
-        if args.seen:  # their first posts, not measured
-            store(posts("post", args.posts))
-        measured = posts("post", args.posts, later=args.seen)
+        before = args.later if args.seen else 0
+        for later in range(before):  # their earlier posts, not measured
+            store(posts("post", args.posts, later=later))
+        measured = posts("post", args.posts, later=before)
         server = _server_cpu(database)
         wall, cpu = time.perf_counter(), time.process_time()
         operator.call(store, measured)
@@ -160,7 +163,7 @@ def _one_run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "--group",
             str(args.group),
             *(["--angry"] if args.angry else []),
-            *(["--seen"] if args.seen else []),
+            *(["--seen", "--later", str(args.later)] if args.seen else []),
         ]
         return _proc.run_child(command, root, instructions=args.instructions, what="writer")
 
@@ -179,7 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seen",
         action="store_true",
-        help="each measured post is the second to its conversation (stored before, unmeasured)",
+        help="each measured post continues a conversation (its earlier posts stored, unmeasured)",
+    )
+    parser.add_argument(
+        "--later",
+        type=int,
+        default=1,
+        help="with --seen: how many posts each conversation had before the measured one (1: it "
+        "is the second, whose state is decoded; from 2 on, states kept between posts show)",
     )
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions under callgrind"
@@ -201,7 +211,11 @@ def run(argv: list[str] | None = None) -> _proc.Report:
     root = Path(os.environ.get(_proc.SERVICE_ROOT_ENV) or _proc.REPO)
     runs = [_one_run(args, root) for _ in range(args.runs)]
     mix = "1 in 6 escalating" if args.angry else "calm"
-    conversations = "conversations already seen" if args.seen else "new conversations"
+    conversations = (
+        f"conversations already seen ({args.later} post(s) before)"
+        if args.seen
+        else "new conversations"
+    )
     out = _proc.Report(
         f"ingest writer, {args.database}, {args.events_per_post} event(s)/post to {conversations}, "
         f"groups of {args.group}, {mix} ({args.runs} runs of {args.posts} posts)"

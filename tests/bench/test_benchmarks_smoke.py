@@ -138,6 +138,15 @@ def test_writer_bench_can_post_to_conversations_already_seen() -> None:
     assert figures["events"] == writer_bench.WARM_UP_POSTS + 2 * 30
 
 
+def test_writer_bench_can_measure_a_later_post_of_each_conversation() -> None:
+    report = writer_bench.run(["--quick", "--posts", "20", "--seen", "--later", "3"])
+    assert "(3 post(s) before)" in report.title
+    (figures,) = report.raw["runs"]
+    # The measured posts are each conversation's fourth.
+    assert figures["conversations"] == writer_bench.WARM_UP_POSTS + 20
+    assert figures["events"] == writer_bench.WARM_UP_POSTS + 4 * 20
+
+
 @pytest.mark.postgres
 def test_writer_bench_on_postgres_also_reports_the_servers_cpu() -> None:
     report = writer_bench.run(["--quick", "--posts", "40", "--database", "postgres"])

@@ -91,11 +91,16 @@ def _sentiment_json(point: SentimentPoint) -> str:
     return f"[{point.turn!r}, {jsontext.quote(point.event_id)}, {jsontext.number(point.compound)}]"
 
 
-def _message_json(message: RecentMessage) -> str:
+def _message_json(message: RecentMessage, time: str) -> str:
+    """A recent message's text, its time's text given (most are the last event's)."""
     return (
         f"[{_ROLE_JSON[message.role]}, {jsontext.quote(message.text)}, "
-        f"{_json_time(message.timestamp)}, {jsontext.quote(message.event_id)}]"
+        f"{time}, {jsontext.quote(message.event_id)}]"
     )
+
+
+def _message_json_alone(message: RecentMessage) -> str:
+    return _message_json(message, _json_time(message.timestamp))
 
 
 # An item's text as `to_json` last wrote it: {id(item): (item, writer, text)}. The entry holds
@@ -302,15 +307,16 @@ class ConversationState:
         if remember:
             now = {}
             sentiments = _joined(self.sentiments, _sentiment_json, before, now)
-            recent = _joined(self.recent, _message_json, before, now)
+            recent = _joined(self.recent, _message_json_alone, before, now)
             trend = _joined(self.sentiment_trend, jsontext.number, before, now)
         else:  # (most states are written once: a conversation's first post)
             now = None
             sentiments = ", ".join(map(_sentiment_json, self.sentiments))
             recent = ", ".join(
-                f"[{_ROLE_JSON[message.role]}, {jsontext.quote(message.text)}, "
-                f"{last_text if message.timestamp is last else _json_time(message.timestamp)}, "
-                f"{jsontext.quote(message.event_id)}]"
+                _message_json(
+                    message,
+                    last_text if message.timestamp is last else _json_time(message.timestamp),
+                )
                 for message in self.recent
             )
             trend = ", ".join(map(jsontext.number, self.sentiment_trend))

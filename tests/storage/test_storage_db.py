@@ -449,17 +449,25 @@ def _event_indexes(database: Database) -> set[str]:
         return {str(index["name"]) for index in inspect(connection).get_indexes("events")}
 
 
-def _as_version_2(database: Database) -> None:
-    """Make a fresh database what version 2 created: the events' timeline index included."""
+def _as_version(database: Database, version: int, *changes: str) -> None:
+    """Make a fresh database what an older `version` created: the latest schema, `changes`
+    (SQL) undoing what came after it, and the version stamped."""
     database.migrate()
     with database.engine.begin() as connection:
-        connection.execute(
-            text(f"CREATE INDEX {_TIMELINE_INDEX} ON events (conversation_id, timestamp, pk)")
-        )
+        for change in changes:
+            connection.execute(text(change))
         connection.execute(delete(tables.schema_version))
         connection.execute(
-            insert(tables.schema_version), [{"version": 2, "applied_at": datetime.now(UTC)}]
+            insert(tables.schema_version), [{"version": version, "applied_at": datetime.now(UTC)}]
         )
+
+
+def _as_version_2(database: Database) -> None:
+    """What version 2 created: the events' timeline index included (and the state as JSONB on
+    PostgreSQL, which this test does not look at)."""
+    _as_version(
+        database, 2, f"CREATE INDEX {_TIMELINE_INDEX} ON events (conversation_id, timestamp, pk)"
+    )
 
 
 def _upgrade_drops_the_timeline_index_and_keeps_reads_in_order(database: Database) -> None:
@@ -531,15 +539,11 @@ def test_an_older_postgres_database_keeps_its_states_as_the_text_written(
     database = Database(postgres_url_factory())
     try:
         # What version 3 created: the state as JSONB, which gives back another text.
-        database.migrate()
-        with database.engine.begin() as connection:
-            connection.execute(
-                text("ALTER TABLE conversations ALTER COLUMN state TYPE jsonb USING state::jsonb")
-            )
-            connection.execute(delete(tables.schema_version))
-            connection.execute(
-                insert(tables.schema_version), [{"version": 3, "applied_at": datetime.now(UTC)}]
-            )
+        _as_version(
+            database,
+            3,
+            "ALTER TABLE conversations ALTER COLUMN state TYPE jsonb USING state::jsonb",
+        )
         with database.session() as session:
             conversations.lock_conversation(
                 session=session, conversation_id="c1", meta=META, now=T0

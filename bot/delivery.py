@@ -233,7 +233,7 @@ class DeliveryWorker:
         if card is None:
             await self._give_up(item, f"escalation {item.escalation_id} does not exist")
             return
-        if item.kind == "post_card":
+        if item.kind == outbox.POST_CARD:
             channel = str(item.payload.get("channel", ""))
             if await self._already_posted(card.escalation_id, _surface(item), channel):
                 await self._complete(item)  # posted before a crash; never post twice
@@ -443,7 +443,7 @@ class DeliveryWorker:
             log.exception("delivery of outbox row %s failed unexpectedly", item.id)
             await self._failed(item, error, channels)
             return
-        if item.kind != "post_card":
+        if item.kind != outbox.POST_CARD:
             await self._complete(item)
             self._succeeded(item, self._clock())
 
@@ -501,7 +501,7 @@ class DeliveryWorker:
         rows = await self._db(
             lambda s: outbox.pending(session=s, escalation_id=escalation_id), read_only=True
         )
-        return any(row.kind == "post_card" and row.surface == surface for row in rows)
+        return any(row.kind == outbox.POST_CARD and row.surface == surface for row in rows)
 
     async def _complete(self, item: OutboxItem) -> None:
         now = self._clock()

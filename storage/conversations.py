@@ -237,17 +237,23 @@ def _lock_postgres(
         if row[-1]:
             record = _new_record(requested[row[id_at]])
         else:
-            values = results.row(row[:-1], None)
-            text = values["state"]  # (its text, as stored: `_lock_arrays`)
-            if text is not None:
-                if state_texts is None:
-                    values["state"] = json.loads(text)
-                else:
-                    state_texts[values["id"]] = text
-                    values["state"] = None
+            values = results.row(row[:-1], None)  # (the state as its text: `_lock_arrays`)
+            if state_texts is not None:
+                _hand_over_state(values, state_texts)
+            elif values["state"] is not None:
+                values["state"] = json.loads(values["state"])
             record = _record(values)
         records[record.id] = record
     return records
+
+
+def _hand_over_state(values: dict[str, Any], state_texts: dict[str, str]) -> None:
+    """Move a locked row's stored state, as its JSON text, from its `values` into `state_texts`
+    (`Locked.state_texts`): the record is built without it."""
+    text = values["state"]
+    if text is not None:
+        state_texts[values["id"]] = text
+        values["state"] = None
 
 
 def lock_for_store(
@@ -372,9 +378,8 @@ def _lock_sqlite(
         results = upsert.results if state_texts is None else _state_as_text(upsert)
         for row in rows:
             values = results.row(row, description)
-            if state_texts is not None and values["state"] is not None:
-                state_texts[values["id"]] = values["state"]  # (its text: `_state_as_text`)
-                values["state"] = None
+            if state_texts is not None:
+                _hand_over_state(values, state_texts)  # (its text: `_state_as_text`)
             merged[values["id"]] = _record(values)
     unstored: dict[str, LockRequest] = {}
     if len(known) < len(ids):

@@ -355,30 +355,23 @@ class NewEscalation:
     def record(self, escalation_id: int) -> EscalationRecord:
         """Its record once opened as `escalation_id`: built from the values rather than read
         back, which would decode its JSON (the summary) again."""
-        assessment = self.assessment
         opened_at = self.now.astimezone(UTC)
-        return EscalationRecord(
-            id=escalation_id,
-            conversation_id=self.conversation_id,
-            status=EscalationStatus.OPEN,
-            level=self.level,
-            score=float(assessment.score),
-            reasons=reasons_from_json(self.reasons),
-            team=assessment.team,
-            mention=assessment.mention,
-            summary=self.summary,
-            snapshot=self.snapshot,
-            opened_at=opened_at,
-            opened_at_event_id=assessment.event_id,
-            claimed_by=None,
-            claimed_by_name=None,
-            claimed_at=None,
-            closed_at=None,
-            closed_by=None,
-            outcome=None,
-            note=None,
-            updated_at=opened_at,
+        return _record(
+            {
+                **self.values(),
+                **_NOT_YET,
+                "id": escalation_id,
+                "score": float(self.assessment.score),
+                "opened_at": opened_at,
+                "updated_at": opened_at,
+            }
         )
+
+
+# The columns an escalation just opened has no value in yet.
+_NOT_YET = dict.fromkeys(
+    ("claimed_by", "claimed_by_name", "claimed_at", "closed_at", "closed_by", "outcome", "note")
+)
 
 
 def open_escalation(
